@@ -1,0 +1,160 @@
+/*
+ * etcd: a client for etcd v3's JSON gateway (/v3/...) on top of http/.
+ * It knows nothing of steps.  Keys and values are raw bytes here; base64 and
+ * the gateway's int64-as-string quirks stay inside this module.
+ *
+ * Endpoints: several URLs fail over in turn.  A unary call that fails on
+ * transport (refused, reset, timeout) is retried once on each other endpoint
+ * before its callback reports the error; callers own any longer retry.
+ *
+ * Every callback fires exactly once, on a later loop iteration than the call
+ * that started it, with err = 0 or a negative UV_E* / WF_E* code; with
+ * UV_ECANCELED after wf_etcd_close().  Pointers handed to callbacks are
+ * borrowed and valid only during the call.
+ */
+#ifndef WF_ETCD_H
+#define WF_ETCD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct wf_etcd_s wf_etcd_t;
+typedef struct wf_etcd_watch_s wf_etcd_watch_t;
+
+typedef struct wf_etcd_opts_s {
+  const char *const *endpoints;  /* "http://127.0.0.1:2379", ...; copied */
+  size_t nendpoints;
+  uint64_t request_timeout_ms;   /* unary calls; default 5000 */
+  uint64_t connect_timeout_ms;   /* default 3000 */
+} wf_etcd_opts_t;
+
+typedef struct wf_etcd_kv_s {
+  const char *key;    /* NUL-terminated (keys may not contain NUL here) */
+  size_t key_len;
+  const char *value;  /* NUL-terminated copy; value_len is exact */
+  size_t value_len;
+  int64_t create_revision;
+  int64_t mod_revision;
+  int64_t version;
+  int64_t lease;
+} wf_etcd_kv_t;
+
+/* Creates the client; NULL if no endpoint parses. */
+wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts);
+/* Fails every pending call with UV_ECANCELED, stops every watch (no further
+ * watch callbacks), closes connections, frees the client, then calls cb. */
+void wf_etcd_close(wf_etcd_t *e, void (*cb)(void *data), void *data);
+/* Text of the last etcd/HTTP error seen (e.g. "etcdserver: requested lease not
+ * found"), valid during a callback that reported WF_EETCD/WF_EHTTP. */
+const char *wf_etcd_errmsg(const wf_etcd_t *e);
+/* The endpoint in use now (for logs). */
+const char *wf_etcd_endpoint(const wf_etcd_t *e);
+
+/* Prefix helper: writes the range_end for a prefix (last byte + 1) into out
+ * (plen bytes).  Returns its length. */
+size_t wf_etcd_prefix_end(const char *prefix, size_t plen, char *out);
+
+/* ---- range -------------------------------------------------------------- */
+typedef struct wf_etcd_range_opts_s {
+  int64_t limit;       /* 0 = no limit */
+  int64_t revision;    /* 0 = latest */
+  int keys_only;
+  int count_only;
+} wf_etcd_range_opts_t;
+
+typedef struct wf_etcd_range_res_s {
+  int64_t revision;    /* header.revision */
+  const wf_etcd_kv_t *kvs;
+  size_t nkvs;
+  int more;
+  int64_t count;
+} wf_etcd_range_res_t;
+
+typedef void (*wf_etcd_range_cb)(int err, const wf_etcd_range_res_t *res, void *data);
+/* range_end NULL = the single key; res is NULL when err != 0. */
+int wf_etcd_range(wf_etcd_t *e, const char *key, size_t klen, const char *range_end,
+                  size_t relen, const wf_etcd_range_opts_t *opts, wf_etcd_range_cb cb,
+                  void *data);
+
+/* ---- paginated list of a prefix, at one pinned revision -----------------
+ * Pages of page_size keys: the first page's header.revision is sent as
+ * `revision` on every later page so the pages form one snapshot.  on_page
+ * fires per page (kvs borrowed); on_done fires last with the snapshot
+ * revision (watch from revision + 1). */
+typedef void (*wf_etcd_page_cb)(const wf_etcd_kv_t *kvs, size_t n, void *data);
+typedef void (*wf_etcd_list_done_cb)(int err, int64_t revision, void *data);
+int wf_etcd_list(wf_etcd_t *e, const char *prefix, size_t plen, int64_t page_size,
+                 wf_etcd_page_cb on_page, wf_etcd_list_done_cb on_done, void *data);
+
+/* ---- writes ----------------------------------------------------------------- */
+typedef void (*wf_etcd_put_cb)(int err, int64_t revision, void *data);
+/* lease 0 = none. */
+int wf_etcd_put(wf_etcd_t *e, const char *key, size_t klen, const char *value, size_t vlen,
+                int64_t lease, wf_etcd_put_cb cb, void *data);
+
+/* Compare-and-put: succeeds only if the key's mod_revision equals
+ * `mod_revision` (0 = the key must not exist).  On a failed compare,
+ * `current` is the key's present value (NULL if it is gone).  revision is the
+ * header revision (for a success: the key's new mod_revision). */
+typedef void (*wf_etcd_txn_cb)(int err, int succeeded, int64_t revision,
+                               const wf_etcd_kv_t *current, void *data);
+int wf_etcd_put_if(wf_etcd_t *e, const char *key, size_t klen, int64_t mod_revision,
+                   const char *value, size_t vlen, wf_etcd_txn_cb cb, void *data);
+
+typedef void (*wf_etcd_delete_cb)(int err, int64_t deleted, int64_t revision, void *data);
+/* range_end NULL = the single key. */
+int wf_etcd_delete(wf_etcd_t *e, const char *key, size_t klen, const char *range_end,
+                   size_t relen, wf_etcd_delete_cb cb, void *data);
+
+/* For tests and tools: compact the history up to revision. */
+int wf_etcd_compact(wf_etcd_t *e, int64_t revision, wf_etcd_put_cb cb, void *data);
+
+/* ---- leases ------------------------------------------------------------------ */
+typedef void (*wf_etcd_lease_cb)(int err, int64_t id, int64_t ttl, void *data);
+int wf_etcd_lease_grant(wf_etcd_t *e, int64_t ttl, wf_etcd_lease_cb cb, void *data);
+/* One renewal.  ttl == 0 in the callback (with err == 0) means the lease is
+ * gone: etcd answers an unknown lease with no TTL. */
+int wf_etcd_lease_keepalive(wf_etcd_t *e, int64_t id, wf_etcd_lease_cb cb, void *data);
+int wf_etcd_lease_revoke(wf_etcd_t *e, int64_t id, wf_etcd_put_cb cb, void *data);
+
+/* ---- watch ---------------------------------------------------------------------
+ * One HTTP/1.1 connection per watch (the gateway cannot do duplex over 1.1).
+ * The stream is newline-delimited JSON, read across chunk boundaries with a
+ * bounded line buffer; the watch asks for fragmented responses so no message
+ * outgrows it.  After any disconnect or a bare {"error":...} it reconnects by
+ * itself (capped exponential backoff with jitter, failing over endpoints) and
+ * resumes from the last seen mod_revision + 1, so no event is lost or
+ * repeated.  When etcd says the resume revision is compacted, the watch stops
+ * and on_compacted fires: the owner must re-list and call
+ * wf_etcd_watch_restart() with the list's revision + 1. */
+enum wf_etcd_event_type { WF_ETCD_PUT = 0, WF_ETCD_DELETE = 1 };
+
+typedef struct wf_etcd_event_s {
+  enum wf_etcd_event_type type;
+  wf_etcd_kv_t kv;     /* DELETE: only key and mod_revision are set */
+} wf_etcd_event_t;
+
+typedef struct wf_etcd_watch_cbs_s {
+  /* A batch of events in revision order (borrowed). */
+  void (*on_events)(wf_etcd_watch_t *w, const wf_etcd_event_t *ev, size_t n, void *data);
+  /* The resume revision is compacted; the watch is idle until restarted. */
+  void (*on_compacted)(wf_etcd_watch_t *w, int64_t compact_revision, void *data);
+  /* Optional: connection state changes, for logs and readiness.  connected=1
+   * once etcd confirmed the watch ("created"); 0 with the error when it drops. */
+  void (*on_state)(wf_etcd_watch_t *w, int connected, int err, void *data);
+} wf_etcd_watch_cbs_t;
+
+/* Watches every key with `prefix` from start_revision (0 = now).  cbs copied. */
+wf_etcd_watch_t *wf_etcd_watch(wf_etcd_t *e, const char *prefix, size_t plen,
+                               int64_t start_revision, const wf_etcd_watch_cbs_t *cbs,
+                               void *data);
+/* Drops the current connection (if any) and watches again from start_revision. */
+void wf_etcd_watch_restart(wf_etcd_watch_t *w, int64_t start_revision);
+/* Stops the watch: no callback fires after this returns; memory is released
+ * once its connection is closed. */
+void wf_etcd_watch_cancel(wf_etcd_watch_t *w);
+/* The next revision the watch will ask for when it (re)connects. */
+int64_t wf_etcd_watch_next_revision(const wf_etcd_watch_t *w);
+
+#endif

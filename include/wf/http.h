@@ -1,0 +1,97 @@
+/*
+ * http: an HTTP/1.1 client on libuv + llhttp, over TCP or a unix socket.
+ * It knows nothing of etcd or Docker.
+ *
+ * A client is bound to one origin ("http://host:port" or "unix:///path") and
+ * keeps a small pool of idle keep-alive connections.  Each request either
+ * buffers the whole body (bounded by max_body) and hands it to on_done, or
+ * streams it through on_data as it arrives (chunked bodies are de-chunked;
+ * trailers are accepted and ignored).  Every failure (connect refused, reset,
+ * timeout, parse error, body too big) reaches on_done exactly once, always on
+ * a later loop iteration than the call that started the request.
+ */
+#ifndef WF_HTTP_H
+#define WF_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct wf_http_client_s wf_http_client_t;
+typedef struct wf_http_req_s wf_http_req_t;
+
+typedef struct wf_http_header_s {
+  const char *name;
+  const char *value;
+} wf_http_header_t;
+
+typedef struct wf_http_client_opts_s {
+  uint64_t connect_timeout_ms; /* default 5000 */
+  unsigned max_idle;           /* idle keep-alive connections kept; default 4 */
+  uint64_t idle_close_ms;      /* an idle pooled connection is closed after this; default 30000 */
+} wf_http_client_opts_t;
+
+typedef struct wf_http_req_opts_s {
+  const char *method;                /* "GET", "POST", "DELETE", ... */
+  const char *path;                  /* origin-form target, e.g. "/v3/kv/range?x=1" */
+  const wf_http_header_t *headers;   /* extra request headers (copied); may be NULL */
+  size_t nheaders;
+  const char *body;                  /* request body (copied); may be NULL */
+  size_t body_len;
+  uint64_t timeout_ms;   /* fails with UV_ETIMEDOUT when no byte arrives for this long
+                            while waiting for the response; 0 = no timeout */
+  size_t max_body;       /* buffered mode bound (default 8 MiB): larger -> WF_ETOOBIG */
+  size_t max_header;     /* bound on the response head (default 64 KiB) */
+  int stream;            /* 1: deliver the body through on_data, never buffer it */
+} wf_http_req_opts_t;
+
+typedef struct wf_http_cbs_s {
+  /* Optional.  Fires once when the response head is parsed.  Header pointers
+   * are valid only during the call. */
+  void (*on_head)(wf_http_req_t *req, int status, const wf_http_header_t *headers,
+                  size_t nheaders, void *data);
+  /* Stream mode only: a piece of the (de-chunked) body, valid during the call.
+   * The callee may call wf_http_req_pause()/wf_http_req_cancel() from here. */
+  void (*on_data)(wf_http_req_t *req, const char *p, size_t n, void *data);
+  /* Always fires exactly once, last.  err is 0 when the response completed
+   * (whatever its status), else a negative UV_E* / WF_E* code
+   * (UV_ECANCELED after wf_http_req_cancel or wf_http_client_close).
+   * status is the HTTP status or 0 if no head arrived.  In buffered mode
+   * body/len hold the whole body (NUL-terminated, valid during the call);
+   * in stream mode they are NULL/0.  The request is freed after this returns. */
+  void (*on_done)(wf_http_req_t *req, int err, int status, const char *body, size_t len,
+                  void *data);
+} wf_http_cbs_t;
+
+/* Creates a client for `origin` ("http://127.0.0.1:2379", "http://localhost:2379",
+ * "unix:///run/docker.sock").  Returns NULL if the origin cannot be parsed.
+ * opts may be NULL for defaults. */
+wf_http_client_t *wf_http_client_create(uv_loop_t *loop, const char *origin,
+                                        const wf_http_client_opts_t *opts);
+
+/* Starts a request.  Returns NULL only for argument errors (NULL method/path,
+ * client closing); every runtime failure goes to cbs->on_done later.  cbs is
+ * copied; data is passed back untouched. */
+wf_http_req_t *wf_http_request(wf_http_client_t *c, const wf_http_req_opts_t *opts,
+                               const wf_http_cbs_t *cbs, void *data);
+
+/* Stops reading from the socket (backpressure for stream mode); idempotent. */
+void wf_http_req_pause(wf_http_req_t *req);
+/* Resumes reading after wf_http_req_pause; idempotent. */
+void wf_http_req_resume(wf_http_req_t *req);
+
+/* Aborts a request: its connection is closed (never reused) and on_done fires
+ * with UV_ECANCELED on a later iteration.  No other callback fires for it
+ * after this returns.  Safe to call from inside its own callbacks; a no-op
+ * after on_done. */
+void wf_http_req_cancel(wf_http_req_t *req);
+
+/* Cancels every request (each gets on_done(UV_ECANCELED)), closes every
+ * connection and frees the client; close_cb (may be NULL) fires once all
+ * handles are closed.  The client must not be used after this call. */
+void wf_http_client_close(wf_http_client_t *c, void (*close_cb)(void *data), void *data);
+
+/* The origin string the client was created with (borrowed). */
+const char *wf_http_client_origin(const wf_http_client_t *c);
+
+#endif

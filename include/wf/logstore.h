@@ -1,0 +1,62 @@
+/*
+ * logstore: the only code that writes step logs.  One file per step at
+ * <dir>/<Y>/<M>/<D>/<step key> (month and day not zero-padded, local date),
+ * written through uv_fs on libuv's threadpool with exactly one write in
+ * flight per file and a bounded queue behind it.  Producers (runners) hand it
+ * buffers; when the queue is over its high mark, wf_logfile_write() says so
+ * and the producer stops reading its source until on_drain fires.
+ */
+#ifndef WF_LOGSTORE_H
+#define WF_LOGSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct wf_logfile_s wf_logfile_t;
+
+/* 1 if `key` may become a file name: non-empty, no '/', not "." or "..",
+ * no NUL or control characters, at most 255 bytes. */
+int wf_log_key_safe(const char *key);
+
+/* Writes "<dir>/<Y>/<M>/<D>/<key>" for the local date of now_ms into out.
+ * Returns 0, UV_EINVAL for an unsafe key, or UV_ENAMETOOLONG. */
+int wf_log_path(char *out, size_t outlen, const char *dir, const char *key, int64_t now_ms);
+
+typedef struct wf_logfile_cbs_s {
+  /* The owner's: fires once when the file is closed after wf_logfile_close(),
+   * with 0 or the first error any open/write/close hit (e.g. UV_ENOSPC).  The
+   * logfile is freed after this returns. */
+  void (*on_closed)(wf_logfile_t *f, int err, void *data);
+  /* The owner's, optional: fires once, as soon as an open or write fails,
+   * so the owner can stop the step early.  Later writes are dropped. */
+  void (*on_error)(wf_logfile_t *f, int err, void *data);
+} wf_logfile_cbs_t;
+
+/* Opens (creates parent dirs 0755, then O_CREAT|O_TRUNC|O_WRONLY 0644) the
+ * file at path, asynchronously; writes queue up meanwhile.  max_queue bounds
+ * the queued bytes (0 = default 1 MiB).  path and cbs are copied. */
+wf_logfile_t *wf_logfile_open(uv_loop_t *loop, const char *path, size_t max_queue,
+                              const wf_logfile_cbs_t *cbs, void *data);
+
+/* Set by the producer: fires when the queue drains below half of max_queue
+ * after a write returned 1.  May be changed at any time; NULL to clear. */
+void wf_logfile_set_drain_cb(wf_logfile_t *f, void (*on_drain)(wf_logfile_t *f, void *data),
+                             void *data);
+
+/* Queues buf (malloc'd; ownership passes to the logfile in every case) of len
+ * bytes.  Returns 0 if the producer may go on, 1 if it should pause until
+ * on_drain, or a negative error if the file already failed (buf freed). */
+int wf_logfile_write(wf_logfile_t *f, char *buf, size_t len);
+
+/* Copying variant for small writes (e.g. a line the node adds). */
+int wf_logfile_write_copy(wf_logfile_t *f, const char *buf, size_t len);
+
+/* Flushes what is queued, closes the file, then fires on_closed.  No writes
+ * after this. */
+void wf_logfile_close(wf_logfile_t *f);
+
+/* Bytes written to disk so far. */
+uint64_t wf_logfile_bytes(const wf_logfile_t *f);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * log: the agent's own log lines on stderr, as text or one JSON object per
+ * line.  Each line is built whole and written with one write(2), so lines
+ * never interleave even when stderr is shared with children.
+ */
+#include "wf/util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum wf_log_level min_level = WF_LOG_INFO;
+static int log_json;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void wf_log_setup(enum wf_log_level min, int json) {
+  min_level = min;
+  log_json = json;
+}
+
+int wf_log_enabled(enum wf_log_level lvl) { return lvl >= min_level; }
+
+int wf_log_level_parse(const char *s, enum wf_log_level *out) {
+  for (int i = 0; i < 4; i++) {
+    if (strcasecmp(s, level_names[i]) == 0) {
+      *out = (enum wf_log_level)i;
+      return 0;
+    }
+  }
+  if (strcasecmp(s, "warning") == 0) {
+    *out = WF_LOG_WARN;
+    return 0;
+  }
+  return -1;
+}
+
+void wf_logv(enum wf_log_level lvl, const char *step, const char *fmt, va_list ap) {
+  if (lvl < min_level) return;
+  char msg[2048];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char when[64];
+  snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", (tm.tm_year + 1900) % 10000,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+
+  char line[4096];
+  int n;
+  if (log_json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "ts", json_string(when));
+    json_object_set_new(o, "level", json_string(level_names[lvl]));
+    json_object_set_new(o, "msg", json_string(msg));
+    if (step) json_object_set_new(o, "step", json_string(step));
+    /* jansson rejects invalid UTF-8; fall back to a lossy but valid line. */
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    n = snprintf(line, sizeof line, "%s\n", s ? s : "{\"level\":\"error\",\"msg\":\"unencodable log line\"}");
+    free(s);
+  } else if (step) {
+    n = snprintf(line, sizeof line, "%s %-5s step=%s %s\n", when, level_names[lvl], step, msg);
+  } else {
+    n = snprintf(line, sizeof line, "%s %-5s %s\n", when, level_names[lvl], msg);
+  }
+  if (n < 0) return;
+  if ((size_t)n >= sizeof line) {
+    n = sizeof line - 1;
+    line[n - 1] = '\n';
+  }
+  /* One write so that lines stay whole; a failing stderr is not our problem. */
+  ssize_t w = write(2, line, (size_t)n);
+  (void)w;
+}
+
+void wf_log(enum wf_log_level lvl, const char *step, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  wf_logv(lvl, step, fmt, ap);
+  va_end(ap);
+}

@@ -1,0 +1,87 @@
+"""A private etcd for one test: free loopback ports, a temporary data dir,
+started and stopped by PID.  Used by with_etcd.py (C integration tests) and
+by the end-to-end tests in test/e2e/."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Etcd:
+    def __init__(self, data_dir=None, extra_args=()):
+        self.owns_dir = data_dir is None
+        self.dir = data_dir or tempfile.mkdtemp(prefix="wf-etcd-")
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.client_port
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "etcd.log")
+
+    def start(self, timeout=20):
+        peer = "http://127.0.0.1:%d" % self.peer_port
+        args = [
+            shutil.which("etcd") or "/usr/bin/etcd",
+            "--name", "wf", "--data-dir", os.path.join(self.dir, "data"),
+            "--logger=zap", "--log-outputs=stderr", "--log-level=warn",
+            "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", "wf=" + peer,
+        ] + self.extra_args
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("etcd exited: " + open(self.log_path).read()[-2000:])
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                    if b"true" in r.read():
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("etcd did not become healthy")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def cleanup(self):
+        self.stop()
+        if self.owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
