@@ -1,1 +1,977 @@
-/* placeholder: being written */
+/*
+ * engine: the per-step state machine and the dispatch around it (see
+ * include/wf/engine.h for the states).
+ *
+ * Ownership: a job is created for a step the node acts on (run, or a single
+ * status write for a step it will not run) and lives on the engine's job
+ * list until its final write is settled; it owns its log file, runner and
+ * one uv_timer (step timeout, then write retries), and is freed in that
+ * timer's close callback.  The informer's cache entry for the key points at
+ * the job (entry->owner) while it lives; the job never keeps the entry
+ * pointer, it looks the key up again, because a delete frees the entry.
+ */
+#include "wf/engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine-internal.h"
+#include "wf/informer.h"
+#include "wf/logstore.h"
+#include "wf/model.h"
+#include "wf/runner.h"
+#include "wf/util.h"
+
+enum job_state { J_CLAIMING, J_RESOLVING, J_RUNNING, J_FINISHING, J_DONE };
+
+/* Why a running step was stopped; decides the final write. */
+enum stop_reason {
+  STOP_NONE,
+  STOP_CANCEL,    /* status became CANCELING -> CANCELED */
+  STOP_DELETE,    /* key deleted -> stop, never write */
+  STOP_AWAY,      /* reassigned to another node or finished by someone else -> no write */
+  STOP_TIMEOUT,   /* -> FAILED "timed out after N s" */
+  STOP_DRAIN,     /* node shutting down -> FAILED */
+  STOP_LOGERR,    /* the log file failed -> FAILED with the error */
+};
+
+typedef struct job_s job_t;
+
+struct wf_engine_s {
+  uv_loop_t *loop;
+  wf_etcd_t *etcd;
+  char *node_name, *prefix, *log_dir, *steps_prefix;
+  unsigned max_parallel, step_timeout_s, stop_grace_s;
+  int64_t start_ms;          /* steps RUNNING from before this are recovered */
+
+  wf_informer_t *steps;
+  wf_catalog_t *catalog;
+  wf_queue_t *queue;
+
+  job_t *jobs;               /* all live jobs (doubly linked) */
+  unsigned slots;            /* jobs holding a --max-parallel slot */
+  unsigned njobs;
+
+  /* PENDDING steps waiting for a slot (or for the catalog), in arrival order. */
+  char **wait;
+  size_t wait_head, wait_len, wait_cap;
+  wf_map_t waiting;          /* key -> (void*)1 */
+
+  wf_map_t complained;       /* key -> revision already logged as bad input */
+
+  int draining;
+  uv_timer_t drain_timer;
+  void (*drain_cb)(void *);
+  void *drain_data;
+
+  int closing;
+  unsigned closing_parts;
+  void (*close_cb)(void *);
+  void *close_data;
+
+  wf_engine_stats_t stats;
+};
+
+struct job_s {
+  wf_engine_t *e;
+  job_t *prev, *next;
+  char *key;                 /* step key (prefix stripped) */
+  char *etcd_key;
+  char *json;                /* the stored value our next write patches */
+  int64_t mod_rev;           /* ... and its mod_revision (txn compare) */
+  enum job_state state;
+  enum stop_reason stop;
+  int holds_slot;
+
+  Wf__Step *step;
+  char *log_path;
+  int64_t start_at;
+  unsigned timeout_s;
+
+  const wf_runner_ops_t *ops;
+  wf_run_t *run;
+  wf_logfile_t *log;
+  int log_err;
+
+  /* outcome */
+  int final_status;
+  char *message;
+  wf_params_t response;
+
+  uv_timer_t timer;
+  wf_backoff_t backoff;
+};
+
+static void job_finish(job_t *j);
+static void job_write_final(job_t *j);
+static void pump_waiting(wf_engine_t *e);
+static void maybe_drained(wf_engine_t *e);
+static void part_closed(void *data);
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static void complain_once(wf_engine_t *e, const char *key, int64_t rev, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void complain_once(wf_engine_t *e, const char *key, int64_t rev, const char *fmt, ...) {
+  void *seen = wf_map_get(&e->complained, key);
+  if (seen && (int64_t)(intptr_t)seen == rev) return;
+  wf_map_put(&e->complained, key, (void *)(intptr_t)rev);
+  va_list ap;
+  va_start(ap, fmt);
+  wf_logv(WF_LOG_WARN, key, fmt, ap);
+  va_end(ap);
+}
+
+static json_t *load_obj(const char *s) {
+  if (!s) return NULL;
+  json_t *o = json_loads(s, 0, NULL);
+  if (o && !json_is_object(o)) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+static void job_set_outcome(job_t *j, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void job_set_outcome(job_t *j, int status, const char *fmt, ...) {
+  j->final_status = status;
+  free(j->message);
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&j->message, fmt, ap) < 0) j->message = NULL;
+  va_end(ap);
+}
+
+/* ---- job lifecycle ----------------------------------------------------------------- */
+
+static job_t *job_create(wf_engine_t *e, wf_cache_entry_t *entry, int take_slot) {
+  job_t *j = wf_calloc(1, sizeof *j);
+  j->e = e;
+  j->key = wf_strdup(entry->key);
+  j->etcd_key = wf_asprintf("%s%s", e->steps_prefix, entry->key);
+  j->json = entry->value ? wf_strndup(entry->value, entry->value_len) : NULL;
+  j->mod_rev = entry->mod_revision;
+  j->final_status = -1;
+  wf_params_init(&j->response);
+  uv_timer_init(e->loop, &j->timer);
+  j->timer.data = j;
+  wf_backoff_init(&j->backoff, 100, 10000);
+  entry->owner = j;
+  j->next = e->jobs;
+  if (e->jobs) e->jobs->prev = j;
+  e->jobs = j;
+  e->njobs++;
+  if (take_slot) {
+    j->holds_slot = 1;
+    e->slots++;
+  }
+  return j;
+}
+
+static void job_free(uv_handle_t *h) {
+  job_t *j = h->data;
+  wf_engine_t *e = j->e;
+  free(j->key);
+  free(j->etcd_key);
+  free(j->json);
+  free(j->log_path);
+  free(j->message);
+  wf_params_finish(&j->response);
+  wf_codec_free((ProtobufCMessage *)j->step);
+  free(j);
+  if (--e->njobs == 0) {
+    if (e->closing)
+      part_closed(e);
+    else
+      maybe_drained(e);
+  }
+}
+
+/* The job is settled: unlink it, give back its slot, let waiting steps in. */
+static void job_done(job_t *j) {
+  wf_engine_t *e = j->e;
+  j->state = J_DONE;
+  wf_cache_entry_t *entry = e->steps ? wf_informer_get(e->steps, j->key) : NULL;
+  if (entry && entry->owner == j) entry->owner = NULL;
+  if (j->prev)
+    j->prev->next = j->next;
+  else
+    e->jobs = j->next;
+  if (j->next) j->next->prev = j->prev;
+  if (j->holds_slot) {
+    j->holds_slot = 0;
+    e->slots--;
+  }
+  uv_close((uv_handle_t *)&j->timer, job_free);
+  if (!e->closing) pump_waiting(e);
+}
+
+/* ---- final write ---------------------------------------------------------------------- */
+
+static void on_retry_timer(uv_timer_t *t) {
+  job_t *j = t->data;
+  job_write_final(j);
+}
+
+static void on_final_written(int err, int ok, int64_t rev, const wf_etcd_kv_t *cur, void *data) {
+  job_t *j = data;
+  wf_engine_t *e = j->e;
+  if (err == UV_ECANCELED && e->closing) {
+    job_done(j);
+    return;
+  }
+  if (err) {
+    uint64_t d = wf_backoff_next(&j->backoff);
+    wf_warn(j->key, "writing status %s failed (%s%s%s); retrying in %llu ms",
+            wf_status_name(j->final_status), wf_strerror(err), err == WF_EETCD ? ": " : "",
+            err == WF_EETCD ? wf_etcd_errmsg(e->etcd) : "", (unsigned long long)d);
+    uv_timer_start(&j->timer, on_retry_timer, d, 0);
+    return;
+  }
+  if (!ok) {
+    if (!cur) {
+      wf_info(j->key, "step was deleted before its status %s was written; not writing it back",
+              wf_status_name(j->final_status));
+      job_done(j);
+      return;
+    }
+    /* Someone changed the step meanwhile (a cancel, an edit).  Decide again
+     * on the newer value: never overwrite a final status someone else wrote,
+     * otherwise re-apply our patch on top of their change. */
+    json_t *o = load_obj(cur->value);
+    wf_step_head_t h;
+    if (o) wf_step_head(o, &h);
+    if (!o || wf_status_is_final(h.status) || strcmp(h.node, e->node_name) != 0) {
+      wf_info(j->key, "step changed by someone else before its final write (%s); leaving it",
+              o ? wf_status_name(h.status) : "not JSON");
+      json_decref(o);
+      job_done(j);
+      return;
+    }
+    json_decref(o);
+    free(j->json);
+    j->json = wf_strndup(cur->value, cur->value_len);
+    j->mod_rev = cur->mod_revision;
+    job_write_final(j);
+    return;
+  }
+  wf_cache_entry_t *entry = e->steps ? wf_informer_get(e->steps, j->key) : NULL;
+  if (entry) wf_informer_set_local(e->steps, entry, NULL, 0, rev);
+  switch (j->final_status) {
+    case WF__STEP__STATUS__SUCCEEDED: e->stats.succeeded++; break;
+    case WF__STEP__STATUS__CANCELED: e->stats.canceled++; break;
+    default: e->stats.failed++; break;
+  }
+  if (j->final_status == WF__STEP__STATUS__SUCCEEDED)
+    wf_info(j->key, "SUCCEEDED");
+  else
+    wf_info(j->key, "%s: %s", wf_status_name(j->final_status), j->message ? j->message : "");
+  job_done(j);
+}
+
+static void job_write_final(job_t *j) {
+  wf_engine_t *e = j->e;
+  j->state = J_FINISHING;
+  json_t *o = load_obj(j->json);
+  if (!o) {
+    /* Only reachable for a value that stopped being a JSON object while we
+     * ran it; there is nothing safe to patch. */
+    wf_warn(j->key, "stored value is not a JSON object; final status %s not written",
+            wf_status_name(j->final_status));
+    job_done(j);
+    return;
+  }
+  int64_t now = wf_now_ms();
+  wf_step_patch_t p = {
+      .status = j->final_status,
+      .set_end_at = 1,
+      .end_at = now,
+      .set_message = 1,
+      .message = j->message ? j->message : "",
+      .response = j->response.kv,
+      .nresponse = j->response.n,
+      .update_at = now,
+  };
+  wf_step_apply_patch(o, &p);
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  if (wf_etcd_put_if(e->etcd, j->etcd_key, strlen(j->etcd_key), j->mod_rev, s, strlen(s),
+                     on_final_written, j) != 0) {
+    wf_error(j->key, "cannot start the status write");
+    job_done(j);
+  }
+  free(s);
+}
+
+/* Decides the outcome of a run that ended, then writes it. */
+static void job_finish(job_t *j) {
+  uv_timer_stop(&j->timer);
+  if (j->stop == STOP_DELETE || j->stop == STOP_AWAY) {
+    wf_info(j->key, "stopped (%s); status not written",
+            j->stop == STOP_DELETE ? "key deleted" : "no longer this node's");
+    job_done(j);
+    return;
+  }
+  if (j->final_status < 0) job_set_outcome(j, WF__STEP__STATUS__FAILED, "no outcome recorded");
+  job_write_final(j);
+}
+
+/* ---- running ------------------------------------------------------------------------------ */
+
+static void on_log_closed(wf_logfile_t *f, int err, void *data) {
+  job_t *j = data;
+  j->log = NULL;
+  if (err && !j->log_err) j->log_err = err;
+  if (j->log_err && j->stop != STOP_DELETE && j->stop != STOP_AWAY)
+    job_set_outcome(j, WF__STEP__STATUS__FAILED, "writing the log %s failed: %s", j->log_path,
+                    wf_strerror(j->log_err));
+  job_finish(j);
+}
+
+static void on_log_error(wf_logfile_t *f, int err, void *data) {
+  job_t *j = data;
+  if (!j->log_err) j->log_err = err;
+  wf_error(j->key, "log file %s: %s; stopping the step", j->log_path, wf_strerror(err));
+  if (j->stop == STOP_NONE) j->stop = STOP_LOGERR;
+  if (j->run) j->ops->cancel(j->run);
+}
+
+static void on_run_exit(wf_run_t *run, const wf_run_result_t *r, void *data) {
+  job_t *j = data;
+  j->run = NULL;
+  char num[32];
+  snprintf(num, sizeof num, "%d", r->exit_code);
+  wf_params_set(&j->response, "exit_code", num);
+  for (size_t i = 0; i < r->nresponse; i++)
+    wf_params_set(&j->response, r->response[i].key, r->response[i].value);
+
+  if (r->error)
+    job_set_outcome(j, WF__STEP__STATUS__FAILED, "%s", r->error);
+  else if (j->stop == STOP_TIMEOUT)
+    job_set_outcome(j, WF__STEP__STATUS__FAILED, "timed out after %u s", j->timeout_s);
+  else if (j->stop == STOP_CANCEL)
+    job_set_outcome(j, WF__STEP__STATUS__CANCELED, "canceled");
+  else if (j->stop == STOP_DRAIN)
+    job_set_outcome(j, WF__STEP__STATUS__FAILED,
+                    "node shut down before the step finished (drain timeout)");
+  else if (r->exit_code == 0 && !r->term_signal)
+    job_set_outcome(j, WF__STEP__STATUS__SUCCEEDED, "%s", "");
+  else if (r->term_signal)
+    job_set_outcome(j, WF__STEP__STATUS__FAILED, "process killed by signal %d (exit code %d)",
+                    r->term_signal, r->exit_code);
+  else
+    job_set_outcome(j, WF__STEP__STATUS__FAILED, "process exited with exit code %d",
+                    r->exit_code);
+  /* The outcome is final once the log is on disk: close it first. */
+  if (j->log)
+    wf_logfile_close(j->log);
+  else
+    job_finish(j);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  job_t *j = t->data;
+  if (j->run && j->stop == STOP_NONE) {
+    wf_warn(j->key, "timed out after %u s; stopping it", j->timeout_s);
+    j->stop = STOP_TIMEOUT;
+    j->ops->cancel(j->run);
+  }
+}
+
+static void job_stop(job_t *j, enum stop_reason why) {
+  if (j->stop == STOP_NONE || why == STOP_DELETE || why == STOP_AWAY) j->stop = why;
+  if (j->run) j->ops->cancel(j->run);
+}
+
+/* Builds the environment: merged params, PATH from the agent unless a param
+ * sets it (so that a bare "sh" resolves as operators expect), then the
+ * WORKFLOW_* variables, which always win. */
+static char **build_env(job_t *j, const wf_params_t *params) {
+  wf_engine_t *e = j->e;
+  const Wf__Step *s = j->step;
+  size_t n = params->n + 6;
+  char **env = wf_calloc(n, sizeof *env);
+  size_t k = 0;
+  static const char *const reserved[] = {"WORKFLOW_STEP_KEY", "WORKFLOW_NODE_NAME",
+                                         "WORKFLOW_NAMESPACE", "WORKFLOW_PIPELINE_ID"};
+  for (size_t i = 0; i < params->n; i++) {
+    int skip = 0;
+    for (size_t r = 0; r < 4; r++) skip |= strcmp(params->kv[i].key, reserved[r]) == 0;
+    if (!skip) env[k++] = wf_asprintf("%s=%s", params->kv[i].key, params->kv[i].value);
+  }
+  if (!wf_params_get(params, "PATH")) {
+    const char *path = getenv("PATH");
+    env[k++] = wf_asprintf("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
+  }
+  env[k++] = wf_asprintf("WORKFLOW_STEP_KEY=%s", j->key);
+  env[k++] = wf_asprintf("WORKFLOW_NODE_NAME=%s", e->node_name);
+  env[k++] = wf_asprintf("WORKFLOW_NAMESPACE=%s", s->namespace_ ? s->namespace_ : "");
+  env[k++] = wf_asprintf("WORKFLOW_PIPELINE_ID=%s", s->pipeline_id ? s->pipeline_id : "");
+  env[k] = NULL;
+  return env;
+}
+
+/* Fails a claimed step before it ran. */
+static void job_fail_early(job_t *j, const char *msg) {
+  job_set_outcome(j, WF__STEP__STATUS__FAILED, "%s", msg);
+  job_finish(j);
+}
+
+static void job_run(job_t *j, const Wf__Action *action, const Wf__Pipeline *pipeline) {
+  wf_engine_t *e = j->e;
+  if (j->stop != STOP_NONE) {
+    /* Canceled or deleted while we resolved. */
+    if (j->stop == STOP_CANCEL) job_set_outcome(j, WF__STEP__STATUS__CANCELED, "canceled");
+    job_finish(j);
+    return;
+  }
+  wf_params_t params;
+  wf_params_init(&params);
+  char *err = NULL;
+  if (wf_params_merge(action, pipeline, j->step, &params, &err) != 0) {
+    job_fail_early(j, err);
+    free(err);
+    wf_params_finish(&params);
+    return;
+  }
+  j->timeout_s = e->step_timeout_s;
+  const char *t = wf_params_get(&params, "WORKFLOW_TIMEOUT");
+  if (t && t[0]) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(t, &end, 10);
+    if (errno || *end || t[0] == '-' || v > 100u * 24 * 3600) {
+      char *m = wf_asprintf("WORKFLOW_TIMEOUT: \"%s\" is not a number of seconds", t);
+      job_fail_early(j, m);
+      free(m);
+      wf_params_finish(&params);
+      return;
+    }
+    j->timeout_s = (unsigned)v;
+  }
+  switch (action->runner_type) {
+    case WF__RUNNER__TYPE__LOCAL: j->ops = &wf_runner_local; break;
+    default: {
+      char *m = wf_asprintf("runner type %s is not supported by this node yet",
+                            wf_enum_name(&wf__runner__type__descriptor, action->runner_type)
+                                ?: "UNKNOWN");
+      job_fail_early(j, m);
+      free(m);
+      wf_params_finish(&params);
+      return;
+    }
+  }
+
+  wf_logfile_cbs_t lcbs = {.on_closed = on_log_closed, .on_error = on_log_error};
+  j->log = wf_logfile_open(e->loop, j->log_path, 0, &lcbs, j);
+  char **env = build_env(j, &params);
+  size_t nrp;
+  wf_kv_t *rp = wf_action_runner_params(action, &nrp);
+  wf_run_req_t req = {
+      .step_key = j->key,
+      .runner_params = rp,
+      .nrunner_params = nrp,
+      .env = (const char *const *)env,
+      .log = j->log,
+      .stop_grace_s = e->stop_grace_s,
+  };
+  wf_run_cbs_t rcbs = {.on_exit = on_run_exit};
+  char rerr[512] = "";
+  j->state = J_RUNNING;
+  j->run = j->ops->start(e->loop, &req, &rcbs, j, rerr, sizeof rerr);
+  wf_argv_free(env);
+  free(rp);
+  wf_params_finish(&params);
+  if (!j->run) {
+    job_set_outcome(j, WF__STEP__STATUS__FAILED, "%s", rerr[0] ? rerr : "runner failed to start");
+    wf_logfile_close(j->log);
+    return;
+  }
+  e->stats.started++;
+  wf_info(j->key, "running (%s runner%s)", j->ops->name, j->timeout_s ? ", with timeout" : "");
+  if (j->timeout_s) uv_timer_start(&j->timer, on_timeout, (uint64_t)j->timeout_s * 1000, 0);
+}
+
+/* ---- resolving ------------------------------------------------------------------------------ */
+
+typedef struct {
+  job_t *j;
+  char *ref;
+} pipe_req_t;
+
+static void on_pipeline(int err, const wf_etcd_range_res_t *res, void *data) {
+  pipe_req_t *pr = data;
+  job_t *j = pr->j;
+  wf_engine_t *e = j->e;
+  char *ref = pr->ref;
+  free(pr);
+  if (err == UV_ECANCELED && e->closing) {
+    free(ref);
+    job_done(j);
+    return;
+  }
+  if (err) {
+    char *m = wf_asprintf("describe step pipeline error, %s%s%s", wf_strerror(err),
+                          err == WF_EETCD ? ": " : "", err == WF_EETCD ? wf_etcd_errmsg(e->etcd) : "");
+    job_fail_early(j, m);
+    free(m);
+    free(ref);
+    return;
+  }
+  if (res->nkvs == 0) {
+    char *m = wf_asprintf("pipeline \"%s\" not found", ref);
+    job_fail_early(j, m);
+    free(m);
+    free(ref);
+    return;
+  }
+  char derr[256];
+  Wf__Pipeline *p = (Wf__Pipeline *)wf_codec_decode_bytes(
+      &wf__pipeline__descriptor, res->kvs[0].value, res->kvs[0].value_len, 0, derr, sizeof derr);
+  if (!p) {
+    char *m = wf_asprintf("pipeline \"%s\" is invalid: %s", ref, derr);
+    job_fail_early(j, m);
+    free(m);
+    free(ref);
+    return;
+  }
+  free(ref);
+  char *name, *version;
+  wf_action_ref_split(j->step->action, &name, &version);
+  char *aref = wf_asprintf("%s@%s", name, version);
+  const Wf__Action *a = wf__catalog_get(e->catalog, aref);
+  free(name);
+  free(version);
+  free(aref);
+  if (!a) {
+    /* The action vanished while we fetched the pipeline. */
+    char *m = wf_asprintf("action \"%s\" not found", j->step->action);
+    job_fail_early(j, m);
+    free(m);
+  } else {
+    job_run(j, a, p);
+  }
+  wf_codec_free((ProtobufCMessage *)p);
+}
+
+static void job_resolve(job_t *j) {
+  wf_engine_t *e = j->e;
+  j->state = J_RESOLVING;
+  char *name, *version;
+  wf_action_ref_split(j->step->action, &name, &version);
+  char *aref = wf_asprintf("%s@%s", name, version);
+  const Wf__Action *a = wf__catalog_get(e->catalog, aref);
+  free(name);
+  free(version);
+  free(aref);
+  if (!a) {
+    char *m = wf_asprintf("action \"%s\" not found", j->step->action);
+    job_fail_early(j, m);
+    free(m);
+    return;
+  }
+  /* A missing create_type is PIPELINE (the proto3 zero value), like the original. */
+  if (j->step->create_type == WF__STEP__CREATE__BY__PIPELINE) {
+    pipe_req_t *pr = wf_malloc(sizeof *pr);
+    pr->j = j;
+    pr->ref = wf_asprintf("%s/%s", j->step->namespace_, j->step->pipeline_id);
+    char *k = wf_asprintf("%s/workflow/pipelines/%s", e->prefix, pr->ref);
+    if (wf_etcd_range(e->etcd, k, strlen(k), NULL, 0, NULL, on_pipeline, pr) != 0) {
+      free(pr->ref);
+      free(pr);
+      job_fail_early(j, "cannot start the pipeline lookup");
+    }
+    free(k);
+    return;
+  }
+  job_run(j, a, NULL);
+}
+
+/* ---- claiming ---------------------------------------------------------------------------------- */
+
+static void on_claimed(int err, int ok, int64_t rev, const wf_etcd_kv_t *cur, void *data) {
+  job_t *j = data;
+  wf_engine_t *e = j->e;
+  if (err || !ok) {
+    if (err && !(err == UV_ECANCELED && e->closing))
+      wf_warn(j->key, "claim failed (%s%s%s); will retry", wf_strerror(err),
+              err == WF_EETCD ? ": " : "", err == WF_EETCD ? wf_etcd_errmsg(e->etcd) : "");
+    else if (!err)
+      wf_debug(j->key, "claim lost: the step changed (now revision %lld)",
+               cur ? (long long)cur->mod_revision : 0LL);
+    char *key = wf_strdup(j->key);
+    job_done(j);
+    /* Decide again once the watch has the newer value (or etcd is back). */
+    if (!e->closing) wf__queue_retry(e->queue, key);
+    free(key);
+    return;
+  }
+  wf__queue_forget(e->queue, j->key);
+  j->mod_rev = rev;
+  wf_cache_entry_t *entry = e->steps ? wf_informer_get(e->steps, j->key) : NULL;
+  if (entry) wf_informer_set_local(e->steps, entry, j->json, strlen(j->json), rev);
+  if (j->stop != STOP_NONE) {
+    if (j->stop == STOP_CANCEL) job_set_outcome(j, WF__STEP__STATUS__CANCELED, "canceled");
+    job_finish(j);
+    return;
+  }
+  job_resolve(j);
+}
+
+/* Writes a status to a step this node will not run (bad input, recovery). */
+static void write_only(wf_engine_t *e, wf_cache_entry_t *entry, int status, const char *msg) {
+  job_t *j = job_create(e, entry, 0);
+  job_set_outcome(j, status, "%s", msg);
+  job_write_final(j);
+}
+
+static void claim(wf_engine_t *e, wf_cache_entry_t *entry) {
+  char err[300];
+  json_t *o = load_obj(entry->value);
+  if (!o) return; /* filtered already; cannot happen */
+  Wf__Step *s = (Wf__Step *)wf_codec_decode(&wf__step__descriptor, o, 0, err, sizeof err);
+  if (!s) {
+    json_decref(o);
+    char *m = wf_asprintf("invalid step: %s", err);
+    wf_warn(entry->key, "%s", m);
+    write_only(e, entry, WF__STEP__STATUS__FAILED, m);
+    free(m);
+    return;
+  }
+  if (!wf_log_key_safe(entry->key)) {
+    json_decref(o);
+    wf_codec_free((ProtobufCMessage *)s);
+    char *m = wf_asprintf("step key \"%s\" cannot be used as a log file name", entry->key);
+    wf_warn(entry->key, "%s", m);
+    write_only(e, entry, WF__STEP__STATUS__FAILED, m);
+    free(m);
+    return;
+  }
+  job_t *j = job_create(e, entry, 1);
+  j->step = s;
+  j->state = J_CLAIMING;
+  int64_t now = wf_now_ms();
+  char path[4096];
+  if (wf_log_path(path, sizeof path, e->log_dir, j->key, now) != 0) {
+    json_decref(o);
+    job_fail_early(j, "log path too long");
+    return;
+  }
+  j->log_path = wf_strdup(path);
+  j->start_at = now;
+  wf_params_set(&j->response, "log_driver", "local_file");
+  wf_params_set(&j->response, "log_path", path);
+  wf_step_patch_t p = {
+      .status = WF__STEP__STATUS__RUNNING,
+      .set_start_at = 1,
+      .start_at = now,
+      .set_message = 1,
+      .message = "",
+      .response = j->response.kv,
+      .nresponse = j->response.n,
+      .update_at = now,
+  };
+  wf_step_apply_patch(o, &p);
+  free(j->json);
+  j->json = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  if (wf_etcd_put_if(e->etcd, j->etcd_key, strlen(j->etcd_key), j->mod_rev, j->json,
+                     strlen(j->json), on_claimed, j) != 0) {
+    job_done(j);
+  }
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------------ */
+
+static void wait_push(wf_engine_t *e, const char *key) {
+  if (wf_map_get(&e->waiting, key)) return;
+  if (e->wait_head + e->wait_len == e->wait_cap) {
+    if (e->wait_head > e->wait_cap / 2) {
+      memmove(e->wait, e->wait + e->wait_head, e->wait_len * sizeof *e->wait);
+      e->wait_head = 0;
+    } else {
+      e->wait_cap = e->wait_cap ? e->wait_cap * 2 : 64;
+      e->wait = wf_realloc(e->wait, e->wait_cap * sizeof *e->wait);
+    }
+  }
+  e->wait[e->wait_head + e->wait_len++] = wf_strdup(key);
+  wf_map_put(&e->waiting, key, (void *)1);
+}
+
+static char *wait_pop(wf_engine_t *e) {
+  if (!e->wait_len) return NULL;
+  char *k = e->wait[e->wait_head++];
+  e->wait_len--;
+  if (!e->wait_len) e->wait_head = 0;
+  wf_map_del(&e->waiting, k);
+  return k;
+}
+
+static int can_start(const wf_engine_t *e) {
+  return !e->draining && !e->closing && wf__catalog_synced(e->catalog) &&
+         e->slots < e->max_parallel;
+}
+
+/* Starts waiting steps, oldest first, while slots are free. */
+static void pump_waiting(wf_engine_t *e) {
+  while (e->wait_len && can_start(e)) {
+    char *k = wait_pop(e);
+    wf_cache_entry_t *entry = wf_informer_get(e->steps, k);
+    free(k);
+    if (!entry || entry->owner || !entry->value) continue;
+    json_t *o = load_obj(entry->value);
+    wf_step_head_t h;
+    if (o) wf_step_head(o, &h);
+    int pending = o && h.status == WF__STEP__STATUS__PENDDING;
+    json_decref(o);
+    if (pending) claim(e, entry);
+  }
+}
+
+static void dispatch(const char *key, void *data) {
+  wf_engine_t *e = data;
+  if (e->closing) return;
+  wf_cache_entry_t *entry = wf_informer_get(e->steps, key);
+  if (!entry || !entry->value) return;
+  json_t *o = load_obj(entry->value);
+  if (!o) return;
+  wf_step_head_t h;
+  wf_step_head(o, &h);
+  int status = h.status;
+  int64_t start_at = h.start_at;
+  json_decref(o);
+
+  job_t *j = entry->owner;
+  if (j) {
+    /* A step we hold changed under us. */
+    if (j->state == J_CLAIMING || j->state == J_FINISHING || j->state == J_DONE) return;
+    if (status == WF__STEP__STATUS__CANCELING) {
+      wf_info(key, "cancel requested; stopping it");
+      job_stop(j, STOP_CANCEL);
+    } else if (wf_status_is_final(status)) {
+      wf_info(key, "set to %s by someone else; stopping it", wf_status_name(status));
+      job_stop(j, STOP_AWAY);
+    }
+    return;
+  }
+  switch (status) {
+    case WF__STEP__STATUS__PENDDING:
+      if (e->draining) return;
+      if (can_start(e) && !e->wait_len) {
+        claim(e, entry);
+      } else {
+        wait_push(e, key);
+        pump_waiting(e);
+      }
+      break;
+    case WF__STEP__STATUS__RUNNING:
+      /* RUNNING but unknown: recover only what was running before this
+       * process started; a step claimed since then belongs to another
+       * process (e.g. a second agent misconfigured with our name). */
+      if (start_at < e->start_ms) {
+        wf_warn(key, "was RUNNING when this node (re)started; marking it FAILED");
+        write_only(e, entry, WF__STEP__STATUS__FAILED,
+                   "node restarted while the step was running");
+      }
+      break;
+    case WF__STEP__STATUS__CANCELING:
+      if (start_at == 0)
+        write_only(e, entry, WF__STEP__STATUS__CANCELED, "canceled before it ran");
+      else if (start_at < e->start_ms)
+        write_only(e, entry, WF__STEP__STATUS__CANCELED,
+                   "canceled; the node restarted while the step was running");
+      break;
+    default:
+      break;
+  }
+}
+
+/* ---- informer callbacks -------------------------------------------------------------------------- */
+
+static enum wf_filter_verdict step_filter(wf_informer_t *inf, const char *key, const json_t *obj,
+                                          const char *errtext, int64_t rev, void *data) {
+  wf_engine_t *e = data;
+  if (!obj) {
+    complain_once(e, key, rev, "value is not JSON (%s); left alone", errtext ? errtext : "?");
+    return WF_FILTER_DROP;
+  }
+  if (!json_is_object(obj)) {
+    complain_once(e, key, rev, "value is not a JSON object; left alone");
+    return WF_FILTER_DROP;
+  }
+  wf_step_head_t h;
+  wf_step_head(obj, &h);
+  if (strcmp(h.node, e->node_name) != 0) return WF_FILTER_DROP;
+  if (h.status < 0) {
+    json_t *st = json_object_get(json_object_get(obj, "status"), "status");
+    char *txt = st ? json_dumps(st, JSON_ENCODE_ANY) : NULL;
+    complain_once(e, key, rev, "status %s is not a STEP_STATUS; left alone",
+                  txt ? txt : "(missing)");
+    free(txt);
+    return WF_FILTER_DROP;
+  }
+  wf_map_del(&e->complained, key);
+  /* Completed steps keep no value: they are only remembered, cheaply. */
+  if (wf_status_is_final(h.status)) {
+    wf_cache_entry_t *cur = wf_informer_get(inf, key);
+    if (!cur || !cur->owner) return WF_FILTER_META;
+  }
+  return WF_FILTER_KEEP;
+}
+
+static void step_upsert(wf_informer_t *inf, wf_cache_entry_t *entry, void *data) {
+  wf_engine_t *e = data;
+  if (e->closing) return;
+  job_t *j = entry->owner;
+  if (j && j->state != J_CLAIMING && entry->value && entry->mod_revision > j->mod_rev) {
+    /* Keep the job's base current so its final txn compares the right
+     * revision and keeps the other writer's change. */
+    free(j->json);
+    j->json = wf_strndup(entry->value, entry->value_len);
+    j->mod_rev = entry->mod_revision;
+  }
+  wf__queue_add(e->queue, entry->key);
+}
+
+static void step_delete(wf_informer_t *inf, wf_cache_entry_t *entry, int deleted, void *data) {
+  job_t *j = entry->owner;
+  entry->owner = NULL;
+  if (!j) return;
+  if (j->state == J_RUNNING || j->state == J_RESOLVING || j->state == J_CLAIMING) {
+    wf_info(entry->key, "%s; stopping it", deleted ? "key deleted" : "reassigned away");
+    job_stop(j, deleted ? STOP_DELETE : STOP_AWAY);
+  }
+}
+
+static void step_synced(wf_informer_t *inf, int first, void *data) {
+  wf_engine_t *e = data;
+  if (first)
+    wf_info(NULL, "step cache ready: %zu steps of node %s", wf_informer_size(inf), e->node_name);
+}
+
+static void catalog_synced(void *data) {
+  wf_engine_t *e = data;
+  pump_waiting(e);
+}
+
+/* ---- public ---------------------------------------------------------------------------------------- */
+
+wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_cfg_t *cfg,
+                              char *err, size_t errlen) {
+  wf_engine_t *e = wf_calloc(1, sizeof *e);
+  e->loop = loop;
+  e->etcd = etcd;
+  e->node_name = wf_strdup(cfg->node_name);
+  e->prefix = wf_strdup(cfg->prefix);
+  e->log_dir = wf_strdup(cfg->log_dir);
+  e->steps_prefix = wf_asprintf("%s/workflow/steps/", cfg->prefix);
+  e->max_parallel = cfg->max_parallel ? cfg->max_parallel : 16;
+  e->step_timeout_s = cfg->step_timeout_s;
+  e->stop_grace_s = cfg->stop_grace_s;
+  e->start_ms = wf_now_ms();
+  wf_map_init(&e->waiting);
+  wf_map_init(&e->complained);
+  e->catalog = wf__catalog_create(loop, etcd, cfg->prefix, cfg->actions_dir, cfg->resync_s,
+                                  catalog_synced, e, err, errlen);
+  if (!e->catalog) {
+    free(e->node_name);
+    free(e->prefix);
+    free(e->log_dir);
+    free(e->steps_prefix);
+    free(e);
+    return NULL;
+  }
+  wf_informer_cbs_t cbs = {.filter = step_filter, .on_upsert = step_upsert,
+                           .on_delete = step_delete, .on_synced = step_synced};
+  e->steps = wf_informer_create(loop, etcd, e->steps_prefix, cfg->resync_s,
+                                cfg->page_size ? cfg->page_size : 1000, &cbs, e);
+  e->queue = wf__queue_create(loop, dispatch, e);
+  uv_timer_init(loop, &e->drain_timer);
+  e->drain_timer.data = e;
+  return e;
+}
+
+void wf_engine_start(wf_engine_t *e) {
+  wf__catalog_start(e->catalog);
+  wf_informer_start(e->steps);
+}
+
+static void maybe_drained(wf_engine_t *e) {
+  if (!e->draining || e->njobs || !e->drain_cb) return;
+  uv_timer_stop(&e->drain_timer);
+  void (*cb)(void *) = e->drain_cb;
+  e->drain_cb = NULL;
+  cb(e->drain_data);
+}
+
+static void on_drain_timeout(uv_timer_t *t) {
+  wf_engine_t *e = t->data;
+  if (e->njobs) wf_warn(NULL, "drain timeout: stopping %u running steps", e->slots);
+  for (job_t *j = e->jobs; j; j = j->next) job_stop(j, STOP_DRAIN);
+}
+
+void wf_engine_drain(wf_engine_t *e, unsigned timeout_s, void (*cb)(void *data), void *data) {
+  e->draining = 1;
+  e->drain_cb = cb;
+  e->drain_data = data;
+  /* Waiting steps stay PENDDING in etcd for the next node or restart. */
+  char *k;
+  while ((k = wait_pop(e))) free(k);
+  if (e->njobs) {
+    wf_info(NULL, "draining: waiting up to %u s for %u running steps", timeout_s, e->slots);
+    uv_timer_start(&e->drain_timer, on_drain_timeout, (uint64_t)timeout_s * 1000, 0);
+  }
+  maybe_drained(e);
+}
+
+static void part_closed(void *data) {
+  wf_engine_t *e = data;
+  if (--e->closing_parts) return;
+  void (*cb)(void *) = e->close_cb;
+  void *cd = e->close_data;
+  free(e->wait);
+  wf_map_finish(&e->waiting);
+  wf_map_finish(&e->complained);
+  free(e->node_name);
+  free(e->prefix);
+  free(e->log_dir);
+  free(e->steps_prefix);
+  free(e);
+  if (cb) cb(cd);
+}
+
+static void on_drain_timer_closed(uv_handle_t *h) { part_closed(h->data); }
+
+void wf_engine_close(wf_engine_t *e, void (*cb)(void *data), void *data) {
+  e->closing = 1;
+  e->close_cb = cb;
+  e->close_data = data;
+  char *k;
+  while ((k = wait_pop(e))) free(k);
+  /* Jobs still alive (close without drain) are stopped; their callbacks
+   * arrive with UV_ECANCELED once the etcd client closes, and they finish
+   * then.  A normal shutdown drains first, so there are none. */
+  for (job_t *j = e->jobs; j; j = j->next) job_stop(j, STOP_DRAIN);
+  /* The jobs count as one part: the last job_free closes it. */
+  e->closing_parts = 4 + (e->njobs ? 1 : 0);
+  wf__queue_close(e->queue, part_closed, e);
+  wf_informer_t *inf = e->steps;
+  e->steps = NULL;
+  wf_informer_close(inf, part_closed, e);
+  wf__catalog_close(e->catalog, part_closed, e);
+  uv_close((uv_handle_t *)&e->drain_timer, on_drain_timer_closed);
+}
+
+void wf_engine_stats(const wf_engine_t *e, wf_engine_stats_t *out) {
+  *out = e->stats;
+  out->running = e->slots;
+  out->waiting = e->wait_len;
+  out->cached = wf_informer_size(e->steps);
+}
+
+int wf_engine_live(const wf_engine_t *e) {
+  return wf_informer_live(e->steps) && wf__catalog_live(e->catalog);
+}

@@ -1,1 +1,185 @@
-/* placeholder: being written */
+/*
+ * step: what the node reads from and writes into a stored step, plus the
+ * parameter merge.  The node never re-encodes a step from its message: it
+ * patches the stored JSON object, so keys it does not own (including keys
+ * the schema does not know) keep their stored values (spec.md §3).
+ */
+#include "wf/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "wf/util.h"
+
+int wf_status_is_final(int s) {
+  switch (s) {
+    case WF__STEP__STATUS__SUCCEEDED:
+    case WF__STEP__STATUS__FAILED:
+    case WF__STEP__STATUS__CANCELED:
+    case WF__STEP__STATUS__SKIP:
+    case WF__STEP__STATUS__REFUSE:
+    case WF__STEP__STATUS__AUDITING:
+    case WF__STEP__STATUS__SCHEDULE_FAILED:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+const char *wf_status_name(int s) {
+  const char *n = wf_enum_name(&wf__step__status__descriptor, s);
+  return n ? n : "UNKNOWN";
+}
+
+void wf_step_head(const json_t *obj, wf_step_head_t *out) {
+  out->node = "";
+  out->status = -1;
+  out->start_at = 0;
+  json_t *st = json_object_get(obj, "status");
+  if (!json_is_object(st)) return;
+  json_t *n = json_object_get(st, "scheduled_node");
+  if (json_is_string(n)) out->node = json_string_value(n);
+  json_t *s = json_object_get(st, "status");
+  int v;
+  if (json_is_string(s)) {
+    if (wf_enum_parse(&wf__step__status__descriptor, json_string_value(s), &v) == 0)
+      out->status = v;
+  } else if (json_is_integer(s)) {
+    if (wf_enum_name(&wf__step__status__descriptor, (int)json_integer_value(s)))
+      out->status = (int)json_integer_value(s);
+  } else if (s == NULL || json_is_null(s)) {
+    out->status = WF__STEP__STATUS__PENDDING; /* proto3 zero value */
+  }
+  json_t *sa = json_object_get(st, "start_at");
+  if (json_is_integer(sa)) out->start_at = json_integer_value(sa);
+}
+
+int wf_step_apply_patch(json_t *obj, const wf_step_patch_t *p) {
+  if (!json_is_object(obj)) return -1;
+  json_t *st = json_object_get(obj, "status");
+  if (!json_is_object(st)) {
+    st = json_object();
+    json_object_set_new(obj, "status", st);
+  }
+  json_object_set_new(st, "status", json_string(wf_status_name(p->status)));
+  if (p->set_start_at) json_object_set_new(st, "start_at", json_integer(p->start_at));
+  if (p->set_end_at) json_object_set_new(st, "end_at", json_integer(p->end_at));
+  if (p->set_message) json_object_set_new(st, "message", json_string(p->message ? p->message : ""));
+  if (p->nresponse) {
+    json_t *r = json_object_get(st, "response");
+    if (!json_is_object(r)) {
+      r = json_object();
+      json_object_set_new(st, "response", r);
+    }
+    for (size_t i = 0; i < p->nresponse; i++)
+      json_object_set_new(r, p->response[i].key, json_string(p->response[i].value));
+  }
+  json_object_set_new(obj, "update_at", json_integer(p->update_at));
+  return 0;
+}
+
+void wf_action_ref_split(const char *ref, char **name, char **version) {
+  const char *at = strchr(ref, '@');
+  if (!at) {
+    *name = wf_strdup(ref);
+    *version = wf_strdup("");
+    return;
+  }
+  *name = wf_strndup(ref, (size_t)(at - ref));
+  const char *v = at + 1;
+  const char *end = strchr(v, '@');
+  *version = end ? wf_strndup(v, (size_t)(end - v)) : wf_strdup(v);
+}
+
+void wf_params_init(wf_params_t *p) {
+  p->kv = NULL;
+  p->n = p->cap = 0;
+}
+
+void wf_params_finish(wf_params_t *p) {
+  for (size_t i = 0; i < p->n; i++) {
+    free((char *)p->kv[i].key);
+    free((char *)p->kv[i].value);
+  }
+  free(p->kv);
+  wf_params_init(p);
+}
+
+void wf_params_set(wf_params_t *p, const char *key, const char *value) {
+  for (size_t i = 0; i < p->n; i++) {
+    if (strcmp(p->kv[i].key, key) == 0) {
+      free((char *)p->kv[i].value);
+      p->kv[i].value = wf_strdup(value);
+      return;
+    }
+  }
+  if (p->n == p->cap) {
+    p->cap = p->cap ? p->cap * 2 : 8;
+    p->kv = wf_realloc(p->kv, p->cap * sizeof *p->kv);
+  }
+  p->kv[p->n].key = wf_strdup(key);
+  p->kv[p->n].value = wf_strdup(value);
+  p->n++;
+}
+
+const char *wf_params_get(const wf_params_t *p, const char *key) {
+  for (size_t i = 0; i < p->n; i++)
+    if (strcmp(p->kv[i].key, key) == 0) return p->kv[i].value;
+  return NULL;
+}
+
+int wf_params_merge(const Wf__Action *action, const Wf__Pipeline *pipeline,
+                    const Wf__Step *step, wf_params_t *out, char **err) {
+  *err = NULL;
+  for (size_t i = 0; i < action->n_run_params; i++) {
+    const Wf__RunParamDesc *d = action->run_params[i];
+    if (d->key_name && d->key_name[0] && d->default_value && d->default_value[0])
+      wf_params_set(out, d->key_name, d->default_value);
+  }
+  if (pipeline)
+    for (size_t i = 0; i < pipeline->n_with; i++)
+      wf_params_set(out, pipeline->with[i]->key, pipeline->with[i]->value);
+  for (size_t i = 0; i < step->n_with; i++)
+    wf_params_set(out, step->with[i]->key, step->with[i]->value);
+
+  wf_buf_t msg;
+  wf_buf_init(&msg, 64 * 1024);
+  for (size_t i = 0; i < action->n_run_params; i++) {
+    const Wf__RunParamDesc *d = action->run_params[i];
+    if (!d->required || !d->key_name || !d->key_name[0]) continue;
+    const char *v = wf_params_get(out, d->key_name);
+    if (v && v[0]) continue;
+    wf_buf_printf(&msg, "%srequired param %s",
+                  msg.len ? "," : "validate run params error, ", d->key_name);
+  }
+  if (msg.len) {
+    *err = msg.data;
+    return -1;
+  }
+  for (size_t i = 0; i < out->n; i++) {
+    if (!wf_env_name_valid(out->kv[i].key)) {
+      wf_buf_printf(&msg, "%s\"%s\"", msg.len ? "," : "invalid parameter name (not an environment name): ",
+                    out->kv[i].key);
+    }
+  }
+  if (msg.len) {
+    *err = msg.data;
+    return -1;
+  }
+  wf_buf_finish(&msg);
+  return 0;
+}
+
+wf_kv_t *wf_action_runner_params(const Wf__Action *action, size_t *n) {
+  wf_kv_t *kv = wf_calloc(action->n_runner_params + 1, sizeof *kv);
+  size_t k = 0;
+  for (size_t i = 0; i < action->n_runner_params; i++) {
+    const char *v = action->runner_params[i]->value;
+    if (!v || !v[0]) continue;
+    kv[k].key = action->runner_params[i]->key;
+    kv[k].value = v;
+    k++;
+  }
+  *n = k;
+  return kv;
+}

@@ -1,1 +1,309 @@
-/* placeholder: being written */
+/*
+ * node: the agent process (see node.h).
+ *
+ * Registration (spec.md §7): grant a lease of --ttl seconds, put the node
+ * record at P/workflow/service/node/<name> under it, renew every ttl/3; a
+ * renewal that answers without a TTL means the lease is gone, so grant a new
+ * one and put the record again.  etcd being away is never fatal: every step
+ * of this retries with capped backoff and says so in the log.
+ *
+ * Shutdown: the first SIGTERM/SIGINT drains (no new steps; running ones get
+ * --drain-timeout, then are stopped and written FAILED), then deletes the
+ * node key, revokes the lease and closes every handle so the loop ends by
+ * itself.  A second signal cuts the drain short.
+ */
+#include "wf/node.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wf-version.h"
+#include "wf/codec.h"
+#include "wf/engine.h"
+#include "wf/etcd.h"
+#include "wf/util.h"
+
+enum reg_state { REG_IDLE, REG_GRANTING, REG_PUTTING, REG_ALIVE, REG_STOPPING, REG_DONE };
+
+typedef struct node_s {
+  uv_loop_t loop;
+  const wf_config_t *cfg;
+  wf_etcd_t *etcd;
+  wf_engine_t *engine;
+
+  char *node_key;
+  char *record;          /* node JSON */
+  enum reg_state reg;
+  int64_t lease;
+  wf_backoff_t reg_backoff;
+  uv_timer_t reg_timer;
+  int reg_inflight;      /* an etcd call of the registration is pending */
+
+  uv_signal_t sigterm, sigint;
+  uv_timer_t deadline;   /* hard stop if the shutdown hangs */
+  int signals;
+  int stopping;
+  int exit_code;
+} node_t;
+
+static void reg_grant(node_t *n);
+static void shutdown_finish(node_t *n);
+
+/* ---- registration ---------------------------------------------------------------------- */
+
+static void reg_retry(node_t *n, void (*fn)(uv_timer_t *)) {
+  uint64_t d = wf_backoff_next(&n->reg_backoff);
+  uv_timer_start(&n->reg_timer, fn, d, 0);
+}
+
+static void on_reg_timer_grant(uv_timer_t *t) { reg_grant(t->data); }
+
+static void on_keepalive(int err, int64_t id, int64_t ttl, void *data);
+
+static void on_reg_timer_keepalive(uv_timer_t *t) {
+  node_t *n = t->data;
+  if (n->reg != REG_ALIVE || n->stopping) return;
+  n->reg_inflight = 1;
+  if (wf_etcd_lease_keepalive(n->etcd, n->lease, on_keepalive, n) != 0) n->reg_inflight = 0;
+}
+
+static uint64_t renew_ms(const node_t *n) {
+  uint64_t ms = (uint64_t)n->cfg->ttl * 1000 / 3;
+  return ms ? ms : 1000;
+}
+
+static void on_keepalive(int err, int64_t id, int64_t ttl, void *data) {
+  node_t *n = data;
+  n->reg_inflight = 0;
+  if (n->stopping) {
+    shutdown_finish(n);
+    return;
+  }
+  if (err) {
+    wf_warn(NULL, "lease keepalive failed (%s); retrying", wf_strerror(err));
+    /* Retry well inside the TTL; if the lease expires meanwhile, the next
+     * answer says so and we register again. */
+    uv_timer_start(&n->reg_timer, on_reg_timer_keepalive, 1000, 0);
+    return;
+  }
+  if (ttl <= 0) {
+    wf_warn(NULL, "lease %lld is gone; registering again", (long long)n->lease);
+    n->lease = 0;
+    reg_grant(n);
+    return;
+  }
+  uv_timer_start(&n->reg_timer, on_reg_timer_keepalive, renew_ms(n), 0);
+}
+
+static void on_reg_put(int err, int64_t rev, void *data) {
+  node_t *n = data;
+  n->reg_inflight = 0;
+  if (n->stopping) {
+    shutdown_finish(n);
+    return;
+  }
+  if (err) {
+    wf_warn(NULL, "registering %s failed (%s%s%s); retrying", n->node_key, wf_strerror(err),
+            err == WF_EETCD ? ": " : "", err == WF_EETCD ? wf_etcd_errmsg(n->etcd) : "");
+    /* "lease not found" and the like: start over with a new lease. */
+    n->lease = 0;
+    reg_retry(n, on_reg_timer_grant);
+    return;
+  }
+  wf_backoff_reset(&n->reg_backoff);
+  n->reg = REG_ALIVE;
+  wf_info(NULL, "registered as %s (lease %lld, ttl %u s)", n->node_key, (long long)n->lease,
+          n->cfg->ttl);
+  uv_timer_start(&n->reg_timer, on_reg_timer_keepalive, renew_ms(n), 0);
+}
+
+static void on_grant(int err, int64_t id, int64_t ttl, void *data) {
+  node_t *n = data;
+  n->reg_inflight = 0;
+  if (!err) n->lease = id;
+  if (n->stopping) {
+    shutdown_finish(n);
+    return;
+  }
+  if (err) {
+    wf_warn(NULL, "cannot reach etcd at %s to register (%s); retrying",
+            wf_etcd_endpoint(n->etcd), wf_strerror(err));
+    reg_retry(n, on_reg_timer_grant);
+    return;
+  }
+  n->reg = REG_PUTTING;
+  n->reg_inflight = 1;
+  if (wf_etcd_put(n->etcd, n->node_key, strlen(n->node_key), n->record, strlen(n->record),
+                  n->lease, on_reg_put, n) != 0)
+    n->reg_inflight = 0;
+}
+
+static void reg_grant(node_t *n) {
+  if (n->stopping) return;
+  n->reg = REG_GRANTING;
+  n->reg_inflight = 1;
+  if (wf_etcd_lease_grant(n->etcd, n->cfg->ttl, on_grant, n) != 0) n->reg_inflight = 0;
+}
+
+static char *node_record(const wf_config_t *cfg) {
+  Wf__Node rec = WF__NODE__INIT;
+  rec.instance_name = cfg->name;
+  rec.service_name = "workflow";
+  rec.type = "node";
+  rec.address = cfg->address ? cfg->address : "";
+  rec.version = WF_VERSION;
+  rec.build_env = "C";
+  rec.online = wf_now_ms();
+  return wf_codec_encode_str(&rec.base, WF_CODEC_OMIT_EMPTY);
+}
+
+/* ---- shutdown ----------------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h) {}
+
+static void on_etcd_closed(void *data) {
+  node_t *n = data;
+  uv_close((uv_handle_t *)&n->reg_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
+  uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
+  uv_close((uv_handle_t *)&n->deadline, on_handle_closed);
+}
+
+static void on_engine_closed(void *data) {
+  node_t *n = data;
+  n->engine = NULL;
+  wf_etcd_close(n->etcd, on_etcd_closed, n);
+}
+
+static void on_revoked(int err, int64_t rev, void *data) {
+  node_t *n = data;
+  if (err) wf_warn(NULL, "revoking lease failed (%s); it expires by itself", wf_strerror(err));
+  n->reg = REG_DONE;
+  wf_info(NULL, "unregistered; bye");
+  wf_engine_close(n->engine, on_engine_closed, n);
+}
+
+static void on_unregistered(int err, int64_t deleted, int64_t rev, void *data) {
+  node_t *n = data;
+  if (err) wf_warn(NULL, "deleting %s failed (%s)", n->node_key, wf_strerror(err));
+  if (n->lease) {
+    wf_etcd_lease_revoke(n->etcd, n->lease, on_revoked, n);
+  } else {
+    on_revoked(0, 0, n);
+  }
+}
+
+/* Runs once the engine drained and no registration call is in flight. */
+static void shutdown_finish(node_t *n) {
+  if (n->reg_inflight || n->reg == REG_STOPPING || n->reg == REG_DONE) return;
+  if (n->stopping < 2) return; /* engine not drained yet */
+  n->reg = REG_STOPPING;
+  uv_timer_stop(&n->reg_timer);
+  if (n->lease)
+    wf_etcd_delete(n->etcd, n->node_key, strlen(n->node_key), NULL, 0, on_unregistered, n);
+  else
+    on_unregistered(0, 0, 0, n);
+}
+
+static void on_drained(void *data) {
+  node_t *n = data;
+  wf_info(NULL, "drained");
+  n->stopping = 2;
+  uv_timer_stop(&n->reg_timer);
+  shutdown_finish(n);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  wf_error(NULL, "shutdown did not finish in time (etcd unreachable?); exiting");
+  exit(1);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  node_t *n = s->data;
+  n->signals++;
+  if (n->signals == 1) {
+    wf_info(NULL, "%s: stopping (drain timeout %u s)", signum == SIGINT ? "SIGINT" : "SIGTERM",
+            n->cfg->drain_timeout);
+    n->stopping = 1;
+    uv_timer_start(&n->deadline, on_deadline,
+                   ((uint64_t)n->cfg->drain_timeout + (uint64_t)n->cfg->stop_grace + 15) * 1000,
+                   0);
+    wf_engine_drain(n->engine, n->cfg->drain_timeout, on_drained, n);
+  } else if (n->signals == 2) {
+    wf_warn(NULL, "second signal: stopping running steps now");
+    wf_engine_drain(n->engine, 0, on_drained, n);
+  }
+}
+
+/* ---- run ------------------------------------------------------------------------------------ */
+
+int wf_node_run(const wf_config_t *cfg) {
+  node_t n;
+  memset(&n, 0, sizeof n);
+  n.cfg = cfg;
+  /* A step's pipe or a peer's socket closing must be an error, not a kill. */
+  signal(SIGPIPE, SIG_IGN);
+  srand((unsigned)(wf_now_ms() ^ (int64_t)getpid()));
+  if (uv_loop_init(&n.loop) != 0) {
+    wf_error(NULL, "cannot create the event loop");
+    return 1;
+  }
+  wf_etcd_opts_t eo = {.endpoints = (const char *const *)cfg->etcd, .nendpoints = cfg->netcd};
+  n.etcd = wf_etcd_create(&n.loop, &eo);
+  if (!n.etcd) {
+    wf_error(NULL, "no usable etcd endpoint");
+    uv_loop_close(&n.loop);
+    return 2;
+  }
+  wf_engine_cfg_t ec = {
+      .node_name = cfg->name,
+      .prefix = cfg->prefix,
+      .log_dir = cfg->log_dir,
+      .actions_dir = cfg->actions_dir,
+      .max_parallel = cfg->max_parallel,
+      .step_timeout_s = cfg->step_timeout,
+      .stop_grace_s = cfg->stop_grace,
+      .resync_s = cfg->resync,
+  };
+  char err[1024];
+  n.engine = wf_engine_create(&n.loop, n.etcd, &ec, err, sizeof err);
+  if (!n.engine) {
+    fprintf(stderr, "workflow-node: %s\n", err);
+    n.exit_code = 2;
+    wf_etcd_close(n.etcd, NULL, NULL);
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&n.loop);
+    return 2;
+  }
+  n.node_key = wf_asprintf("%s/workflow/service/node/%s", cfg->prefix, cfg->name);
+  n.record = node_record(cfg);
+  wf_backoff_init(&n.reg_backoff, 250, 10000);
+  uv_timer_init(&n.loop, &n.reg_timer);
+  n.reg_timer.data = &n;
+  uv_timer_init(&n.loop, &n.deadline);
+  n.deadline.data = &n;
+  uv_signal_init(&n.loop, &n.sigterm);
+  uv_signal_init(&n.loop, &n.sigint);
+  n.sigterm.data = n.sigint.data = &n;
+  uv_signal_start(&n.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&n.sigint, on_signal, SIGINT);
+
+  wf_info(NULL, "workflow-node %s starting: node %s, etcd %s, prefix %s, log dir %s, "
+          "max parallel %u", WF_VERSION, cfg->name, wf_etcd_endpoint(n.etcd), cfg->prefix,
+          cfg->log_dir, cfg->max_parallel);
+  reg_grant(&n);
+  wf_engine_start(n.engine);
+
+  uv_run(&n.loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&n.loop);
+  if (rc != 0) {
+    wf_error(NULL, "event loop closed with live handles (%s)", uv_strerror(rc));
+    uv_print_all_handles(&n.loop, stderr);
+  }
+  free(n.node_key);
+  free(n.record);
+  return n.exit_code;
+}

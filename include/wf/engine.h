@@ -1,0 +1,66 @@
+/*
+ * engine: the node's steps, from watch event to final status.
+ *
+ * It owns the step informer (filtered on status.scheduled_node), the action
+ * catalog, the work queue and one explicit state machine per step it runs:
+ *
+ *   CLAIMING -> RESOLVING -> RUNNING -> FINISHING -> (done)
+ *
+ * CLAIMING is a txn on the step's mod_revision that writes RUNNING; a lost
+ * compare means someone else changed the step: drop the job and decide again
+ * from the newer value.  RESOLVING finds the action (catalog) and, for
+ * pipeline steps, the pipeline (etcd), merges and validates params.  RUNNING
+ * drives a runner (runner.h) whose output goes to a log file (logstore.h).
+ * FINISHING writes the outcome with a txn, re-applying the patch on a newer
+ * value after a lost compare, and retrying with backoff while etcd is away:
+ * a final status is never dropped (except when the key was deleted, which
+ * must not be written back).
+ */
+#ifndef WF_ENGINE_H
+#define WF_ENGINE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "wf/etcd.h"
+
+typedef struct wf_engine_s wf_engine_t;
+
+typedef struct wf_engine_cfg_s {
+  const char *node_name;
+  const char *prefix;
+  const char *log_dir;
+  const char *actions_dir;   /* may be NULL */
+  unsigned max_parallel;
+  unsigned step_timeout_s;   /* 0 = none */
+  unsigned stop_grace_s;
+  unsigned resync_s;         /* 0 = none */
+  int64_t page_size;         /* list page size; 0 = default */
+} wf_engine_cfg_t;
+
+typedef struct wf_engine_stats_s {
+  unsigned running;      /* jobs holding a --max-parallel slot */
+  size_t waiting;        /* PENDDING steps waiting for a slot */
+  size_t cached;         /* steps of this node in the cache */
+  uint64_t started, succeeded, failed, canceled;
+} wf_engine_stats_t;
+
+/* Creates the engine (strings in cfg are copied).  Loads --actions-dir now,
+ * synchronously; returns NULL with err filled if that fails.  etcd is
+ * borrowed and must outlive the engine. */
+wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_cfg_t *cfg,
+                              char *err, size_t errlen);
+/* Lists and watches actions and steps; steps start running once the action
+ * catalog is synced. */
+void wf_engine_start(wf_engine_t *e);
+/* Graceful drain: take no new steps, let running ones finish for up to
+ * timeout_s, then stop them (they end FAILED, "node shut down ..."), and
+ * call cb once every job has written its final status. */
+void wf_engine_drain(wf_engine_t *e, unsigned timeout_s, void (*cb)(void *data), void *data);
+/* Closes everything (after a drain); cb fires when all handles are closed. */
+void wf_engine_close(wf_engine_t *e, void (*cb)(void *data), void *data);
+void wf_engine_stats(const wf_engine_t *e, wf_engine_stats_t *out);
+/* 1 while both watches (steps, actions) are live. */
+int wf_engine_live(const wf_engine_t *e);
+
+#endif
