@@ -26,17 +26,38 @@
 #include "workflow.pb-c.h"
 
 /* Decode flags */
-#define WF_CODEC_STRICT_ENUM 0x1u  /* reserved: reject numbers for enums */
+#define WF_CODEC_STRICT_ENUM 0x1u  /* reject numbers for enums: names only, as the Go original */
 
 /* Encode flags */
 #define WF_CODEC_OMIT_EMPTY 0x1u   /* omit zero scalars, empty strings/maps/arrays (Go omitempty) */
 #define WF_CODEC_NULL_EMPTY 0x2u   /* empty maps and repeated fields as null (Go nil) */
+/*
+ * Encode output by flag, for a field holding "nothing":
+ *
+ *   field is                 | no flag | NULL_EMPTY (Go mode) | OMIT_EMPTY
+ *   empty map / repeated     | {} / [] | null                 | omitted
+ *   absent message/optional  | null    | null                 | omitted
+ *   zero scalar, "" string   | written | written              | omitted
+ *
+ * In Go mode the fields whose Go struct tag says omitempty (Step.key,
+ * pipeline_id, resource_version, status; StepStatus.context_map; every Node
+ * field) are omitted when empty, so a Go-written object re-encodes byte for
+ * byte.  A oneof member that is not set is always omitted.
+ */
+
+/* Messages nested deeper than this fail to decode ("nested too deeply") and
+ * to encode (NULL).  workflow.proto nests at most 5 deep. */
+#define WF_CODEC_MAX_DEPTH 64
 
 /*
  * Decodes `obj` (borrowed; must be a JSON object) into a newly allocated
  * message of type `desc`.  Returns NULL on error and writes a message naming
- * the offending key into err (NUL-terminated, at most errlen bytes).
- * Free the result with wf_codec_free().
+ * the offending key into err (NUL-terminated, at most errlen bytes; err may
+ * be NULL).  Free the result with wf_codec_free() (the same as
+ * protobuf_c_message_free_unpacked(msg, NULL)).
+ * A string value containing NUL ("\u0000") is an error, never truncated.
+ * JSON keys match field names exactly or, failing that, case-insensitively
+ * (as Go's encoding/json); when a key appears twice the later one wins.
  */
 ProtobufCMessage *wf_codec_decode(const ProtobufCMessageDescriptor *desc, const json_t *obj,
                                   unsigned flags, char *err, size_t errlen);
@@ -47,7 +68,11 @@ ProtobufCMessage *wf_codec_decode_bytes(const ProtobufCMessageDescriptor *desc, 
 
 /* Encodes msg (borrowed) into a new JSON object (caller owns the reference).
  * Keys come out in field-number order, which for workflow.proto is the order
- * the Go original writes them. */
+ * the Go original writes them; map keys are sorted bytewise (as Go does).
+ * Invalid UTF-8 in strings becomes U+FFFD.  A uint64 above INT64_MAX is
+ * written as a decimal string, NaN/Inf floats as "NaN"/"Infinity"/"-Infinity"
+ * (decode accepts all of these).  NULL if msg is NULL, nests deeper than
+ * WF_CODEC_MAX_DEPTH, or jansson runs out of memory. */
 json_t *wf_codec_encode(const ProtobufCMessage *msg, unsigned flags);
 
 /* Encodes to a malloc'd compact JSON string (caller frees). */
