@@ -29,7 +29,10 @@ typedef struct wf_logfile_cbs_s {
    * logfile is freed after this returns. */
   void (*on_closed)(wf_logfile_t *f, int err, void *data);
   /* The owner's, optional: fires once, as soon as an open or write fails,
-   * so the owner can stop the step early.  Later writes are dropped. */
+   * so the owner can stop the step early.  Later writes are dropped.  Not
+   * after wf_logfile_close(): from then on the error comes only through
+   * on_closed.  No callback of this module ever fires from inside a call
+   * into it; they all come from the loop. */
   void (*on_error)(wf_logfile_t *f, int err, void *data);
 } wf_logfile_cbs_t;
 
@@ -40,13 +43,17 @@ wf_logfile_t *wf_logfile_open(uv_loop_t *loop, const char *path, size_t max_queu
                               const wf_logfile_cbs_t *cbs, void *data);
 
 /* Set by the producer: fires when the queue drains below half of max_queue
- * after a write returned 1.  May be changed at any time; NULL to clear. */
+ * after a write returned 1.  May be changed at any time; NULL to clear.
+ * Also fires (after on_error) when the file fails while the producer is
+ * paused, so that it goes on draining its source; its writes then fail. */
 void wf_logfile_set_drain_cb(wf_logfile_t *f, void (*on_drain)(wf_logfile_t *f, void *data),
                              void *data);
 
 /* Queues buf (malloc'd; ownership passes to the logfile in every case) of len
  * bytes.  Returns 0 if the producer may go on, 1 if it should pause until
- * on_drain, or a negative error if the file already failed (buf freed). */
+ * on_drain, or a negative error if the file already failed (buf freed), or
+ * WF_ECLOSED after wf_logfile_close().  Small buffers (<= 16 KiB) are copied
+ * into shared 64 KiB chunks, so memory follows the bytes queued. */
 int wf_logfile_write(wf_logfile_t *f, char *buf, size_t len);
 
 /* Copying variant for small writes (e.g. a line the node adds). */

@@ -24,8 +24,10 @@ typedef struct wf_run_req_s {
   const char *step_key;          /* for logs */
   const wf_kv_t *runner_params;  /* the action's runner_params (non-empty values) */
   size_t nrunner_params;
-  const char *const *env;        /* "KEY=VALUE" strings, NULL-terminated: merged params + WORKFLOW_* */
-  wf_logfile_t *log;             /* output sink, borrowed; the engine closes it after on_exit */
+  const char *const *env;        /* "KEY=VALUE" strings, NULL-terminated: merged params + WORKFLOW_*;
+                                    the whole environment (NULL = empty, never the node's) */
+  wf_logfile_t *log;             /* output sink, borrowed; the engine closes it after on_exit,
+                                    never before (the runner writes to it until then) */
   unsigned stop_grace_s;         /* graceful stop -> kill delay for cancel */
 } wf_run_req_t;
 
@@ -40,7 +42,8 @@ typedef struct wf_run_result_s {
 
 typedef struct wf_run_cbs_s {
   /* Fires once when the process/container is running, with response keys to
-   * record now (pid, ...).  Optional. */
+   * record now (pid, ...).  Optional.  On a later loop iteration than
+   * start(), and always before on_exit; never for a run that did not start. */
   void (*on_started)(wf_run_t *run, const wf_kv_t *response, size_t n, void *data);
   /* Fires exactly once, after the process exited AND its output was fully
    * handed to the log file (or the run could not start: result->error set).
