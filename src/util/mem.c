@@ -114,6 +114,10 @@ const char *wf_strerror(int err) {
     case WF_ECLOSED: return "closed";
     default: break;
   }
+  /* libuv's codes are negated errnos, except these two ranges (util/ stays
+   * free of libuv, so they are spelled out here). */
+  if (err == -4095) return "connection closed by peer (end of file)";
+  if (err <= -3000 && err > -3030) return "host name lookup failed";
   if (err < 0 && err > -4096) return strerror(-err);
   return "unknown error";
 }
