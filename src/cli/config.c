@@ -1,1 +1,585 @@
-/* placeholder: being written */
+/*
+ * config: fills wf_config_t from the command line, the environment and a
+ * YAML config file, in that order of precedence (spec.md §8).
+ *
+ * Every option is one row of a table (flag, env var, default, kind, where it
+ * lands in the struct), so --help, the three sources and the error messages
+ * cannot drift apart.  Each source is first reduced to text; then the winning
+ * text of each option is checked once, and an error names the source it came
+ * from: the flag, the variable, or the file and key.  Nothing here runs on
+ * the loop (it is start-up), so the file is read synchronously.
+ */
+#include "wf/config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "wf-version.h"
+#include "wf/cli.h"
+#include "wf/yaml.h"
+
+extern char **environ;
+
+enum kind {
+  K_NAME,    /* node name: a key segment */
+  K_ETCD,    /* endpoint list */
+  K_PREFIX,  /* key prefix: no '/' */
+  K_PATH,    /* non-empty path */
+  K_OPTPATH, /* path, empty = none */
+  K_DOCKER,  /* unix:///path or tcp://host:port */
+  K_UINT,    /* whole number in [min, max] */
+  K_LEVEL,   /* debug|info|warn|error */
+  K_FORMAT,  /* text|json */
+  K_TEXT,    /* any text */
+  K_BOOL,    /* --help, --version: no value */
+};
+
+typedef struct opt_s {
+  const char *flag;     /* long name without "--"; also the config key */
+  const char *env;      /* NULL = none */
+  enum kind kind;
+  const char *def;      /* default as text (NULL = none / computed) */
+  unsigned min, max;    /* K_UINT */
+  size_t off;           /* offset in wf_config_t (K_UINT: unsigned; others char*) */
+  const char *arg;      /* placeholder for --help */
+  const char *help;
+} opt_t;
+
+#define OFF(f) offsetof(wf_config_t, f)
+#define NO_OFF ((size_t)-1)
+
+/* Upper bound for second counts: a year; only to keep ms arithmetic sane. */
+#define MAX_SECONDS 31536000u
+
+static const opt_t opts[] = {
+  {"name", "WORKFLOW_NODE_NAME", K_NAME, NULL, 0, 0, OFF(name), "NAME",
+   "node name: steps with this status.scheduled_node are ours"},
+  {"etcd", "WORKFLOW_ETCD", K_ETCD, "http://127.0.0.1:2379", 0, 0, NO_OFF, "URL[,URL...]",
+   "etcd endpoints, tried in turn"},
+  {"prefix", "WORKFLOW_PREFIX", K_PREFIX, "inforboard", 0, 0, OFF(prefix), "P",
+   "etcd key prefix (no '/')"},
+  {"config", "WORKFLOW_CONFIG", K_PATH, NULL, 0, 0, OFF(config_file), "FILE",
+   "YAML config file; keys are the long flag names"},
+  {"log-dir", "WORKFLOW_LOG_DIR", K_PATH, "runner_log", 0, 0, OFF(log_dir), "DIR",
+   "directory for step log files"},
+  {"actions-dir", "WORKFLOW_ACTIONS_DIR", K_OPTPATH, NULL, 0, 0, OFF(actions_dir), "DIR",
+   "directory of action YAML files (etcd actions win)"},
+  {"docker-host", "DOCKER_HOST", K_DOCKER, "unix:///var/run/docker.sock", 0, 0,
+   OFF(docker_host), "URL", "Docker Engine API address"},
+  {"max-parallel", "WORKFLOW_MAX_PARALLEL", K_UINT, "16", 1, 10000, OFF(max_parallel), "N",
+   "steps run at once; more wait in order"},
+  {"step-timeout", "WORKFLOW_STEP_TIMEOUT", K_UINT, "0", 0, MAX_SECONDS, OFF(step_timeout),
+   "SEC", "default step timeout, 0 = none"},
+  {"stop-grace", "WORKFLOW_STOP_GRACE", K_UINT, "10", 0, 86400, OFF(stop_grace), "SEC",
+   "time between the graceful stop signal and the kill"},
+  {"resync", "WORKFLOW_RESYNC", K_UINT, "300", 0, MAX_SECONDS, OFF(resync), "SEC",
+   "full re-list of steps every SEC, 0 = off"},
+  {"ttl", "WORKFLOW_TTL", K_UINT, "30", 2, 86400, OFF(ttl), "SEC",
+   "registration lease TTL"},
+  {"drain-timeout", "WORKFLOW_DRAIN_TIMEOUT", K_UINT, "30", 0, MAX_SECONDS, OFF(drain_timeout),
+   "SEC", "on SIGTERM, time running steps get before they are canceled"},
+  {"log-level", "WORKFLOW_LOG_LEVEL", K_LEVEL, "info", 0, 0, NO_OFF, "LEVEL",
+   "debug, info, warn or error"},
+  {"log-format", "WORKFLOW_LOG_FORMAT", K_FORMAT, "text", 0, 0, NO_OFF, "FORMAT",
+   "text or json"},
+  {"address", "WORKFLOW_ADDRESS", K_TEXT, "", 0, 0, OFF(address), "ADDR",
+   "address published in the node record"},
+  {"help", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print this help and exit"},
+  {"version", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print the version and exit"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+/* Where an option's text came from, for the error message. */
+enum source { SRC_NONE, SRC_FLAG, SRC_ENV, SRC_FILE, SRC_DEFAULT };
+
+typedef struct slot_s {
+  enum source src;
+  char *val;        /* owned */
+} slot_t;
+
+typedef struct loader_s {
+  slot_t slot[NOPTS];
+  const char *file;  /* config file path, borrowed from a slot */
+  char *err;
+  size_t errlen;
+} loader_t;
+
+static const opt_t *find_opt(const char *name, size_t len) {
+  for (size_t i = 0; i < NOPTS; i++)
+    if (strlen(opts[i].flag) == len && strncmp(opts[i].flag, name, len) == 0) return &opts[i];
+  return NULL;
+}
+
+/* Config keys are the long flag names; `max_parallel` is accepted too. */
+static const opt_t *find_key(const char *key) {
+  char norm[64];
+  size_t n = strlen(key);
+  if (n >= sizeof norm) return NULL;
+  for (size_t i = 0; i <= n; i++) norm[i] = key[i] == '_' ? '-' : key[i];
+  const opt_t *o = find_opt(norm, n);
+  if (!o || o->kind == K_BOOL || strcmp(o->flag, "config") == 0) return NULL;
+  return o;
+}
+
+static void slot_set(slot_t *s, enum source src, const char *val) {
+  free(s->val);
+  s->val = wf_strdup(val);
+  s->src = src;
+}
+
+/* "--max-parallel", "WORKFLOW_MAX_PARALLEL" or `config F: key "max-parallel"`. */
+static void source_name(const loader_t *l, const opt_t *o, enum source src, char *out,
+                        size_t len) {
+  switch (src) {
+  case SRC_ENV: snprintf(out, len, "%s", o->env); break;
+  case SRC_FILE: snprintf(out, len, "config %s: key \"%s\"", l->file, o->flag); break;
+  case SRC_DEFAULT: snprintf(out, len, "default --%s", o->flag); break;
+  default: snprintf(out, len, "--%s", o->flag); break;
+  }
+}
+
+static void print_usage(FILE *out) {
+  fprintf(out,
+          "usage: workflow-node [flags]\n"
+          "\n"
+          "The node agent of the workflow CI/CD engine: runs the steps etcd assigns to\n"
+          "this node.  Precedence: flag > environment > config file > default.\n"
+          "Config file keys are the long flag names (max-parallel or max_parallel);\n"
+          "etcd may be a string or a list.  Flags take --flag VALUE or --flag=VALUE.\n"
+          "\n");
+  for (size_t i = 0; i < NOPTS; i++) {
+    const opt_t *o = &opts[i];
+    char left[64];
+    snprintf(left, sizeof left, "--%s%s%s", o->flag, o->arg ? " " : "", o->arg ? o->arg : "");
+    fprintf(out, "  %-28s %s\n", left, o->help);
+    if (o->env || o->def) {
+      fprintf(out, "  %-28s", "");
+      if (o->env) fprintf(out, " env %s", o->env);
+      if (o->kind == K_NAME) fprintf(out, "%sdefault: host name", o->env ? "; " : " ");
+      else if (o->def) fprintf(out, "%sdefault: %s", o->env ? "; " : " ",
+                               o->def[0] ? o->def : "\"\"");
+      if (o->kind == K_UINT) fprintf(out, " (%u..%u)", o->min, o->max);
+      fprintf(out, "\n");
+    }
+  }
+}
+
+/* ---- sources --------------------------------------------------------------- */
+
+static int bad(loader_t *l, const char *fmt, const char *a, const char *b) {
+  snprintf(l->err, l->errlen, fmt, a, b ? b : "");
+  return -1;
+}
+
+static int read_flags(loader_t *l, int argc, char **argv, int *help, int *version) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0) {
+      *help = 1;
+      continue;
+    }
+    if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+      if (a[0] == '-')
+        return bad(l, "%s: unknown flag (see --help)%s", a, NULL);
+      return bad(l, "unexpected argument \"%s\" (see --help)%s", a, NULL);
+    }
+    const char *name = a + 2;
+    const char *eq = strchr(name, '=');
+    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+    const opt_t *o = find_opt(name, nlen);
+    if (!o) {
+      char f[128];
+      snprintf(f, sizeof f, "--%.*s", (int)(nlen > 100 ? 100 : nlen), name);
+      return bad(l, "%s: unknown flag (see --help)%s", f, NULL);
+    }
+    if (o->kind == K_BOOL) {
+      if (eq) return bad(l, "--%s: takes no value%s", o->flag, NULL);
+      if (strcmp(o->flag, "help") == 0) *help = 1;
+      else *version = 1;
+      continue;
+    }
+    const char *val;
+    if (eq) {
+      val = eq + 1;
+    } else {
+      if (i + 1 >= argc) {
+        snprintf(l->err, l->errlen, "--%s: needs a value (--%s %s)", o->flag, o->flag, o->arg);
+        return -1;
+      }
+      val = argv[++i];
+    }
+    slot_set(&l->slot[o - opts], SRC_FLAG, val);
+  }
+  return 0;
+}
+
+static const char *env_get(char **envp, const char *name) {
+  size_t n = strlen(name);
+  for (char **e = envp; e && *e; e++)
+    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  return NULL;
+}
+
+static void read_env(loader_t *l, char **envp) {
+  for (size_t i = 0; i < NOPTS; i++) {
+    if (!opts[i].env || l->slot[i].src != SRC_NONE) continue;
+    const char *v = env_get(envp, opts[i].env);
+    /* An empty variable counts as unset, as most tools treat DOCKER_HOST=. */
+    if (v && v[0]) slot_set(&l->slot[i], SRC_ENV, v);
+  }
+}
+
+/* A config file value as text.  Returns -1 (err set) for a type the key
+ * cannot take; 1 for null (leave the option unset). */
+static int file_value_text(loader_t *l, const opt_t *o, json_t *v, char **out) {
+  char tmp[64];
+  if (json_is_null(v)) return 1;
+  if (json_is_string(v)) {
+    *out = wf_strdup(json_string_value(v));
+    return 0;
+  }
+  if (json_is_integer(v)) {
+    snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+  } else if (json_is_real(v)) {
+    snprintf(tmp, sizeof tmp, "%g", json_real_value(v));
+  } else if (json_is_boolean(v)) {
+    snprintf(tmp, sizeof tmp, "%s", json_is_true(v) ? "true" : "false");
+  } else if (json_is_array(v) && o->kind == K_ETCD) {
+    /* etcd may be a list; it becomes the comma-separated form. */
+    wf_buf_t b;
+    size_t i;
+    json_t *e;
+    wf_buf_init(&b, 1u << 20);
+    json_array_foreach(v, i, e) {
+      if (!json_is_string(e)) {
+        wf_buf_finish(&b);
+        snprintf(l->err, l->errlen, "config %s: key \"etcd\": item %zu is not a string",
+                 l->file, i + 1);
+        return -1;
+      }
+      if (i) wf_buf_append(&b, ",", 1);
+      wf_buf_append(&b, json_string_value(e), json_string_length(e));
+    }
+    *out = wf_strdup(b.data ? b.data : "");
+    wf_buf_finish(&b);
+    return 0;
+  } else {
+    snprintf(l->err, l->errlen, "config %s: key \"%s\": expected a single value%s", l->file,
+             o->flag, o->kind == K_ETCD ? " or a list of URLs" : "");
+    return -1;
+  }
+  *out = wf_strdup(tmp);
+  return 0;
+}
+
+static int read_file(loader_t *l) {
+  char yerr[256];
+  json_t *docs = wf_yaml_load_file(l->file, yerr, sizeof yerr);
+  if (!docs) {
+    snprintf(l->err, l->errlen, "config %s: %s", l->file, yerr);
+    return -1;
+  }
+  int rc = -1;
+  json_t *root = json_array_size(docs) ? json_array_get(docs, 0) : NULL;
+  if (json_array_size(docs) > 1) {
+    snprintf(l->err, l->errlen, "config %s: holds %zu documents; expected one", l->file,
+             json_array_size(docs));
+    goto out;
+  }
+  if (root && !json_is_null(root) && !json_is_object(root)) {
+    snprintf(l->err, l->errlen, "config %s: expected a mapping of flag names to values",
+             l->file);
+    goto out;
+  }
+  const char *key;
+  json_t *v;
+  /* Two spellings (max-parallel, max_parallel) of one key: refuse, since
+   * which one wins would be an accident of ordering. */
+  int seen[NOPTS] = {0};
+  json_object_foreach(root, key, v) {
+    const opt_t *o = find_key(key);
+    if (!o) {
+      snprintf(l->err, l->errlen, "config %s: key \"%.100s\" is unknown", l->file, key);
+      goto out;
+    }
+    size_t idx = (size_t)(o - opts);
+    if (seen[idx]++) {
+      snprintf(l->err, l->errlen, "config %s: key \"%s\" is given twice", l->file, o->flag);
+      goto out;
+    }
+    char *text = NULL;
+    int r = file_value_text(l, o, v, &text);
+    if (r < 0) goto out;
+    if (r == 0) {
+      if (l->slot[idx].src == SRC_NONE) slot_set(&l->slot[idx], SRC_FILE, text);
+      free(text);
+    }
+  }
+  rc = 0;
+out:
+  json_decref(docs);
+  return rc;
+}
+
+/* ---- checks ------------------------------------------------------------------ */
+
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {
+  if (!*s) return -1;
+  unsigned long long v = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9') return -1;
+    v = v * 10 + (unsigned)(*p - '0');
+    if (v > UINT_MAX) return -1;
+  }
+  if (v < min || v > max) return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+static int has_ctl_or(const char *s, const char *extra) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p < 0x20 || *p == 0x7f || strchr(extra, *p)) return 1;
+  return 0;
+}
+
+/* unix:///abs/path, or tcp://host:port and http://host:port. */
+static int docker_ok(const char *s) {
+  if (strncmp(s, "unix://", 7) == 0) return s[7] == '/' && s[8] != '\0' && !has_ctl_or(s, "");
+  const char *rest = NULL;
+  if (strncmp(s, "tcp://", 6) == 0) rest = s + 6;
+  else if (strncmp(s, "http://", 7) == 0) rest = s + 7;
+  if (!rest) return 0;
+  char *url = wf_asprintf("http://%s", rest);
+  char **list = NULL;
+  size_t n = 0;
+  char why[8];
+  int ok = strchr(rest, ',') == NULL && wf_cli_parse_etcd(url, &list, &n, why, sizeof why) == 0;
+  wf_argv_free(list);
+  free(url);
+  return ok;
+}
+
+static int check(loader_t *l, wf_config_t *cfg, size_t i) {
+  const opt_t *o = &opts[i];
+  slot_t *s = &l->slot[i];
+  const char *v = s->val;
+  char src[512];
+  char why[512];
+  if (s->src == SRC_NONE) return 0;
+  source_name(l, o, s->src, src, sizeof src);
+  char **field = o->off != NO_OFF ? (char **)((char *)cfg + o->off) : NULL;
+  switch (o->kind) {
+  case K_NAME:
+    if (!v[0] || strlen(v) > 200 || has_ctl_or(v, "/ \t"))
+      goto bad_fmt_name;
+    *field = wf_strdup(v);
+    return 0;
+  case K_ETCD:
+    if (wf_cli_parse_etcd(v, &cfg->etcd, &cfg->netcd, why, sizeof why) != 0) {
+      snprintf(l->err, l->errlen, "%s: %s", src, why);
+      return -1;
+    }
+    return 0;
+  case K_PREFIX:
+    if (!v[0] || has_ctl_or(v, "/")) {
+      snprintf(l->err, l->errlen, "%s: \"%.200s\" must be non-empty and contain no '/'", src,
+               v);
+      return -1;
+    }
+    *field = wf_strdup(v);
+    return 0;
+  case K_PATH:
+    if (!v[0]) {
+      snprintf(l->err, l->errlen, "%s: the path is empty", src);
+      return -1;
+    }
+    *field = wf_strdup(v);
+    return 0;
+  case K_OPTPATH:
+    *field = v[0] ? wf_strdup(v) : NULL;
+    return 0;
+  case K_DOCKER:
+    if (!docker_ok(v)) {
+      snprintf(l->err, l->errlen,
+               "%s: \"%.200s\" is not a unix:///path, tcp://host:port or http://host:port URL",
+               src, v);
+      return -1;
+    }
+    *field = wf_strdup(v);
+    return 0;
+  case K_UINT: {
+    unsigned n;
+    if (parse_uint(v, o->min, o->max, &n) != 0) {
+      snprintf(l->err, l->errlen, "%s: \"%.200s\" is not a whole number from %u to %u", src, v,
+               o->min, o->max);
+      return -1;
+    }
+    *(unsigned *)((char *)cfg + o->off) = n;
+    return 0;
+  }
+  case K_LEVEL:
+    if (wf_log_level_parse(v, &cfg->log_level) != 0) {
+      snprintf(l->err, l->errlen, "%s: \"%.200s\" is not one of debug, info, warn, error", src,
+               v);
+      return -1;
+    }
+    return 0;
+  case K_FORMAT:
+    if (strcasecmp(v, "text") == 0) cfg->log_json = 0;
+    else if (strcasecmp(v, "json") == 0) cfg->log_json = 1;
+    else {
+      snprintf(l->err, l->errlen, "%s: \"%.200s\" is not one of text, json", src, v);
+      return -1;
+    }
+    return 0;
+  case K_TEXT:
+    *field = wf_strdup(v);
+    return 0;
+  case K_BOOL:
+    return 0;
+  }
+  return 0;
+bad_fmt_name:
+  snprintf(l->err, l->errlen,
+           "%s: \"%.200s\" must be 1 to 200 characters with no '/', space or control "
+           "character",
+           src, v);
+  return -1;
+}
+
+/* ---- etcd endpoint lists ------------------------------------------------------------ */
+
+/* One http://host:port[/] item; the normalised copy goes to *out. */
+static int etcd_url_ok(const char *s, size_t n, char **out) {
+  if (n < 8 || strncmp(s, "http://", 7) != 0) return 0;
+  const char *p = s + 7, *end = s + n;
+  if (end[-1] == '/') end--;
+  const char *host = p;
+  if (*p == '[') {
+    for (p++; p < end && *p != ']'; p++)
+      if (!strchr("0123456789abcdefABCDEF:.", *p)) return 0;
+    if (p >= end || p == host + 1) return 0;
+    p++;
+  } else {
+    for (; p < end && *p != ':'; p++)
+      if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_'))
+        return 0;
+    if (p == host) return 0;
+  }
+  if (p >= end || *p != ':') return 0;
+  p++;
+  unsigned port = 0;
+  const char *digits = p;
+  for (; p < end; p++) {
+    if (*p < '0' || *p > '9') return 0;
+    port = port * 10 + (unsigned)(*p - '0');
+    if (port > 65535) return 0;
+  }
+  if (p == digits || port == 0) return 0;
+  *out = wf_strndup(s, (size_t)(end - s));
+  return 1;
+}
+
+int wf_cli_parse_etcd(const char *list, char ***out, size_t *n, char *why, size_t whylen) {
+  size_t cap = 1, cnt = 0;
+  for (const char *p = list; *p; p++) cap += (*p == ',');
+  char **v = wf_calloc(cap + 1, sizeof *v);
+  const char *p = list;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    const char *e = comma ? comma : p + strlen(p);
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    const char *q = e;
+    while (q > p && (q[-1] == ' ' || q[-1] == '\t')) q--;
+    if (q == p) {
+      snprintf(why, whylen, "\"%.200s\" has an empty endpoint; expected "
+               "http://host:port[,http://host:port...]", list);
+      goto fail;
+    }
+    if (!etcd_url_ok(p, (size_t)(q - p), &v[cnt])) {
+      snprintf(why, whylen, "\"%.*s\" is not an http://host:port URL",
+               (int)((q - p) > 200 ? 200 : (q - p)), p);
+      goto fail;
+    }
+    cnt++;
+    if (!comma) break;
+    p = comma + 1;
+  }
+  *out = v;
+  *n = cnt;
+  return 0;
+fail:
+  wf_argv_free(v);
+  return -1;
+}
+
+/* ---- entry points ------------------------------------------------------------- */
+
+enum wf_config_result wf_config_load(wf_config_t *cfg, int argc, char **argv, char **envp,
+                                     char *err, size_t errlen) {
+  loader_t l;
+  int help = 0, version = 0;
+  enum wf_config_result rc = WF_CONFIG_BAD;
+  memset(cfg, 0, sizeof *cfg);
+  memset(&l, 0, sizeof l);
+  l.err = err;
+  l.errlen = errlen;
+  if (errlen) err[0] = '\0';
+
+  if (read_flags(&l, argc, argv, &help, &version) != 0) goto out;
+  if (help) {
+    print_usage(stdout);
+    rc = WF_CONFIG_EXIT;
+    goto out;
+  }
+  if (version) {
+    printf("workflow-node %s\n", WF_VERSION);
+    rc = WF_CONFIG_EXIT;
+    goto out;
+  }
+  read_env(&l, envp ? envp : environ);
+
+  /* The config file can come from a flag or the environment only. */
+  size_t ci = (size_t)(find_opt("config", 6) - opts);
+  if (l.slot[ci].src != SRC_NONE) {
+    if (check(&l, cfg, ci) != 0) goto out;
+    l.file = l.slot[ci].val;
+    if (read_file(&l) != 0) goto out;
+  }
+  for (size_t i = 0; i < NOPTS; i++)
+    if (l.slot[i].src == SRC_NONE && opts[i].def) slot_set(&l.slot[i], SRC_DEFAULT, opts[i].def);
+  for (size_t i = 0; i < NOPTS; i++)
+    if (i != ci && check(&l, cfg, i) != 0) goto out;
+
+  if (!cfg->name) {
+    char host[256];
+    if (gethostname(host, sizeof host) != 0 || !host[0]) {
+      snprintf(err, errlen, "--name: the host name is unknown; set --name or WORKFLOW_NODE_NAME");
+      goto out;
+    }
+    host[sizeof host - 1] = '\0';
+    cfg->name = wf_strdup(host);
+  }
+  rc = WF_CONFIG_OK;
+out:
+  for (size_t i = 0; i < NOPTS; i++) free(l.slot[i].val);
+  return rc;
+}
+
+void wf_config_finish(wf_config_t *cfg) {
+  if (!cfg) return;
+  free(cfg->name);
+  wf_argv_free(cfg->etcd);
+  free(cfg->prefix);
+  free(cfg->config_file);
+  free(cfg->log_dir);
+  free(cfg->actions_dir);
+  free(cfg->docker_host);
+  free(cfg->address);
+  memset(cfg, 0, sizeof *cfg);
+}

@@ -104,6 +104,8 @@ static int load_dir(wf_catalog_t *c, const char *dir, char *err, size_t errlen) 
       if (json_is_null(doc)) continue;
       json_t *copy = json_deep_copy(doc);
       json_object_del(copy, "kind"); /* wfctl's apply format is accepted too */
+      /* YAML types `PORT: 8080` as a number; the schema wants text. */
+      wf_yaml_coerce_strings(copy, &wf__action__descriptor);
       Wf__Action *a =
           (Wf__Action *)wf_codec_decode(&wf__action__descriptor, copy, 0, e2, sizeof e2);
       json_decref(copy);

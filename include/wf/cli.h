@@ -1,0 +1,52 @@
+/*
+ * cli: what workflow-node's and wfctl's command lines share (etcd endpoint
+ * lists, ids), and wfctl's entry point and its testable pieces.  Only cli/
+ * and tests include this.
+ */
+#ifndef WF_CLI_H
+#define WF_CLI_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/*
+ * Splits a comma-separated endpoint list (spaces around items ignored) and
+ * checks each item is http://host:port (host a name, IPv4 or [IPv6]; port
+ * 1..65535; one trailing '/' is dropped).  On success *out is a malloc'd
+ * NULL-terminated array of malloc'd strings (free with wf_argv_free) and *n
+ * its length; returns 0.  Returns -1 with a reason in why ("\"x\" is not an
+ * http://host:port URL") and *out untouched.
+ */
+int wf_cli_parse_etcd(const char *list, char ***out, size_t *n, char *why, size_t whylen);
+
+/* A new globally unique id in the xid format the original uses for user
+ * steps and pipelines: 12 bytes (seconds, machine, pid, counter) as 20
+ * lowercase base32hex characters, NUL-terminated. */
+void wf_cli_xid(char out[21]);
+
+/* 1 if key is usable as the last segment of an etcd key and as a file name:
+ * non-empty, at most 200 bytes, no '/', not "." or "..", no control bytes. */
+int wf_cli_name_ok(const char *key);
+
+/* Kinds of object `wfctl apply` stores. */
+enum wf_cli_kind { WF_CLI_ACTION, WF_CLI_PIPELINE, WF_CLI_STEP };
+
+/*
+ * Prepares one `wfctl apply` document for storage: checks `kind`, removes it,
+ * fills the defaults (pipeline id and namespace, step key, create_at, status,
+ * create_type USER for a step with no pipeline_id, status.scheduled_node from
+ * `node` when the document has none), turns YAML-typed numbers into strings
+ * where the schema wants strings, and validates the result with the codec.
+ * doc is modified in place (borrowed).  On success returns 0 with *etcd_key
+ * (P/workflow/...) and *label ("step/<key>", "action/<name>@<version>",
+ * "pipeline/<ns>/<id>") malloc'd; on failure -1 with err naming the field.
+ * The caller prefixes err with the document number.
+ */
+int wf_cli_apply_prepare(json_t *doc, const char *prefix, const char *node,
+                         enum wf_cli_kind *kind, char **etcd_key, char **label, char *err,
+                         size_t errlen);
+
+/* wfctl: returns the process exit code (0 ok, 1 failure, 2 usage). */
+int wf_wfctl_main(int argc, char **argv);
+
+#endif
