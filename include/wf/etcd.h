@@ -11,6 +11,13 @@
  * that started it, with err = 0 or a negative UV_E* / WF_E* code; with
  * UV_ECANCELED after wf_etcd_close().  Pointers handed to callbacks are
  * borrowed and valid only during the call.
+ *
+ * The starting functions return 0 when the call is under way (its callback
+ * will fire), or, with no callback ever: UV_EINVAL for bad arguments,
+ * WF_ECLOSED once wf_etcd_close() was called.  A 503 / gRPC "unavailable"
+ * answer fails over like a transport error.  A retried put_if (first attempt
+ * timed out but was applied) reports a conflict whose `current` is the
+ * caller's own value.
  */
 #ifndef WF_ETCD_H
 #define WF_ETCD_H
@@ -43,7 +50,9 @@ typedef struct wf_etcd_kv_s {
 /* Creates the client; NULL if no endpoint parses. */
 wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts);
 /* Fails every pending call with UV_ECANCELED, stops every watch (no further
- * watch callbacks), closes connections, frees the client, then calls cb. */
+ * watch callbacks), closes connections, frees the client, then calls cb
+ * (may be NULL; never from inside this call).  Its watch handles are
+ * released too: do not use them afterwards. */
 void wf_etcd_close(wf_etcd_t *e, void (*cb)(void *data), void *data);
 /* Text of the last etcd/HTTP error seen (e.g. "etcdserver: requested lease not
  * found"), valid during a callback that reported WF_EETCD/WF_EHTTP. */
@@ -52,7 +61,9 @@ const char *wf_etcd_errmsg(const wf_etcd_t *e);
 const char *wf_etcd_endpoint(const wf_etcd_t *e);
 
 /* Prefix helper: writes the range_end for a prefix (last byte + 1) into out
- * (plen bytes).  Returns its length. */
+ * (plen bytes).  Returns its length.  A prefix of only 0xff bytes gives "\0"
+ * (length 1: no upper bound); the empty prefix gives 0 (nothing written:
+ * use "\0", as wf_etcd_list and wf_etcd_watch do). */
 size_t wf_etcd_prefix_end(const char *prefix, size_t plen, char *out);
 
 /* ---- range -------------------------------------------------------------- */
@@ -145,7 +156,13 @@ typedef struct wf_etcd_watch_cbs_s {
   void (*on_state)(wf_etcd_watch_t *w, int connected, int err, void *data);
 } wf_etcd_watch_cbs_t;
 
-/* Watches every key with `prefix` from start_revision (0 = now).  cbs copied. */
+/* Watches every key with `prefix` from start_revision (0 = now).  cbs copied;
+ * on_events is required.  NULL for bad arguments or a closing client.
+ * Events are delivered per gateway message as they arrive, fragments too
+ * (the resume position then remembers how many events of a partly delivered
+ * revision were seen, so a break inside one revision neither loses nor
+ * repeats any).  on_state fires only on changes: 1 on each "created" after a
+ * 0 (or first), 0 once per outage, not per retry. */
 wf_etcd_watch_t *wf_etcd_watch(wf_etcd_t *e, const char *prefix, size_t plen,
                                int64_t start_revision, const wf_etcd_watch_cbs_t *cbs,
                                void *data);
@@ -154,7 +171,10 @@ void wf_etcd_watch_restart(wf_etcd_watch_t *w, int64_t start_revision);
 /* Stops the watch: no callback fires after this returns; memory is released
  * once its connection is closed. */
 void wf_etcd_watch_cancel(wf_etcd_watch_t *w);
-/* The next revision the watch will ask for when it (re)connects. */
+/* The next revision the watch will ask for when it (re)connects; already
+ * past the batch inside on_events (at its last revision if the batch was a
+ * fragment that may continue).  0 before the first "created" of a watch
+ * from "now". */
 int64_t wf_etcd_watch_next_revision(const wf_etcd_watch_t *w);
 
 #endif

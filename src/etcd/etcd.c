@@ -1,1 +1,438 @@
-/* placeholder: being written */
+/*
+ * etcd: the client object, its endpoints and every unary call (range, the
+ * paginated list, put, put_if, delete, compact, leases) over the v3 JSON
+ * gateway.  Watches live in watch.c; the JSON itself in parse.c.
+ *
+ * A call is one heap object that owns its request body and lives until its
+ * callback has returned.  It is sent to the endpoint that worked last; a
+ * transport failure (or a 503 "unavailable" member) moves it to the next
+ * endpoint, once around, before the callback sees the error.  Because a put
+ * that timed out may still have been applied, a retried put_if can report a
+ * conflict whose `current` is the caller's own value: callers compare it.
+ *
+ * Closing: wf_etcd_close() closes every http client, which fails each
+ * in-flight request with UV_ECANCELED; each call's callback then fires with
+ * UV_ECANCELED, and the client is freed once no call, watch or http client is
+ * left (wf__etcd_maybe_finish).
+ */
+#include "etcd-internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct call_s {
+  wf_etcd_t *e;
+  enum wf__etcd_op op;
+  const char *path;
+  char *body;          /* owned; resent as is on failover */
+  size_t body_len;
+  wf_http_req_t *req;
+  size_t ep;           /* endpoint of the current attempt */
+  size_t tries;        /* endpoints tried for the current request */
+  union {
+    wf_etcd_range_cb range;
+    wf_etcd_put_cb put;
+    wf_etcd_txn_cb txn;
+    wf_etcd_delete_cb del;
+    wf_etcd_lease_cb lease;
+  } cb;
+  void *data;
+  /* wf_etcd_list only (list != 0). */
+  int list;
+  wf_etcd_page_cb on_page;
+  wf_etcd_list_done_cb on_done;
+  char *end;           /* the prefix's range_end */
+  size_t elen;
+  int64_t page_size;
+  int64_t list_rev;    /* the pinned revision, from the first page */
+} call_t;
+
+static const char *op_path(enum wf__etcd_op op) {
+  switch (op) {
+    case WF__ETCD_RANGE: return "/v3/kv/range";
+    case WF__ETCD_PUT: return "/v3/kv/put";
+    case WF__ETCD_TXN: return "/v3/kv/txn";
+    case WF__ETCD_DELETE: return "/v3/kv/deleterange";
+    case WF__ETCD_COMPACT: return "/v3/kv/compaction";
+    case WF__ETCD_GRANT: return "/v3/lease/grant";
+    case WF__ETCD_KEEPALIVE: return "/v3/lease/keepalive";
+    case WF__ETCD_REVOKE: return "/v3/lease/revoke";
+  }
+  return "/";
+}
+
+/* ---- endpoints --------------------------------------------------------------------- */
+
+int wf__etcd_transport_err(int err) {
+  /* Everything the http layer reports except what says "the peer answered"
+   * or "we gave up ourselves": refused, reset, EOF, timeouts, DNS, and
+   * WF_EPROTO (whatever answered there does not speak HTTP). */
+  return err < 0 && err != UV_ECANCELED && err != WF_ETOOBIG && err != WF_EHTTP &&
+         err != WF_EETCD && err != WF_ECOMPACTED && err != WF_ECLOSED;
+}
+
+void wf__etcd_endpoint_failed(wf_etcd_t *e, size_t ep) {
+  if (e->n > 1 && e->cur == ep) {
+    e->cur = (ep + 1) % e->n;
+    wf_warn(NULL, "etcd: endpoint %s failed, trying %s", e->urls[ep], e->urls[e->cur]);
+  }
+}
+
+void wf__etcd_set_errmsg(wf_etcd_t *e, const char *msg) {
+  snprintf(e->errmsg, sizeof e->errmsg, "%s", msg);
+}
+
+/* "127.0.0.1:2379" and "http://h:2379/" are common in flags; the http client
+ * wants an origin. */
+static char *normalise_url(const char *u) {
+  char *s = strstr(u, "://") ? wf_strdup(u) : wf_asprintf("http://%s", u);
+  size_t n = strlen(s);
+  while (n > 0 && s[n - 1] == '/') s[--n] = '\0';
+  return s;
+}
+
+wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts) {
+  if (!loop || !opts || !opts->endpoints || opts->nendpoints == 0) return NULL;
+  wf_etcd_t *e = wf_calloc(1, sizeof *e);
+  e->loop = loop;
+  e->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : 5000;
+  e->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 3000;
+  e->urls = wf_calloc(opts->nendpoints, sizeof *e->urls);
+  e->clients = wf_calloc(opts->nendpoints, sizeof *e->clients);
+  wf_http_client_opts_t ho = {0};
+  ho.connect_timeout_ms = e->connect_timeout_ms;
+  for (size_t i = 0; i < opts->nendpoints; i++) {
+    if (!opts->endpoints[i] || !*opts->endpoints[i]) continue;
+    char *u = normalise_url(opts->endpoints[i]);
+    wf_http_client_t *c = wf_http_client_create(loop, u, &ho);
+    if (!c) {
+      wf_warn(NULL, "etcd: ignoring endpoint \"%s\": not a URL", opts->endpoints[i]);
+      free(u);
+      continue;
+    }
+    e->urls[e->n] = u;
+    e->clients[e->n++] = c;
+  }
+  if (e->n == 0) {
+    free(e->urls);
+    free(e->clients);
+    free(e);
+    return NULL;
+  }
+  return e;
+}
+
+void wf__etcd_maybe_finish(wf_etcd_t *e) {
+  if (!e->closing || e->ncalls || e->nwatches || e->clients_open) return;
+  void (*cb)(void *) = e->close_cb;
+  void *data = e->close_data;
+  for (size_t i = 0; i < e->n; i++) free(e->urls[i]);
+  free(e->urls);
+  free(e->clients);
+  free(e);
+  if (cb) cb(data);
+}
+
+static void on_client_closed(void *data) {
+  wf_etcd_t *e = data;
+  e->clients_open--;
+  wf__etcd_maybe_finish(e);
+}
+
+void wf_etcd_close(wf_etcd_t *e, void (*cb)(void *data), void *data) {
+  if (!e || e->closing) return;
+  e->closing = 1;
+  e->close_cb = cb;
+  e->close_data = data;
+  wf__etcd_watch_cancel_all(e);
+  /* Counted before the loop: a close_cb that fired at once must not find
+   * zero and free e under us. */
+  e->clients_open = e->n;
+  for (size_t i = 0; i < e->n; i++) wf_http_client_close(e->clients[i], on_client_closed, e);
+}
+
+const char *wf_etcd_errmsg(const wf_etcd_t *e) { return e->errmsg; }
+const char *wf_etcd_endpoint(const wf_etcd_t *e) { return e->urls[e->cur]; }
+
+/* ---- calls ------------------------------------------------------------------------- */
+
+static void call_on_done(wf_http_req_t *req, int err, int status, const char *body, size_t len,
+                         void *data);
+
+static int call_send(call_t *c) {
+  static const wf_http_header_t hdrs[] = {{"Content-Type", "application/json"}};
+  wf_etcd_t *e = c->e;
+  wf_http_req_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.method = "POST";
+  o.path = c->path;
+  o.headers = hdrs;
+  o.nheaders = 1;
+  o.body = c->body;
+  o.body_len = c->body_len;
+  o.timeout_ms = e->request_timeout_ms;
+  o.max_body = WF__ETCD_MAX_RESPONSE;
+  wf_http_cbs_t cbs;
+  memset(&cbs, 0, sizeof cbs);
+  cbs.on_done = call_on_done;
+  c->req = wf_http_request(e->clients[c->ep], &o, &cbs, c);
+  return c->req ? 0 : UV_EINVAL;
+}
+
+static void call_free(call_t *c) {
+  wf_etcd_t *e = c->e;
+  free(c->body);
+  free(c->end);
+  free(c);
+  e->ncalls--;
+  wf__etcd_maybe_finish(e);
+}
+
+/* Takes ownership of body (freed on failure too). */
+static int call_start(wf_etcd_t *e, call_t *c, enum wf__etcd_op op, char *body, size_t blen) {
+  c->e = e;
+  c->op = op;
+  c->path = op_path(op);
+  c->body = body;
+  c->body_len = blen;
+  c->ep = e->cur;
+  e->ncalls++;
+  int r = call_send(c);
+  if (r != 0) call_free(c);
+  return r;
+}
+
+static call_t *call_new(void *data) {
+  call_t *c = wf_calloc(1, sizeof *c);
+  c->data = data;
+  return c;
+}
+
+/* Hands the outcome to the caller; err != 0 means r holds nothing. */
+static void call_complete(call_t *c, int err, const wf__etcd_resp_t *r) {
+  static const wf__etcd_resp_t none;
+  if (err != 0) r = &none;
+  switch (c->op) {
+    case WF__ETCD_RANGE: {
+      wf_etcd_range_res_t res;
+      res.revision = r->revision;
+      res.kvs = r->kvs;
+      res.nkvs = r->nkvs;
+      res.more = r->more;
+      res.count = r->count;
+      c->cb.range(err, err ? NULL : &res, c->data);
+      break;
+    }
+    case WF__ETCD_PUT:
+    case WF__ETCD_COMPACT:
+    case WF__ETCD_REVOKE:
+      c->cb.put(err, r->revision, c->data);
+      break;
+    case WF__ETCD_TXN:
+      c->cb.txn(err, r->succeeded, r->revision, r->nkvs ? &r->kvs[0] : NULL, c->data);
+      break;
+    case WF__ETCD_DELETE:
+      c->cb.del(err, r->deleted, r->revision, c->data);
+      break;
+    case WF__ETCD_GRANT:
+    case WF__ETCD_KEEPALIVE:
+      c->cb.lease(err, r->id, r->ttl, c->data);
+      break;
+  }
+}
+
+/* A list page arrived: hand it over and ask for the next one.  Returns 1 if
+ * the call goes on (a request is in flight), 0 when it is finished. */
+static int list_page(call_t *c, int *err, const wf__etcd_resp_t *r) {
+  wf_etcd_t *e = c->e;
+  if (c->list_rev == 0) c->list_rev = r->revision;
+  if (r->nkvs > 0) c->on_page(r->kvs, r->nkvs, c->data);
+  if (e->closing) {
+    *err = UV_ECANCELED;
+    return 0;
+  }
+  if (!r->more || r->nkvs == 0) return 0;
+  /* The next page starts just after the last key: key + "\0" is the
+   * smallest key above it. */
+  const wf_etcd_kv_t *last = &r->kvs[r->nkvs - 1];
+  char *next = wf_malloc(last->key_len + 1);
+  memcpy(next, last->key, last->key_len);
+  next[last->key_len] = '\0';
+  wf_etcd_range_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.limit = c->page_size;
+  o.revision = c->list_rev;
+  free(c->body);
+  c->body = wf__etcd_req_range(next, last->key_len + 1, c->end, c->elen, &o, &c->body_len);
+  free(next);
+  c->tries = 0;
+  c->ep = e->cur;
+  *err = call_send(c);
+  return *err == 0;
+}
+
+static void call_on_done(wf_http_req_t *req, int err, int status, const char *body, size_t len,
+                         void *data) {
+  call_t *c = data;
+  wf_etcd_t *e = c->e;
+  int grpc = -1;
+  c->req = NULL;
+  if (e->closing) err = UV_ECANCELED;
+  if (err == 0 && (status < 200 || status > 299))
+    err = wf__etcd_error_parse(status, body, len, e->errmsg, sizeof e->errmsg, &grpc);
+  /* gRPC Unavailable (HTTP 503): that member cannot serve (no leader,
+   * stopping); another one may. */
+  int failover = wf__etcd_transport_err(err) || grpc == 14 || status == 503;
+  if (failover && !e->closing) {
+    if (err != WF_EETCD && err != WF_EHTTP)
+      snprintf(e->errmsg, sizeof e->errmsg, "%s: %s", e->urls[c->ep], wf_strerror(err));
+    wf__etcd_endpoint_failed(e, c->ep);
+    if (++c->tries < e->n) {
+      c->ep = (c->ep + 1) % e->n;
+      if (call_send(c) == 0) return;
+    }
+  } else if (status != 0 && !e->closing) {
+    e->cur = c->ep;  /* it answered: stay with it */
+  }
+
+  wf__etcd_resp_t r;
+  memset(&r, 0, sizeof r);
+  if (err == 0) {
+    err = wf__etcd_resp_parse(c->op, body, len, &r, e->errmsg, sizeof e->errmsg);
+    if (err == WF_EPROTO) wf_warn(NULL, "etcd %s: %s", c->path, e->errmsg);
+  }
+  if (c->list) {
+    if (err == 0 && list_page(c, &err, &r)) {
+      wf__etcd_resp_clear(&r);
+      return;
+    }
+    c->on_done(err, err ? 0 : c->list_rev, c->data);
+  } else {
+    call_complete(c, err, &r);
+  }
+  wf__etcd_resp_clear(&r);
+  call_free(c);
+}
+
+/* ---- the API ------------------------------------------------------------------------- */
+
+static int check(const wf_etcd_t *e, int has_cb, const char *key, size_t klen) {
+  if (!e || !has_cb || (!key && klen)) return UV_EINVAL;
+  if (e->closing) return WF_ECLOSED;
+  return 0;
+}
+
+int wf_etcd_range(wf_etcd_t *e, const char *key, size_t klen, const char *range_end,
+                  size_t relen, const wf_etcd_range_opts_t *opts, wf_etcd_range_cb cb,
+                  void *data) {
+  int r = check(e, cb != NULL, key, klen);
+  if (r) return r;
+  call_t *c = call_new(data);
+  c->cb.range = cb;
+  size_t blen;
+  char *body = wf__etcd_req_range(key, klen, range_end, relen, opts, &blen);
+  return call_start(e, c, WF__ETCD_RANGE, body, blen);
+}
+
+int wf_etcd_list(wf_etcd_t *e, const char *prefix, size_t plen, int64_t page_size,
+                 wf_etcd_page_cb on_page, wf_etcd_list_done_cb on_done, void *data) {
+  int r = check(e, on_done != NULL, prefix, plen);
+  if (r) return r;
+  if (!on_page || page_size < 0) return UV_EINVAL;
+  call_t *c = call_new(data);
+  c->list = 1;
+  c->on_page = on_page;
+  c->on_done = on_done;
+  c->page_size = page_size;
+  c->end = wf_malloc(plen + 1);
+  c->elen = wf_etcd_prefix_end(prefix, plen, c->end);
+  if (c->elen == 0) {
+    /* The empty prefix: every key ("\0" = no upper bound). */
+    c->end[0] = '\0';
+    c->elen = 1;
+  }
+  wf_etcd_range_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.limit = page_size;
+  size_t blen;
+  char *body = wf__etcd_req_range(prefix ? prefix : "", plen, c->end, c->elen, &o, &blen);
+  return call_start(e, c, WF__ETCD_RANGE, body, blen);
+}
+
+int wf_etcd_put(wf_etcd_t *e, const char *key, size_t klen, const char *value, size_t vlen,
+                int64_t lease, wf_etcd_put_cb cb, void *data) {
+  int r = check(e, cb != NULL, key, klen);
+  if (r) return r;
+  if (!value && vlen) return UV_EINVAL;
+  call_t *c = call_new(data);
+  c->cb.put = cb;
+  size_t blen;
+  char *body = wf__etcd_req_put(key, klen, value ? value : "", vlen, lease, &blen);
+  return call_start(e, c, WF__ETCD_PUT, body, blen);
+}
+
+int wf_etcd_put_if(wf_etcd_t *e, const char *key, size_t klen, int64_t mod_revision,
+                   const char *value, size_t vlen, wf_etcd_txn_cb cb, void *data) {
+  int r = check(e, cb != NULL, key, klen);
+  if (r) return r;
+  if ((!value && vlen) || mod_revision < 0) return UV_EINVAL;
+  call_t *c = call_new(data);
+  c->cb.txn = cb;
+  size_t blen;
+  char *body = wf__etcd_req_put_if(key, klen, mod_revision, value ? value : "", vlen, &blen);
+  return call_start(e, c, WF__ETCD_TXN, body, blen);
+}
+
+int wf_etcd_delete(wf_etcd_t *e, const char *key, size_t klen, const char *range_end,
+                   size_t relen, wf_etcd_delete_cb cb, void *data) {
+  int r = check(e, cb != NULL, key, klen);
+  if (r) return r;
+  call_t *c = call_new(data);
+  c->cb.del = cb;
+  size_t blen;
+  char *body = wf__etcd_req_delete(key, klen, range_end, relen, &blen);
+  return call_start(e, c, WF__ETCD_DELETE, body, blen);
+}
+
+int wf_etcd_compact(wf_etcd_t *e, int64_t revision, wf_etcd_put_cb cb, void *data) {
+  int r = check(e, cb != NULL, "", 0);
+  if (r) return r;
+  call_t *c = call_new(data);
+  c->cb.put = cb;
+  size_t blen;
+  char *body = wf__etcd_req_compact(revision, &blen);
+  return call_start(e, c, WF__ETCD_COMPACT, body, blen);
+}
+
+int wf_etcd_lease_grant(wf_etcd_t *e, int64_t ttl, wf_etcd_lease_cb cb, void *data) {
+  int r = check(e, cb != NULL, "", 0);
+  if (r) return r;
+  call_t *c = call_new(data);
+  c->cb.lease = cb;
+  size_t blen;
+  char *body = wf__etcd_req_lease_grant(ttl, &blen);
+  return call_start(e, c, WF__ETCD_GRANT, body, blen);
+}
+
+int wf_etcd_lease_keepalive(wf_etcd_t *e, int64_t id, wf_etcd_lease_cb cb, void *data) {
+  int r = check(e, cb != NULL, "", 0);
+  if (r) return r;
+  call_t *c = call_new(data);
+  c->cb.lease = cb;
+  size_t blen;
+  /* The keepalive endpoint is a stream; with one request object in the body
+   * etcd answers once and ends the response, so a buffered POST fits. */
+  char *body = wf__etcd_req_lease_id(id, &blen);
+  return call_start(e, c, WF__ETCD_KEEPALIVE, body, blen);
+}
+
+int wf_etcd_lease_revoke(wf_etcd_t *e, int64_t id, wf_etcd_put_cb cb, void *data) {
+  int r = check(e, cb != NULL, "", 0);
+  if (r) return r;
+  call_t *c = call_new(data);
+  c->cb.put = cb;
+  size_t blen;
+  char *body = wf__etcd_req_lease_id(id, &blen);
+  return call_start(e, c, WF__ETCD_REVOKE, body, blen);
+}

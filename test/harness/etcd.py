@@ -23,14 +23,38 @@ class Etcd:
     def __init__(self, data_dir=None, extra_args=()):
         self.owns_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix="wf-etcd-")
-        self.client_port = free_port()
-        self.peer_port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.client_port
+        self._pick_ports()
         self.extra_args = list(extra_args)
         self.proc = None
+        self.log = None
+        self.started_once = False
         self.log_path = os.path.join(self.dir, "etcd.log")
 
-    def start(self, timeout=20):
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def start(self, timeout=20, _retries=3):
+        """Starts etcd and waits for /health.  On the first start a port that
+        another process took between free_port() and the bind is replaced by
+        a new free one (up to _retries times); restart() keeps the ports."""
+        try:
+            return self._start(timeout)
+        except RuntimeError as e:
+            self.stop()
+            if _retries > 0 and "address already in use" in str(e) and not self.started_once:
+                self._pick_ports()
+                return self.start(timeout, _retries - 1)
+            raise
+
+    def _pick_ports(self):
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        while self.peer_port == self.client_port:
+            self.peer_port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.client_port
+
+    def _start(self, timeout):
         peer = "http://127.0.0.1:%d" % self.peer_port
         args = [
             shutil.which("etcd") or "/usr/bin/etcd",
@@ -41,15 +65,19 @@ class Etcd:
             "--initial-cluster", "wf=" + peer,
         ] + self.extra_args
         self.log = open(self.log_path, "ab")
+        log_start = self.log.tell()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
                                      stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("etcd exited: " + open(self.log_path).read()[-2000:])
+                with open(self.log_path, errors="replace") as f:
+                    f.seek(log_start)
+                    raise RuntimeError("etcd exited: " + f.read()[-2000:])
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
                     if b"true" in r.read():
+                        self.started_once = True
                         return self
             except OSError:
                 pass
@@ -68,6 +96,22 @@ class Etcd:
         if getattr(self, "log", None):
             self.log.close()
             self.log = None
+
+    def restart(self, down_seconds=0.0, sig=signal.SIGTERM, timeout=20):
+        """Stops etcd (by PID), optionally stays down for down_seconds, then
+        starts it again on the same data dir and the same ports."""
+        self.stop(sig)
+        if down_seconds:
+            time.sleep(down_seconds)
+        deadline = time.time() + timeout
+        while True:  # the old listener may take a moment to release the port
+            try:
+                return self._start(max(1.0, deadline - time.time()))
+            except RuntimeError as e:
+                self.stop()
+                if "address already in use" not in str(e) or time.time() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def pause(self):
         self.proc.send_signal(signal.SIGSTOP)

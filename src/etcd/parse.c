@@ -1,0 +1,556 @@
+/*
+ * parse: the pure half of the etcd client.  It turns calls into gateway JSON
+ * and gateway JSON back into wf_etcd_kv_t, splits the watch stream into
+ * lines, and keeps the watch's resume position.  The gateway's quirks live
+ * here: bytes are base64, int64 are strings, default values are omitted
+ * (no "kvs" when empty, no "TTL" when 0, no "type" for a PUT event).
+ * No libuv, no http/: unit-tested on its own (test/etcd/test-parse.c).
+ */
+#include "etcd-internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- scalars ---------------------------------------------------------------------- */
+
+int wf__etcd_i64(const json_t *v, int64_t *out) {
+  *out = 0;
+  if (!v || json_is_null(v)) return 0;
+  if (json_is_integer(v)) {
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+  }
+  if (!json_is_string(v)) return WF_EPROTO;
+  const char *s = json_string_value(v);
+  size_t n = json_string_length(v), i = 0;
+  int neg = 0;
+  if (n > 0 && s[0] == '-') {
+    neg = 1;
+    i = 1;
+  }
+  if (i == n) return WF_EPROTO;
+  /* Accumulate negatively so INT64_MIN parses without overflow. */
+  int64_t acc = 0;
+  for (; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return WF_EPROTO;
+    int d = s[i] - '0';
+    if (acc < (INT64_MIN + d) / 10) return WF_EPROTO;
+    acc = acc * 10 - d;
+  }
+  if (!neg) {
+    if (acc == INT64_MIN) return WF_EPROTO;
+    acc = -acc;
+  }
+  *out = acc;
+  return 0;
+}
+
+int wf__etcd_bytes(const json_t *v, char **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  if (!v || json_is_null(v)) {
+    *out = wf_strdup("");
+    return 0;
+  }
+  if (!json_is_string(v)) return WF_EPROTO;
+  *out = wf_b64_decode(json_string_value(v), json_string_length(v), len);
+  return *out ? 0 : WF_EPROTO;
+}
+
+static json_t *b64_json(const char *p, size_t n) {
+  char *s = wf_malloc(wf_b64_enc_len(n) + 1);
+  wf_b64_encode(p, n, s);
+  json_t *j = json_string_nocheck(s);
+  free(s);
+  return j;
+}
+
+/* proto3 JSON wants int64 as a string; the gateway accepts numbers too, but
+ * strings keep every value exact whatever the JSON library does. */
+static json_t *i64_json(int64_t v) {
+  char s[32];
+  snprintf(s, sizeof s, "%" PRId64, v);
+  return json_string_nocheck(s);
+}
+
+/* ---- KeyValue ---------------------------------------------------------------------- */
+
+void wf__etcd_kv_clear(wf_etcd_kv_t *kv) {
+  free((void *)kv->key);
+  free((void *)kv->value);
+  memset(kv, 0, sizeof *kv);
+}
+
+int wf__etcd_kv_parse(const json_t *o, wf_etcd_kv_t *kv) {
+  char *key = NULL, *val = NULL;
+  memset(kv, 0, sizeof *kv);
+  if (!json_is_object(o)) return WF_EPROTO;
+  int r = wf__etcd_bytes(json_object_get(o, "key"), &key, &kv->key_len);
+  kv->key = key;
+  if (r == 0) r = wf__etcd_bytes(json_object_get(o, "value"), &val, &kv->value_len);
+  kv->value = val;
+  if (r == 0) r = wf__etcd_i64(json_object_get(o, "create_revision"), &kv->create_revision);
+  if (r == 0) r = wf__etcd_i64(json_object_get(o, "mod_revision"), &kv->mod_revision);
+  if (r == 0) r = wf__etcd_i64(json_object_get(o, "version"), &kv->version);
+  if (r == 0) r = wf__etcd_i64(json_object_get(o, "lease"), &kv->lease);
+  return r;
+}
+
+void wf__etcd_kv_copy(wf_etcd_kv_t *dst, const wf_etcd_kv_t *src) {
+  *dst = *src;
+  char *k = wf_malloc(src->key_len + 1), *v = wf_malloc(src->value_len + 1);
+  memcpy(k, src->key, src->key_len);
+  k[src->key_len] = '\0';
+  memcpy(v, src->value, src->value_len);
+  v[src->value_len] = '\0';
+  dst->key = k;
+  dst->value = v;
+}
+
+void wf__etcd_kvs_free(wf_etcd_kv_t *kvs, size_t n) {
+  for (size_t i = 0; i < n; i++) wf__etcd_kv_clear(&kvs[i]);
+  free(kvs);
+}
+
+int wf__etcd_kvs_parse(const json_t *arr, wf_etcd_kv_t **kvs, size_t *n) {
+  *kvs = NULL;
+  *n = 0;
+  if (!arr || json_is_null(arr)) return 0;
+  if (!json_is_array(arr)) return WF_EPROTO;
+  size_t cnt = json_array_size(arr);
+  if (cnt == 0) return 0;
+  wf_etcd_kv_t *a = wf_calloc(cnt, sizeof *a);
+  for (size_t i = 0; i < cnt; i++) {
+    int r = wf__etcd_kv_parse(json_array_get(arr, i), &a[i]);
+    if (r != 0) {
+      wf__etcd_kvs_free(a, i + 1);
+      return r;
+    }
+  }
+  *kvs = a;
+  *n = cnt;
+  return 0;
+}
+
+/* ---- request bodies -------------------------------------------------------------- */
+
+/* Serialises and releases root (ownership passes, rule 15). */
+static char *dump(json_t *root, size_t *len) {
+  char *s = json_dumps(root, JSON_COMPACT);
+  json_decref(root);
+  if (!s) {
+    /* Only an allocation failure makes jansson fail here. */
+    wf_error(NULL, "etcd: out of memory serialising a request");
+    abort();
+  }
+  *len = strlen(s);
+  return s;
+}
+
+static void set_range(json_t *o, const char *key, size_t klen, const char *end, size_t elen) {
+  json_object_set_new_nocheck(o, "key", b64_json(key, klen));
+  if (end) json_object_set_new_nocheck(o, "range_end", b64_json(end, elen));
+}
+
+char *wf__etcd_req_range(const char *key, size_t klen, const char *end, size_t elen,
+                         const wf_etcd_range_opts_t *o, size_t *len) {
+  json_t *root = json_object();
+  set_range(root, key, klen, end, elen);
+  if (o && o->limit > 0) json_object_set_new_nocheck(root, "limit", i64_json(o->limit));
+  if (o && o->revision > 0)
+    json_object_set_new_nocheck(root, "revision", i64_json(o->revision));
+  if (o && o->keys_only) json_object_set_new_nocheck(root, "keys_only", json_true());
+  if (o && o->count_only) json_object_set_new_nocheck(root, "count_only", json_true());
+  return dump(root, len);
+}
+
+char *wf__etcd_req_put(const char *key, size_t klen, const char *val, size_t vlen,
+                       int64_t lease, size_t *len) {
+  json_t *root = json_object();
+  json_object_set_new_nocheck(root, "key", b64_json(key, klen));
+  json_object_set_new_nocheck(root, "value", b64_json(val, vlen));
+  if (lease != 0) json_object_set_new_nocheck(root, "lease", i64_json(lease));
+  return dump(root, len);
+}
+
+char *wf__etcd_req_put_if(const char *key, size_t klen, int64_t mod_revision,
+                          const char *val, size_t vlen, size_t *len) {
+  json_t *cmp = json_object();
+  json_object_set_new_nocheck(cmp, "key", b64_json(key, klen));
+  json_object_set_new_nocheck(cmp, "result", json_string_nocheck("EQUAL"));
+  if (mod_revision == 0) {
+    /* An absent key has create_revision 0: "create if absent". */
+    json_object_set_new_nocheck(cmp, "target", json_string_nocheck("CREATE"));
+    json_object_set_new_nocheck(cmp, "create_revision", i64_json(0));
+  } else {
+    json_object_set_new_nocheck(cmp, "target", json_string_nocheck("MOD"));
+    json_object_set_new_nocheck(cmp, "mod_revision", i64_json(mod_revision));
+  }
+  json_t *put = json_object();
+  json_object_set_new_nocheck(put, "key", b64_json(key, klen));
+  json_object_set_new_nocheck(put, "value", b64_json(val, vlen));
+  json_t *get = json_object();
+  json_object_set_new_nocheck(get, "key", b64_json(key, klen));
+  json_t *root = json_object();
+  json_object_set_new_nocheck(root, "compare", json_pack("[o]", cmp));
+  json_object_set_new_nocheck(root, "success", json_pack("[{s:o}]", "request_put", put));
+  json_object_set_new_nocheck(root, "failure", json_pack("[{s:o}]", "request_range", get));
+  return dump(root, len);
+}
+
+char *wf__etcd_req_delete(const char *key, size_t klen, const char *end, size_t elen,
+                          size_t *len) {
+  json_t *root = json_object();
+  set_range(root, key, klen, end, elen);
+  return dump(root, len);
+}
+
+char *wf__etcd_req_compact(int64_t revision, size_t *len) {
+  json_t *root = json_object();
+  json_object_set_new_nocheck(root, "revision", i64_json(revision));
+  /* physical: answer only once the compaction is applied, so a watch or a
+   * range at an older revision fails for sure afterwards. */
+  json_object_set_new_nocheck(root, "physical", json_true());
+  return dump(root, len);
+}
+
+char *wf__etcd_req_lease_grant(int64_t ttl, size_t *len) {
+  json_t *root = json_object();
+  json_object_set_new_nocheck(root, "TTL", i64_json(ttl));
+  return dump(root, len);
+}
+
+char *wf__etcd_req_lease_id(int64_t id, size_t *len) {
+  json_t *root = json_object();
+  json_object_set_new_nocheck(root, "ID", i64_json(id));
+  return dump(root, len);
+}
+
+char *wf__etcd_req_watch(const char *key, size_t klen, const char *end, size_t elen,
+                         int64_t start_revision, size_t *len) {
+  json_t *cr = json_object();
+  set_range(cr, key, klen, end, elen);
+  if (start_revision > 0)
+    json_object_set_new_nocheck(cr, "start_revision", i64_json(start_revision));
+  /* Large replays arrive as several messages, each far below the line bound. */
+  json_object_set_new_nocheck(cr, "fragment", json_true());
+  json_t *root = json_object();
+  json_object_set_new_nocheck(root, "create_request", cr);
+  return dump(root, len);
+}
+
+/* ---- responses ---------------------------------------------------------------------- */
+
+void wf__etcd_resp_clear(wf__etcd_resp_t *r) {
+  wf__etcd_kvs_free(r->kvs, r->nkvs);
+  memset(r, 0, sizeof *r);
+}
+
+static int header_rev(const json_t *o, int64_t *rev) {
+  const json_t *h = json_object_get(o, "header");
+  *rev = 0;
+  if (!h) return 0;
+  if (!json_is_object(h)) return WF_EPROTO;
+  return wf__etcd_i64(json_object_get(h, "revision"), rev);
+}
+
+/* An error object's text: {"error":"..."} / {"message":"..."} (unary) or
+ * {"error":{"message":"..."}} (a stream's bare error). */
+static void error_text(const json_t *o, char *msg, size_t msglen) {
+  const json_t *err = json_object_get(o, "error");
+  const json_t *m = json_object_get(o, "message");
+  if (json_is_object(err)) m = json_object_get(err, "message");
+  if (!json_is_string(m)) m = err;
+  snprintf(msg, msglen, "%s", json_is_string(m) ? json_string_value(m) : "etcd error");
+}
+
+static int parse_txn(const json_t *o, wf__etcd_resp_t *r) {
+  r->succeeded = json_is_true(json_object_get(o, "succeeded"));
+  if (r->succeeded) return 0;
+  /* The failure branch is one request_range of the key. */
+  const json_t *resps = json_object_get(o, "responses");
+  if (!resps) return 0;
+  if (!json_is_array(resps)) return WF_EPROTO;
+  const json_t *rr = json_object_get(json_array_get(resps, 0), "response_range");
+  if (!rr) return 0;
+  if (!json_is_object(rr)) return WF_EPROTO;
+  int e = wf__etcd_kvs_parse(json_object_get(rr, "kvs"), &r->kvs, &r->nkvs);
+  if (e == 0 && r->nkvs > 1) e = WF_EPROTO;
+  return e;
+}
+
+int wf__etcd_resp_parse(enum wf__etcd_op op, const char *body, size_t len,
+                        wf__etcd_resp_t *r, char *msg, size_t msglen) {
+  json_error_t je;
+  memset(r, 0, sizeof *r);
+  msg[0] = '\0';
+  /* A keepalive answer is a stream: one {"result":...} line, then maybe blank
+   * lines.  Read just the first value. */
+  size_t flags = op == WF__ETCD_KEEPALIVE ? JSON_DISABLE_EOF_CHECK : 0;
+  json_t *root = json_loadb(body, len, flags, &je);
+  if (!root) {
+    snprintf(msg, msglen, "bad JSON from etcd: %s", je.text);
+    return WF_EPROTO;
+  }
+  int e = 0;
+  const json_t *o = root;
+  if (!json_is_object(o)) {
+    snprintf(msg, msglen, "etcd answer is not an object");
+    e = WF_EPROTO;
+    goto out;
+  }
+  if (op == WF__ETCD_KEEPALIVE) {
+    if (json_object_get(o, "error")) {
+      error_text(o, msg, msglen);
+      e = WF_EETCD;
+      goto out;
+    }
+    o = json_object_get(o, "result");
+    if (!json_is_object(o)) {
+      snprintf(msg, msglen, "keepalive answer without result");
+      e = WF_EPROTO;
+      goto out;
+    }
+  }
+  e = header_rev(o, &r->revision);
+  if (e != 0) goto bad;
+  switch (op) {
+    case WF__ETCD_RANGE:
+      e = wf__etcd_kvs_parse(json_object_get(o, "kvs"), &r->kvs, &r->nkvs);
+      if (e == 0) e = wf__etcd_i64(json_object_get(o, "count"), &r->count);
+      r->more = json_is_true(json_object_get(o, "more"));
+      break;
+    case WF__ETCD_TXN:
+      e = parse_txn(o, r);
+      break;
+    case WF__ETCD_DELETE:
+      e = wf__etcd_i64(json_object_get(o, "deleted"), &r->deleted);
+      break;
+    case WF__ETCD_GRANT:
+    case WF__ETCD_KEEPALIVE:
+      e = wf__etcd_i64(json_object_get(o, "ID"), &r->id);
+      /* No TTL = 0: for a keepalive, the lease is gone. */
+      if (e == 0) e = wf__etcd_i64(json_object_get(o, "TTL"), &r->ttl);
+      break;
+    case WF__ETCD_PUT:
+    case WF__ETCD_COMPACT:
+    case WF__ETCD_REVOKE:
+      break;
+  }
+bad:
+  if (e != 0) {
+    wf__etcd_kvs_free(r->kvs, r->nkvs);
+    r->kvs = NULL;
+    r->nkvs = 0;
+    snprintf(msg, msglen, "malformed etcd answer");
+  }
+out:
+  json_decref(root);
+  return e;
+}
+
+int wf__etcd_error_parse(int status, const char *body, size_t len, char *msg, size_t msglen,
+                         int *grpc_code) {
+  json_error_t je;
+  *grpc_code = -1;
+  json_t *root = body && len ? json_loadb(body, len, 0, &je) : NULL;
+  if (!json_is_object(root) || !json_object_get(root, "error")) {
+    /* Not the gateway's error object (a proxy, "404 page not found"...):
+     * keep the first line for the log. */
+    size_t n = 0;
+    while (body && n < len && n < 200 && body[n] != '\n' && body[n] != '\r') n++;
+    snprintf(msg, msglen, "HTTP %d: %.*s", status, (int)n, body ? body : "");
+    json_decref(root);
+    return WF_EHTTP;
+  }
+  error_text(root, msg, msglen);
+  const json_t *code = json_object_get(root, "code");
+  if (json_is_integer(code)) *grpc_code = (int)json_integer_value(code);
+  json_decref(root);
+  /* gRPC OutOfRange is what etcd uses for "required revision has been
+   * compacted" (mvcc.ErrCompacted). */
+  return *grpc_code == 11 ? WF_ECOMPACTED : WF_EETCD;
+}
+
+/* ---- line splitter ---------------------------------------------------------------- */
+
+void wf__etcd_lines_init(wf__etcd_lines_t *l, size_t max) { wf_buf_init(&l->buf, max); }
+void wf__etcd_lines_finish(wf__etcd_lines_t *l) { wf_buf_finish(&l->buf); }
+void wf__etcd_lines_reset(wf__etcd_lines_t *l) { wf_buf_reset(&l->buf); }
+
+static int deliver(const char *p, size_t n, wf__etcd_line_cb cb, void *data) {
+  if (n > 0 && p[n - 1] == '\r') n--;
+  size_t i = 0;
+  while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r')) i++;
+  if (i == n) return 0;
+  return cb(p, n, data);
+}
+
+int wf__etcd_lines_feed(wf__etcd_lines_t *l, const char *p, size_t n, wf__etcd_line_cb cb,
+                        void *data) {
+  while (n > 0) {
+    const char *nl = memchr(p, '\n', n);
+    if (!nl) return wf_buf_append(&l->buf, p, n);
+    size_t k = (size_t)(nl - p);
+    int r;
+    if (l->buf.len == 0) {
+      /* The common case, a whole line inside one chunk: no copy. */
+      if (k > l->buf.max) return WF_ETOOBIG;
+      r = deliver(p, k, cb, data);
+    } else {
+      r = wf_buf_append(&l->buf, p, k);
+      if (r != 0) return r;
+      r = deliver(l->buf.data, l->buf.len, cb, data);
+      /* On r != 0 the owner drops the stream and resets us: leave buf. */
+      if (r == 0) wf_buf_reset(&l->buf);
+    }
+    if (r != 0) return r;
+    p = nl + 1;
+    n -= k + 1;
+  }
+  return 0;
+}
+
+int wf__etcd_lines_flush(wf__etcd_lines_t *l, wf__etcd_line_cb cb, void *data) {
+  if (l->buf.len == 0) return 0;
+  int r = deliver(l->buf.data, l->buf.len, cb, data);
+  if (r == 0) wf_buf_reset(&l->buf);
+  return r;
+}
+
+/* ---- watch messages ------------------------------------------------------------------ */
+
+void wf__etcd_watch_msg_clear(wf__etcd_watch_msg_t *m) {
+  for (size_t i = 0; i < m->nevents; i++) wf__etcd_kv_clear(&m->events[i].kv);
+  free(m->events);
+  memset(m, 0, sizeof *m);
+}
+
+static int parse_events(const json_t *arr, wf__etcd_watch_msg_t *m) {
+  if (!arr || json_is_null(arr)) return 0;
+  if (!json_is_array(arr)) return WF_EPROTO;
+  size_t cnt = json_array_size(arr);
+  if (cnt == 0) return 0;
+  m->events = wf_calloc(cnt, sizeof *m->events);
+  for (size_t i = 0; i < cnt; i++) {
+    const json_t *ev = json_array_get(arr, i);
+    m->nevents = i + 1;  /* so a failure clears what was parsed */
+    if (!json_is_object(ev)) return WF_EPROTO;
+    const json_t *t = json_object_get(ev, "type");
+    if (!t || (json_is_string(t) && strcmp(json_string_value(t), "PUT") == 0))
+      m->events[i].type = WF_ETCD_PUT;
+    else if (json_is_string(t) && strcmp(json_string_value(t), "DELETE") == 0)
+      m->events[i].type = WF_ETCD_DELETE;
+    else if (json_is_integer(t) && json_integer_value(t) >= 0 &&
+             json_integer_value(t) <= 1)
+      m->events[i].type = json_integer_value(t) == 1 ? WF_ETCD_DELETE : WF_ETCD_PUT;
+    else
+      return WF_EPROTO;
+    int r = wf__etcd_kv_parse(json_object_get(ev, "kv"), &m->events[i].kv);
+    if (r != 0) return r;
+  }
+  return 0;
+}
+
+int wf__etcd_watch_msg_parse(const char *line, size_t n, wf__etcd_watch_msg_t *m) {
+  json_error_t je;
+  memset(m, 0, sizeof *m);
+  json_t *root = json_loadb(line, n, 0, &je);
+  int e = 0;
+  if (!json_is_object(root)) {
+    snprintf(m->msg, sizeof m->msg, "bad watch message: %s", root ? "not an object" : je.text);
+    e = WF_EPROTO;
+    goto out;
+  }
+  if (json_object_get(root, "error")) {
+    /* Stream-level failure, not wrapped in "result": the gateway lost its
+     * gRPC stream (etcd shutting down...). */
+    m->error = 1;
+    error_text(root, m->msg, sizeof m->msg);
+    goto out;
+  }
+  const json_t *res = json_object_get(root, "result");
+  if (!json_is_object(res)) {
+    snprintf(m->msg, sizeof m->msg, "watch message without result");
+    e = WF_EPROTO;
+    goto out;
+  }
+  e = header_rev(res, &m->header_revision);
+  if (e == 0) e = wf__etcd_i64(json_object_get(res, "compact_revision"), &m->compact_revision);
+  if (e != 0) goto out;
+  m->created = json_is_true(json_object_get(res, "created"));
+  m->canceled = json_is_true(json_object_get(res, "canceled"));
+  m->fragment = json_is_true(json_object_get(res, "fragment"));
+  const json_t *reason = json_object_get(res, "cancel_reason");
+  if (json_is_string(reason)) snprintf(m->msg, sizeof m->msg, "%s", json_string_value(reason));
+  e = parse_events(json_object_get(res, "events"), m);
+  if (e != 0) snprintf(m->msg, sizeof m->msg, "malformed watch event");
+out:
+  json_decref(root);
+  return e;
+}
+
+/* ---- resume position -------------------------------------------------------------- */
+
+void wf__etcd_resume_init(wf__etcd_resume_t *r, int64_t rev) {
+  r->rev = rev > 0 ? rev : 0;
+  r->skip = 0;
+  r->drop_left = 0;
+}
+
+void wf__etcd_resume_connect(wf__etcd_resume_t *r) { r->drop_left = r->skip; }
+
+void wf__etcd_resume_created(wf__etcd_resume_t *r, int64_t header_revision) {
+  /* Watching from "now": the watch starts after the revision it was created
+   * at, so a reconnect must ask for exactly that + 1. */
+  if (r->rev == 0) {
+    r->rev = header_revision + 1;
+    r->skip = r->drop_left = 0;
+  }
+}
+
+int wf__etcd_resume_event(wf__etcd_resume_t *r, int64_t rev) {
+  if (rev < r->rev) return 0;  /* already past it (never sent by etcd) */
+  if (rev == r->rev && r->drop_left > 0) {
+    r->drop_left--;
+    return 0;
+  }
+  if (rev == r->rev) {
+    r->skip++;
+  } else {
+    r->rev = rev;
+    r->skip = 1;
+    r->drop_left = 0;
+  }
+  return 1;
+}
+
+void wf__etcd_resume_msg_end(wf__etcd_resume_t *r, int fragment) {
+  /* The last message of a response ends on a revision boundary: what was
+   * partly delivered is now whole, resume after it. */
+  if (!fragment && r->skip > 0) {
+    r->rev++;
+    r->skip = 0;
+    r->drop_left = 0;
+  }
+}
+
+/* ---- prefix ---------------------------------------------------------------------------- */
+
+size_t wf_etcd_prefix_end(const char *prefix, size_t plen, char *out) {
+  /* etcd's GetPrefixRangeEnd: bump the last byte that is not 0xff and cut
+   * after it.  A prefix of only 0xff bytes has no end: "\0" (every key from
+   * the start key on) is what etcd means by that. */
+  size_t n = plen;
+  while (n > 0 && (unsigned char)prefix[n - 1] == 0xff) n--;
+  if (n == 0) {
+    if (plen == 0) return 0;
+    out[0] = '\0';
+    return 1;
+  }
+  memcpy(out, prefix, n);
+  out[n - 1] = (char)((unsigned char)prefix[n - 1] + 1);
+  return n;
+}
