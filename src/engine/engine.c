@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine-internal.h"
 #include "wf/informer.h"
@@ -45,6 +46,7 @@ struct wf_engine_s {
   char *node_name, *prefix, *log_dir, *steps_prefix;
   unsigned max_parallel, step_timeout_s, stop_grace_s;
   int64_t start_ms;          /* steps RUNNING from before this are recovered */
+  char claim_id[64];         /* "<pid>.<start_ms>": unique to this process */
 
   wf_informer_t *steps;
   wf_catalog_t *catalog;
@@ -592,14 +594,89 @@ static void job_resolve(job_t *j) {
 
 /* ---- claiming ---------------------------------------------------------------------------------- */
 
+static void on_claimed(int err, int ok, int64_t rev, const wf_etcd_kv_t *cur, void *data);
+
+static void claim_send(job_t *j) {
+  wf_engine_t *e = j->e;
+  if (wf_etcd_put_if(e->etcd, j->etcd_key, strlen(j->etcd_key), j->mod_rev, j->json,
+                     strlen(j->json), on_claimed, j) != 0)
+    job_done(j);
+}
+
+static void on_verify(int err, const wf_etcd_range_res_t *res, void *data);
+
+static void on_verify_timer(uv_timer_t *t) {
+  job_t *j = t->data;
+  wf_engine_t *e = j->e;
+  if (wf_etcd_range(e->etcd, j->etcd_key, strlen(j->etcd_key), NULL, 0, NULL, on_verify, j) != 0)
+    job_done(j);
+}
+
+/* After a claim without an answer: ours if etcd holds exactly what we sent,
+ * still to claim if the step is unchanged, someone else's change otherwise. */
+static void on_verify(int err, const wf_etcd_range_res_t *res, void *data) {
+  job_t *j = data;
+  wf_engine_t *e = j->e;
+  if (e->closing || j->stop != STOP_NONE) {
+    job_done(j);
+    return;
+  }
+  if (err) {
+    uv_timer_start(&j->timer, on_verify_timer, wf_backoff_next(&j->backoff), 0);
+    return;
+  }
+  if (res->nkvs == 0) {
+    job_done(j);
+    return;
+  }
+  const wf_etcd_kv_t *kv = &res->kvs[0];
+  json_t *o = load_obj(kv->value);
+  wf_step_head_t h = {.node = "", .status = -1};
+  if (o) wf_step_head(o, &h);
+  json_t *cid = json_object_get(json_object_get(json_object_get(o, "status"), "response"),
+                                "claim_id");
+  int ours = strcmp(h.node, e->node_name) == 0 && h.start_at == j->start_at &&
+             json_is_string(cid) && strcmp(json_string_value(cid), e->claim_id) == 0 &&
+             (h.status == WF__STEP__STATUS__RUNNING || h.status == WF__STEP__STATUS__CANCELING);
+  json_decref(o);
+  if (ours) {
+    /* Our RUNNING is there (maybe changed since, e.g. canceled). */
+    wf_info(j->key, "the claim went through although its answer was lost");
+    free(j->json);
+    j->json = wf_strndup(kv->value, kv->value_len);
+    on_claimed(0, 1, kv->mod_revision, NULL, j);
+    if (h.status == WF__STEP__STATUS__CANCELING) wf__queue_add(e->queue, j->key);
+  } else if (kv->mod_revision == j->mod_rev) {
+    claim_send(j);
+  } else {
+    char *key = wf_strdup(j->key);
+    job_done(j);
+    wf__queue_add(e->queue, key);
+    free(key);
+  }
+}
+
 static void on_claimed(int err, int ok, int64_t rev, const wf_etcd_kv_t *cur, void *data) {
   job_t *j = data;
   wf_engine_t *e = j->e;
+  if (!err && !ok && cur && cur->value_len == strlen(j->json) &&
+      memcmp(cur->value, j->json, cur->value_len) == 0) {
+    /* A retried txn whose first attempt was applied: the value is ours. */
+    ok = 1;
+    rev = cur->mod_revision;
+  }
+  if (err && !(err == UV_ECANCELED && e->closing) && j->stop == STOP_NONE) {
+    /* The answer is lost, not necessarily the claim: etcd may have applied
+     * it.  Read the key back before deciding (verify_claim). */
+    uint64_t d = wf_backoff_next(&j->backoff);
+    wf_warn(j->key, "claim got no answer (%s%s%s); checking the step again in %llu ms",
+            wf_strerror(err), err == WF_EETCD ? ": " : "",
+            err == WF_EETCD ? wf_etcd_errmsg(e->etcd) : "", (unsigned long long)d);
+    uv_timer_start(&j->timer, on_verify_timer, d, 0);
+    return;
+  }
   if (err || !ok) {
-    if (err && !(err == UV_ECANCELED && e->closing))
-      wf_warn(j->key, "claim failed (%s%s%s); will retry", wf_strerror(err),
-              err == WF_EETCD ? ": " : "", err == WF_EETCD ? wf_etcd_errmsg(e->etcd) : "");
-    else if (!err)
+    if (!err)
       wf_debug(j->key, "claim lost: the step changed (now revision %lld)",
                cur ? (long long)cur->mod_revision : 0LL);
     char *key = wf_strdup(j->key);
@@ -613,6 +690,14 @@ static void on_claimed(int err, int ok, int64_t rev, const wf_etcd_kv_t *cur, vo
   j->mod_rev = rev;
   wf_cache_entry_t *entry = e->steps ? wf_informer_get(e->steps, j->key) : NULL;
   if (entry) wf_informer_set_local(e->steps, entry, j->json, strlen(j->json), rev);
+  if (entry && entry->value && entry->mod_revision > rev) {
+    /* The watch brought a change made after our claim (a cancel, say)
+     * before the claim's answer: adopt it and look at it again. */
+    free(j->json);
+    j->json = wf_strndup(entry->value, entry->value_len);
+    j->mod_rev = entry->mod_revision;
+    wf__queue_add(e->queue, j->key);
+  }
   if (j->stop != STOP_NONE) {
     if (j->stop == STOP_CANCEL) job_set_outcome(j, WF__STEP__STATUS__CANCELED, "canceled");
     job_finish(j);
@@ -628,42 +713,54 @@ static void write_only(wf_engine_t *e, wf_cache_entry_t *entry, int status, cons
   job_write_final(j);
 }
 
-static void claim(wf_engine_t *e, wf_cache_entry_t *entry) {
+/* Checks a step before the node takes it, and creates its job.  Returns
+ * NULL (after writing FAILED where that is the answer) when it cannot run. */
+static job_t *prepare(wf_engine_t *e, wf_cache_entry_t *entry, int64_t start_at, json_t *o) {
   char err[300];
-  json_t *o = load_obj(entry->value);
-  if (!o) return; /* filtered already; cannot happen */
   Wf__Step *s = (Wf__Step *)wf_codec_decode(&wf__step__descriptor, o, 0, err, sizeof err);
   if (!s) {
-    json_decref(o);
     char *m = wf_asprintf("invalid step: %s", err);
     wf_warn(entry->key, "%s", m);
     write_only(e, entry, WF__STEP__STATUS__FAILED, m);
     free(m);
-    return;
+    return NULL;
   }
   if (!wf_log_key_safe(entry->key)) {
-    json_decref(o);
     wf_codec_free((ProtobufCMessage *)s);
     char *m = wf_asprintf("step key \"%s\" cannot be used as a log file name", entry->key);
     wf_warn(entry->key, "%s", m);
     write_only(e, entry, WF__STEP__STATUS__FAILED, m);
     free(m);
-    return;
+    return NULL;
+  }
+  char path[4096];
+  if (wf_log_path(path, sizeof path, e->log_dir, entry->key, start_at) != 0) {
+    wf_codec_free((ProtobufCMessage *)s);
+    write_only(e, entry, WF__STEP__STATUS__FAILED, "log path too long");
+    return NULL;
   }
   job_t *j = job_create(e, entry, 1);
   j->step = s;
-  j->state = J_CLAIMING;
-  int64_t now = wf_now_ms();
-  char path[4096];
-  if (wf_log_path(path, sizeof path, e->log_dir, j->key, now) != 0) {
-    json_decref(o);
-    job_fail_early(j, "log path too long");
-    return;
-  }
   j->log_path = wf_strdup(path);
-  j->start_at = now;
+  j->start_at = start_at;
   wf_params_set(&j->response, "log_driver", "local_file");
   wf_params_set(&j->response, "log_path", path);
+  /* Tells this process's claim apart from a twin agent's (same node name,
+   * same millisecond): a lost answer is resolved by comparing values. */
+  wf_params_set(&j->response, "claim_id", e->claim_id);
+  return j;
+}
+
+static void claim(wf_engine_t *e, wf_cache_entry_t *entry) {
+  json_t *o = load_obj(entry->value);
+  if (!o) return; /* filtered already; cannot happen */
+  int64_t now = wf_now_ms();
+  job_t *j = prepare(e, entry, now, o);
+  if (!j) {
+    json_decref(o);
+    return;
+  }
+  j->state = J_CLAIMING;
   wf_step_patch_t p = {
       .status = WF__STEP__STATUS__RUNNING,
       .set_start_at = 1,
@@ -678,10 +775,7 @@ static void claim(wf_engine_t *e, wf_cache_entry_t *entry) {
   free(j->json);
   j->json = json_dumps(o, JSON_COMPACT);
   json_decref(o);
-  if (wf_etcd_put_if(e->etcd, j->etcd_key, strlen(j->etcd_key), j->mod_rev, j->json,
-                     strlen(j->json), on_claimed, j) != 0) {
-    job_done(j);
-  }
+  claim_send(j);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------------ */
@@ -767,7 +861,7 @@ static void dispatch(const char *key, void *data) {
         pump_waiting(e);
       }
       break;
-    case WF__STEP__STATUS__RUNNING:
+    case WF__STEP__STATUS__RUNNING: {
       /* RUNNING but unknown: recover only what was running before this
        * process started; a step claimed since then belongs to another
        * process (e.g. a second agent misconfigured with our name). */
@@ -777,6 +871,7 @@ static void dispatch(const char *key, void *data) {
                    "node restarted while the step was running");
       }
       break;
+    }
     case WF__STEP__STATUS__CANCELING:
       if (start_at == 0)
         write_only(e, entry, WF__STEP__STATUS__CANCELED, "canceled before it ran");
@@ -872,6 +967,7 @@ wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_
   e->step_timeout_s = cfg->step_timeout_s;
   e->stop_grace_s = cfg->stop_grace_s;
   e->start_ms = wf_now_ms();
+  snprintf(e->claim_id, sizeof e->claim_id, "%ld.%lld", (long)getpid(), (long long)e->start_ms);
   wf_map_init(&e->waiting);
   wf_map_init(&e->complained);
   e->catalog = wf__catalog_create(loop, etcd, cfg->prefix, cfg->actions_dir, cfg->resync_s,

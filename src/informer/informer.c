@@ -304,7 +304,9 @@ wf_cache_entry_t *wf_informer_get(wf_informer_t *inf, const char *key) {
 
 void wf_informer_set_local(wf_informer_t *inf, wf_cache_entry_t *e, const char *value,
                            size_t len, int64_t rev) {
-  if (rev > e->mod_revision) e->mod_revision = rev;
+  /* The watch may already have brought a newer value; never roll it back. */
+  if (rev < e->mod_revision) return;
+  e->mod_revision = rev;
   entry_set_value(e, value, len);
 }
 
