@@ -29,6 +29,13 @@ typedef struct wf_run_req_s {
   wf_logfile_t *log;             /* output sink, borrowed; the engine closes it after on_exit,
                                     never before (the runner writes to it until then) */
   unsigned stop_grace_s;         /* graceful stop -> kill delay for cancel */
+  void *ctx;                     /* the runner instance (docker: wf_docker_runner_t*); NULL for local */
+  const char *node_name;         /* this node's name (docker labels) */
+  /* Recovery after an agent restart: attach to this existing container (id)
+   * instead of creating one; output continues in the same log file, opened
+   * for appending.  NULL for a normal run.  Only runners with recovery
+   * (docker) look at it. */
+  const char *attach_id;
 } wf_run_req_t;
 
 typedef struct wf_run_result_s {
