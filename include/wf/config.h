@@ -29,6 +29,11 @@ typedef struct wf_config_s {
   enum wf_log_level log_level; /* --log-level debug|info|warn|error; default info */
   int log_json;           /* --log-format text|json; default text */
   char *address;          /* --address: registered in the node record; default "" */
+  char **allow_mounts;    /* --allow-mount DIR (repeatable): host dirs docker steps may mount */
+  size_t nallow_mounts;
+  unsigned docker_wait;   /* --docker-wait seconds; default 30 */
+  unsigned pull_timeout;  /* --pull-timeout seconds; default 600 */
+  int keep_containers;    /* --keep-containers; default off */
 } wf_config_t;
 
 /* Every flag the node takes, with its env var and config key, for --help and

@@ -36,6 +36,8 @@ enum kind {
   K_FORMAT,  /* text|json */
   K_TEXT,    /* any text */
   K_BOOL,    /* --help, --version: no value */
+  K_SWITCH,  /* on/off: --flag alone means true; --flag=false; env/file true|false */
+  K_LIST,    /* repeatable: --flag A --flag B; env comma-separated; file string or list */
 };
 
 typedef struct opt_s {
@@ -88,6 +90,14 @@ static const opt_t opts[] = {
    "text or json"},
   {"address", "WORKFLOW_ADDRESS", K_TEXT, "", 0, 0, OFF(address), "ADDR",
    "address published in the node record"},
+  {"allow-mount", "WORKFLOW_ALLOW_MOUNT", K_LIST, NULL, 0, 0, NO_OFF, "DIR",
+   "host directory docker steps may mount (repeatable; env: comma list)"},
+  {"docker-wait", "WORKFLOW_DOCKER_WAIT", K_UINT, "30", 0, 86400, OFF(docker_wait), "SEC",
+   "how long a docker step waits for an unreachable engine"},
+  {"pull-timeout", "WORKFLOW_PULL_TIMEOUT", K_UINT, "600", 1, 86400, OFF(pull_timeout), "SEC",
+   "longest image pull"},
+  {"keep-containers", "WORKFLOW_KEEP_CONTAINERS", K_SWITCH, "false", 0, 0,
+   OFF(keep_containers), NULL, "keep finished containers (for debugging)"},
   {"help", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print this help and exit"},
   {"version", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print the version and exit"},
 };
@@ -154,7 +164,8 @@ static void print_usage(FILE *out) {
   for (size_t i = 0; i < NOPTS; i++) {
     const opt_t *o = &opts[i];
     char left[64];
-    snprintf(left, sizeof left, "--%s%s%s", o->flag, o->arg ? " " : "", o->arg ? o->arg : "");
+    snprintf(left, sizeof left, "--%s%s%s%s", o->flag, o->arg ? " " : "", o->arg ? o->arg : "",
+             o->kind == K_LIST ? " ..." : "");
     fprintf(out, "  %-28s %s\n", left, o->help);
     if (o->env || o->def) {
       fprintf(out, "  %-28s", "");
@@ -203,7 +214,9 @@ static int read_flags(loader_t *l, int argc, char **argv, int *help, int *versio
       continue;
     }
     const char *val;
-    if (eq) {
+    if (o->kind == K_SWITCH && !eq) {
+      val = "true";
+    } else if (eq) {
       val = eq + 1;
     } else {
       if (i + 1 >= argc) {
@@ -212,7 +225,15 @@ static int read_flags(loader_t *l, int argc, char **argv, int *help, int *versio
       }
       val = argv[++i];
     }
-    slot_set(&l->slot[o - opts], SRC_FLAG, val);
+    slot_t *sl = &l->slot[o - opts];
+    if (o->kind == K_LIST && sl->src == SRC_FLAG) {
+      /* Repeated: items are kept one per line. */
+      char *joined = wf_asprintf("%s\n%s", sl->val, val);
+      free(sl->val);
+      sl->val = joined;
+      continue;
+    }
+    slot_set(sl, SRC_FLAG, val);
   }
   return 0;
 }
@@ -229,7 +250,12 @@ static void read_env(loader_t *l, char **envp) {
     if (!opts[i].env || l->slot[i].src != SRC_NONE) continue;
     const char *v = env_get(envp, opts[i].env);
     /* An empty variable counts as unset, as most tools treat DOCKER_HOST=. */
-    if (v && v[0]) slot_set(&l->slot[i], SRC_ENV, v);
+    if (v && v[0]) {
+      slot_set(&l->slot[i], SRC_ENV, v);
+      if (opts[i].kind == K_LIST)
+        for (char *c = l->slot[i].val; *c; c++)
+          if (*c == ',') *c = '\n';
+    }
   }
 }
 
@@ -248,7 +274,7 @@ static int file_value_text(loader_t *l, const opt_t *o, json_t *v, char **out) {
     snprintf(tmp, sizeof tmp, "%g", json_real_value(v));
   } else if (json_is_boolean(v)) {
     snprintf(tmp, sizeof tmp, "%s", json_is_true(v) ? "true" : "false");
-  } else if (json_is_array(v) && o->kind == K_ETCD) {
+  } else if (json_is_array(v) && (o->kind == K_ETCD || o->kind == K_LIST)) {
     /* etcd may be a list; it becomes the comma-separated form. */
     wf_buf_t b;
     size_t i;
@@ -257,11 +283,11 @@ static int file_value_text(loader_t *l, const opt_t *o, json_t *v, char **out) {
     json_array_foreach(v, i, e) {
       if (!json_is_string(e)) {
         wf_buf_finish(&b);
-        snprintf(l->err, l->errlen, "config %s: key \"etcd\": item %zu is not a string",
-                 l->file, i + 1);
+        snprintf(l->err, l->errlen, "config %s: key \"%s\": item %zu is not a string",
+                 l->file, o->flag, i + 1);
         return -1;
       }
-      if (i) wf_buf_append(&b, ",", 1);
+      if (i) wf_buf_append(&b, o->kind == K_LIST ? "\n" : ",", 1);
       wf_buf_append(&b, json_string_value(e), json_string_length(e));
     }
     *out = wf_strdup(b.data ? b.data : "");
@@ -441,6 +467,49 @@ static int check(loader_t *l, wf_config_t *cfg, size_t i) {
     return 0;
   case K_BOOL:
     return 0;
+  case K_SWITCH: {
+    int b;
+    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") ||
+        !strcmp(v, "1"))
+      b = 1;
+    else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") ||
+             !strcmp(v, "0"))
+      b = 0;
+    else {
+      snprintf(l->err, l->errlen, "%s: \"%.200s\" is not true or false", src, v);
+      return -1;
+    }
+    *(int *)((char *)cfg + o->off) = b;
+    return 0;
+  }
+  case K_LIST: {
+    /* allow-mount is the only list: absolute directories. */
+    char **items = NULL;
+    size_t n = 0, cap = 0;
+    const char *p = v;
+    for (;;) {
+      const char *nl = strchr(p, '\n');
+      size_t len = nl ? (size_t)(nl - p) : strlen(p);
+      if (len == 0 || p[0] != '/') {
+        snprintf(l->err, l->errlen, "%s: \"%.*s\" is not an absolute directory path", src,
+                 (int)(len > 200 ? 200 : len), p);
+        for (size_t k = 0; k < n; k++) free(items[k]);
+        free(items);
+        return -1;
+      }
+      if (n + 2 > cap) {
+        cap = cap ? cap * 2 : 4;
+        items = wf_realloc(items, cap * sizeof *items);
+      }
+      items[n++] = wf_strndup(p, len);
+      items[n] = NULL;
+      if (!nl) break;
+      p = nl + 1;
+    }
+    cfg->allow_mounts = items;
+    cfg->nallow_mounts = n;
+    return 0;
+  }
   }
   return 0;
 bad_fmt_name:
@@ -581,5 +650,6 @@ void wf_config_finish(wf_config_t *cfg) {
   free(cfg->actions_dir);
   free(cfg->docker_host);
   free(cfg->address);
+  wf_argv_free(cfg->allow_mounts);
   memset(cfg, 0, sizeof *cfg);
 }
