@@ -1,0 +1,104 @@
+#!/bin/bash
+# test.sh - the project's test command (CI runs it through .ci/run).
+#
+#   1. installs the Debian packages it needs (scripts/install-deps.sh);
+#   2. builds build/ and runs every test suite there (meson test);
+#   3. builds build-asan/ with ASan+UBSan and runs the same suites there
+#      (WF_ASAN=1, longer time limits);
+#   4. prints one closing line: "N passed, N failed[, N skipped]" summed over
+#      both runs, and exits non-zero if anything failed.
+#
+# Env knobs:
+#   WF_TEST_SUITES="unit etcd"  run only these meson suites (default: all:
+#                               unit, etcd, e2e)
+#   WF_SKIP_ASAN=1              skip the sanitizer run (ignored when CI=true)
+#   WF_TEST_ARGS="..."          extra arguments for `meson test`
+set -uo pipefail
+cd "$(dirname "$0")/.."
+T0=$(date +%s)
+
+bash scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+PASSED=0 FAILED=0 SKIPPED=0
+suite_args=()
+for s in ${WF_TEST_SUITES:-}; do suite_args+=(--suite "$s"); done
+
+# count DIR: adds the results of DIR/meson-logs/testlog.json to the totals.
+count() {
+  local log=$1/meson-logs/testlog.json
+  if [ ! -s "$log" ]; then
+    echo "test.sh: no test log in $1" >&2
+    FAILED=$((FAILED + 1))
+    return
+  fi
+  local c
+  c=$(python3 - "$log" <<'PY'
+import json, sys
+ok = fail = skip = 0
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line:
+        continue
+    r = json.loads(line).get("result", "")
+    if r in ("OK", "EXPECTEDFAIL"):
+        ok += 1
+    elif r == "SKIP":
+        skip += 1
+    else:
+        fail += 1
+print(ok, fail, skip)
+PY
+  ) || { FAILED=$((FAILED + 1)); return; }
+  set -- $c
+  PASSED=$((PASSED + $1)) FAILED=$((FAILED + $2)) SKIPPED=$((SKIPPED + $3))
+  echo "test.sh: $dir: $1 passed, $2 failed, $3 skipped" >&2
+}
+
+# run DIR [meson options...]: configure (or reconfigure), build, test.
+run() {
+  local dir=$1
+  shift
+  local t0
+  t0=$(date +%s)
+  echo "==== $dir: setup $*" >&2
+  local slog
+  slog=$(mktemp /tmp/wf-meson-setup.XXXXXX)
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@" >"$slog" 2>&1
+  else
+    rm -rf "$dir"
+    meson setup "$dir" "$@" >"$slog" 2>&1
+  fi || { tail -30 "$slog" >&2; echo "test.sh: meson setup $dir failed" >&2
+          rm -f "$slog"; FAILED=$((FAILED + 1)); return; }
+  rm -f "$slog"
+  echo "==== $dir: build" >&2
+  if ! ninja -C "$dir" >&2; then
+    echo "test.sh: build in $dir failed" >&2
+    FAILED=$((FAILED + 1))
+    return
+  fi
+  echo "==== $dir: test ${suite_args[*]:-(all suites)}" >&2
+  rm -f "$dir/meson-logs/testlog.json"
+  # shellcheck disable=SC2086
+  meson test -C "$dir" --print-errorlogs "${suite_args[@]}" ${WF_TEST_ARGS:-} "${TEST_EXTRA[@]}" >&2
+  count "$dir"
+  echo "==== $dir: done in $(( $(date +%s) - t0 ))s" >&2
+}
+
+TEST_EXTRA=()
+run build
+
+if [ "${WF_SKIP_ASAN:-0}" = 1 ] && [ "${CI:-}" != true ]; then
+  echo "==== build-asan: skipped (WF_SKIP_ASAN=1)" >&2
+else
+  export WF_ASAN=1
+  TEST_EXTRA=(--timeout-multiplier 3)
+  run build-asan -Db_sanitize=address,undefined -Db_lundef=false
+  unset WF_ASAN
+fi
+
+echo "test.sh: total wall time $(( $(date +%s) - T0 ))s" >&2
+line="$PASSED passed, $FAILED failed"
+[ "$SKIPPED" -gt 0 ] && line="$line, $SKIPPED skipped"
+echo "$line"
+[ "$FAILED" -eq 0 ]
