@@ -88,6 +88,7 @@ struct job_s {
   int holds_slot;
 
   Wf__Step *step;
+  Wf__Action *action;        /* owned copy, resolved */
   char *log_path;
   int64_t start_at;
   unsigned timeout_s;
@@ -183,6 +184,7 @@ static void job_free(uv_handle_t *h) {
   free(j->message);
   wf_params_finish(&j->response);
   wf_codec_free((ProtobufCMessage *)j->step);
+  wf_codec_free((ProtobufCMessage *)j->action);
   free(j);
   if (--e->njobs == 0) {
     if (e->closing)
@@ -499,97 +501,121 @@ static void job_run(job_t *j, const Wf__Action *action, const Wf__Pipeline *pipe
 
 /* ---- resolving ------------------------------------------------------------------------------ */
 
-typedef struct {
-  job_t *j;
-  char *ref;
-} pipe_req_t;
+/* A copy the job owns: catalog entries may change while a pipeline is read. */
+static Wf__Action *action_copy(const Wf__Action *a) {
+  size_t n = protobuf_c_message_get_packed_size(&a->base);
+  uint8_t *buf = wf_malloc(n ? n : 1);
+  protobuf_c_message_pack(&a->base, buf);
+  Wf__Action *c = wf__action__unpack(NULL, n, buf);
+  free(buf);
+  return c;
+}
+
+static const char *etcd_err(wf_engine_t *e, int err) {
+  return err == WF_EETCD ? wf_etcd_errmsg(e->etcd) : wf_strerror(err);
+}
 
 static void on_pipeline(int err, const wf_etcd_range_res_t *res, void *data) {
-  pipe_req_t *pr = data;
-  job_t *j = pr->j;
+  job_t *j = data;
   wf_engine_t *e = j->e;
-  char *ref = pr->ref;
-  free(pr);
+  char *ref = wf_asprintf("%s/%s", j->step->namespace_, j->step->pipeline_id);
   if (err == UV_ECANCELED && e->closing) {
     free(ref);
     job_done(j);
     return;
   }
+  char *m = NULL;
+  Wf__Pipeline *p = NULL;
   if (err) {
-    char *m = wf_asprintf("describe step pipeline error, %s%s%s", wf_strerror(err),
-                          err == WF_EETCD ? ": " : "", err == WF_EETCD ? wf_etcd_errmsg(e->etcd) : "");
-    job_fail_early(j, m);
-    free(m);
-    free(ref);
-    return;
-  }
-  if (res->nkvs == 0) {
-    char *m = wf_asprintf("pipeline \"%s\" not found", ref);
-    job_fail_early(j, m);
-    free(m);
-    free(ref);
-    return;
-  }
-  char derr[256];
-  Wf__Pipeline *p = (Wf__Pipeline *)wf_codec_decode_bytes(
-      &wf__pipeline__descriptor, res->kvs[0].value, res->kvs[0].value_len, 0, derr, sizeof derr);
-  if (!p) {
-    char *m = wf_asprintf("pipeline \"%s\" is invalid: %s", ref, derr);
-    job_fail_early(j, m);
-    free(m);
-    free(ref);
-    return;
+    m = wf_asprintf("describe step pipeline error, %s", etcd_err(e, err));
+  } else if (res->nkvs == 0) {
+    m = wf_asprintf("pipeline \"%s\" not found", ref);
+  } else {
+    char derr[256];
+    p = (Wf__Pipeline *)wf_codec_decode_bytes(&wf__pipeline__descriptor, res->kvs[0].value,
+                                              res->kvs[0].value_len, 0, derr, sizeof derr);
+    if (!p) m = wf_asprintf("pipeline \"%s\" is invalid: %s", ref, derr);
   }
   free(ref);
-  char *name, *version;
-  wf_action_ref_split(j->step->action, &name, &version);
-  char *aref = wf_asprintf("%s@%s", name, version);
-  const Wf__Action *a = wf__catalog_get(e->catalog, aref);
-  free(name);
-  free(version);
-  free(aref);
-  if (!a) {
-    /* The action vanished while we fetched the pipeline. */
-    char *m = wf_asprintf("action \"%s\" not found", j->step->action);
+  if (m) {
     job_fail_early(j, m);
     free(m);
-  } else {
-    job_run(j, a, p);
+    return;
   }
+  job_run(j, j->action, p);
   wf_codec_free((ProtobufCMessage *)p);
+}
+
+/* The action is known: read the pipeline for pipeline steps, then run. */
+static void job_have_action(job_t *j) {
+  wf_engine_t *e = j->e;
+  /* A missing create_type is PIPELINE (the proto3 zero value), like the original. */
+  if (j->step->create_type != WF__STEP__CREATE__BY__PIPELINE) {
+    job_run(j, j->action, NULL);
+    return;
+  }
+  char *k = wf_asprintf("%s/workflow/pipelines/%s/%s", e->prefix, j->step->namespace_,
+                        j->step->pipeline_id);
+  if (wf_etcd_range(e->etcd, k, strlen(k), NULL, 0, NULL, on_pipeline, j) != 0)
+    job_fail_early(j, "cannot start the pipeline lookup");
+  free(k);
+}
+
+static char *action_ref(const Wf__Step *s) {
+  char *name, *version;
+  wf_action_ref_split(s->action, &name, &version);
+  char *ref = wf_asprintf("%s@%s", name, version);
+  free(name);
+  free(version);
+  return ref;
+}
+
+static void on_action(int err, const wf_etcd_range_res_t *res, void *data) {
+  job_t *j = data;
+  wf_engine_t *e = j->e;
+  if (err == UV_ECANCELED && e->closing) {
+    job_done(j);
+    return;
+  }
+  char *m = NULL;
+  if (err) {
+    m = wf_asprintf("describe step action error, %s", etcd_err(e, err));
+  } else if (res->nkvs == 0) {
+    /* Not in etcd either; the files of --actions-dir may still have it
+     * (the catalog would have answered), so this is final. */
+    m = wf_asprintf("action \"%s\" not found", j->step->action);
+  } else {
+    char derr[256];
+    j->action = (Wf__Action *)wf_codec_decode_bytes(
+        &wf__action__descriptor, res->kvs[0].value, res->kvs[0].value_len, 0, derr, sizeof derr);
+    if (!j->action) m = wf_asprintf("action \"%s\" is invalid: %s", j->step->action, derr);
+  }
+  if (m) {
+    job_fail_early(j, m);
+    free(m);
+    return;
+  }
+  job_have_action(j);
 }
 
 static void job_resolve(job_t *j) {
   wf_engine_t *e = j->e;
   j->state = J_RESOLVING;
-  char *name, *version;
-  wf_action_ref_split(j->step->action, &name, &version);
-  char *aref = wf_asprintf("%s@%s", name, version);
-  const Wf__Action *a = wf__catalog_get(e->catalog, aref);
-  free(name);
-  free(version);
-  free(aref);
-  if (!a) {
-    char *m = wf_asprintf("action \"%s\" not found", j->step->action);
-    job_fail_early(j, m);
-    free(m);
+  char *ref = action_ref(j->step);
+  const Wf__Action *a = wf__catalog_get(e->catalog, ref);
+  if (a) {
+    free(ref);
+    j->action = action_copy(a);
+    job_have_action(j);
     return;
   }
-  /* A missing create_type is PIPELINE (the proto3 zero value), like the original. */
-  if (j->step->create_type == WF__STEP__CREATE__BY__PIPELINE) {
-    pipe_req_t *pr = wf_malloc(sizeof *pr);
-    pr->j = j;
-    pr->ref = wf_asprintf("%s/%s", j->step->namespace_, j->step->pipeline_id);
-    char *k = wf_asprintf("%s/workflow/pipelines/%s", e->prefix, pr->ref);
-    if (wf_etcd_range(e->etcd, k, strlen(k), NULL, 0, NULL, on_pipeline, pr) != 0) {
-      free(pr->ref);
-      free(pr);
-      job_fail_early(j, "cannot start the pipeline lookup");
-    }
-    free(k);
-    return;
-  }
-  job_run(j, a, NULL);
+  /* The actions watch may lag behind the steps watch (it is another
+   * stream), so a miss is checked against etcd itself before it fails. */
+  char *k = wf_asprintf("%s/workflow/actions/%s", e->prefix, ref);
+  free(ref);
+  if (wf_etcd_range(e->etcd, k, strlen(k), NULL, 0, NULL, on_action, j) != 0)
+    job_fail_early(j, "cannot start the action lookup");
+  free(k);
 }
 
 /* ---- claiming ---------------------------------------------------------------------------------- */

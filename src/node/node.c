@@ -302,6 +302,7 @@ int wf_node_run(const wf_config_t *cfg) {
   if (rc != 0) {
     wf_error(NULL, "event loop closed with live handles (%s)", uv_strerror(rc));
     uv_print_all_handles(&n.loop, stderr);
+    n.exit_code = 1;
   }
   free(n.node_key);
   free(n.record);

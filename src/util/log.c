@@ -38,6 +38,23 @@ int wf_log_level_parse(const char *s, enum wf_log_level *out) {
   return -1;
 }
 
+/* Copies s into out with control characters (and backslashes) escaped as
+ * \xNN / \\, truncating to fit. */
+static void escape_ctl(const char *s, char *out, size_t outlen) {
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p && o + 5 < outlen; p++) {
+    if (*p < 0x20 || *p == 0x7f) {
+      o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", *p);
+    } else if (*p == '\\') {
+      out[o++] = '\\';
+      out[o++] = '\\';
+    } else {
+      out[o++] = (char)*p;
+    }
+  }
+  out[o] = '\0';
+}
+
 void wf_logv(enum wf_log_level lvl, const char *step, const char *fmt, va_list ap) {
   if (lvl < min_level) return;
   char msg[2048];
@@ -53,6 +70,16 @@ void wf_logv(enum wf_log_level lvl, const char *step, const char *fmt, va_list a
 
   char line[4096];
   int n;
+  char safe_step[512], safe_msg[2048];
+  if (!log_json) {
+    /* Text lines must stay one line each: a step key or a message quoting
+     * outside input could otherwise forge log lines. */
+    if (step) {
+      escape_ctl(step, safe_step, sizeof safe_step);
+      step = safe_step;
+    }
+    escape_ctl(msg, safe_msg, sizeof safe_msg);
+  }
   if (log_json) {
     json_t *o = json_object();
     json_object_set_new(o, "ts", json_string(when));
@@ -65,9 +92,10 @@ void wf_logv(enum wf_log_level lvl, const char *step, const char *fmt, va_list a
     n = snprintf(line, sizeof line, "%s\n", s ? s : "{\"level\":\"error\",\"msg\":\"unencodable log line\"}");
     free(s);
   } else if (step) {
-    n = snprintf(line, sizeof line, "%s %-5s step=%s %s\n", when, level_names[lvl], step, msg);
+    n = snprintf(line, sizeof line, "%s %-5s step=%s %s\n", when, level_names[lvl], step,
+                 safe_msg);
   } else {
-    n = snprintf(line, sizeof line, "%s %-5s %s\n", when, level_names[lvl], msg);
+    n = snprintf(line, sizeof line, "%s %-5s %s\n", when, level_names[lvl], safe_msg);
   }
   if (n < 0) return;
   if ((size_t)n >= sizeof line) {
