@@ -69,7 +69,9 @@ class Agent:
         self.checked_upto = 0  # stderr offset already checked for sanitizer reports
 
     def argv(self):
-        a = [self.binary, "--name", self.name, "--etcd", self.etcd_url]
+        # WF_AGENT_WRAPPER runs the agent under a tool, e.g. valgrind.
+        wrap = os.environ.get("WF_AGENT_WRAPPER", "").split()
+        a = wrap + [self.binary, "--name", self.name, "--etcd", self.etcd_url]
         if self.prefix:
             a += ["--prefix", self.prefix]
         if self.log_dir:
