@@ -34,6 +34,7 @@ typedef struct wf_config_s {
   unsigned docker_wait;   /* --docker-wait seconds; default 30 */
   unsigned pull_timeout;  /* --pull-timeout seconds; default 600 */
   int keep_containers;    /* --keep-containers; default off */
+  char *mask_params;      /* --mask-params: comma-separated globs of secret param names */
 } wf_config_t;
 
 /* Every flag the node takes, with its env var and config key, for --help and

@@ -36,6 +36,7 @@ typedef struct wf_engine_cfg_s {
   unsigned stop_grace_s;
   unsigned resync_s;         /* 0 = none */
   int64_t page_size;         /* list page size; 0 = default */
+  const char *mask_params;   /* globs of secret param names (--mask-params); may be NULL */
 } wf_engine_cfg_t;
 
 typedef struct wf_engine_stats_s {

@@ -98,6 +98,8 @@ static const opt_t opts[] = {
    "longest image pull"},
   {"keep-containers", "WORKFLOW_KEEP_CONTAINERS", K_SWITCH, "false", 0, 0,
    OFF(keep_containers), NULL, "keep finished containers (for debugging)"},
+  {"mask-params", "WORKFLOW_MASK_PARAMS", K_TEXT, "*PASSWORD*,*SECRET*,*TOKEN*", 0, 0,
+   OFF(mask_params), "GLOBS", "params whose values are masked in logs and messages"},
   {"help", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print this help and exit"},
   {"version", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print the version and exit"},
 };
@@ -651,5 +653,6 @@ void wf_config_finish(wf_config_t *cfg) {
   free(cfg->docker_host);
   free(cfg->address);
   wf_argv_free(cfg->allow_mounts);
+  free(cfg->mask_params);
   memset(cfg, 0, sizeof *cfg);
 }

@@ -21,6 +21,7 @@
 #include "engine-internal.h"
 #include "wf/informer.h"
 #include "wf/logstore.h"
+#include "wf/mask.h"
 #include "wf/model.h"
 #include "wf/runner.h"
 #include "wf/util.h"
@@ -43,7 +44,7 @@ typedef struct job_s job_t;
 struct wf_engine_s {
   uv_loop_t *loop;
   wf_etcd_t *etcd;
-  char *node_name, *prefix, *log_dir, *steps_prefix;
+  char *node_name, *prefix, *log_dir, *steps_prefix, *mask_params;
   unsigned max_parallel, step_timeout_s, stop_grace_s;
   int64_t start_ms;          /* steps RUNNING from before this are recovered */
   char claim_id[64];         /* "<pid>.<start_ms>": unique to this process */
@@ -89,6 +90,7 @@ struct job_s {
 
   Wf__Step *step;
   Wf__Action *action;        /* owned copy, resolved */
+  wf_mask_t *mask;           /* secret param values, or NULL */
   char *log_path;
   int64_t start_at;
   unsigned timeout_s;
@@ -144,8 +146,29 @@ static void job_set_outcome(job_t *j, int status, const char *fmt, ...) {
   free(j->message);
   va_list ap;
   va_start(ap, fmt);
-  if (vasprintf(&j->message, fmt, ap) < 0) j->message = NULL;
+  char *m = NULL;
+  if (vasprintf(&m, fmt, ap) < 0) m = NULL;
   va_end(ap);
+  /* Messages reach etcd and the agent log: never with a secret in them. */
+  j->message = m && j->mask ? wf_mask_string(j->mask, m) : m;
+  if (m != j->message) free(m);
+}
+
+/* The values of the step's secret params: names matching --mask-params, and
+ * run params the action marks secret. */
+static wf_mask_t *build_mask(const wf_engine_t *e, const Wf__Action *a, const wf_params_t *p) {
+  const char **vals = wf_calloc(p->n + 1, sizeof *vals);
+  size_t n = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    int secret = wf_mask_name_matches(e->mask_params, p->kv[i].key);
+    for (size_t k = 0; !secret && k < a->n_run_params; k++)
+      secret = a->run_params[k]->secret && a->run_params[k]->key_name &&
+               strcmp(a->run_params[k]->key_name, p->kv[i].key) == 0;
+    if (secret) vals[n++] = p->kv[i].value;
+  }
+  wf_mask_t *m = wf_mask_create(vals, n);
+  free(vals);
+  return m;
 }
 
 /* ---- job lifecycle ----------------------------------------------------------------- */
@@ -185,6 +208,7 @@ static void job_free(uv_handle_t *h) {
   wf_params_finish(&j->response);
   wf_codec_free((ProtobufCMessage *)j->step);
   wf_codec_free((ProtobufCMessage *)j->action);
+  wf_mask_destroy(j->mask);
   free(j);
   if (--e->njobs == 0) {
     if (e->closing)
@@ -441,6 +465,7 @@ static void job_run(job_t *j, const Wf__Action *action, const Wf__Pipeline *pipe
     wf_params_finish(&params);
     return;
   }
+  j->mask = build_mask(e, action, &params);
   j->timeout_s = e->step_timeout_s;
   const char *t = wf_params_get(&params, "WORKFLOW_TIMEOUT");
   if (t && t[0]) {
@@ -988,6 +1013,7 @@ wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_
   e->node_name = wf_strdup(cfg->node_name);
   e->prefix = wf_strdup(cfg->prefix);
   e->log_dir = wf_strdup(cfg->log_dir);
+  e->mask_params = wf_strdup(cfg->mask_params ? cfg->mask_params : "");
   e->steps_prefix = wf_asprintf("%s/workflow/steps/", cfg->prefix);
   e->max_parallel = cfg->max_parallel ? cfg->max_parallel : 16;
   e->step_timeout_s = cfg->step_timeout_s;
@@ -999,6 +1025,7 @@ wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_
   e->catalog = wf__catalog_create(loop, etcd, cfg->prefix, cfg->actions_dir, cfg->resync_s,
                                   catalog_synced, e, err, errlen);
   if (!e->catalog) {
+    free(e->mask_params);
     free(e->node_name);
     free(e->prefix);
     free(e->log_dir);
@@ -1061,6 +1088,7 @@ static void part_closed(void *data) {
   free(e->prefix);
   free(e->log_dir);
   free(e->steps_prefix);
+  free(e->mask_params);
   free(e);
   if (cb) cb(cd);
 }

@@ -267,6 +267,7 @@ int wf_node_run(const wf_config_t *cfg) {
       .step_timeout_s = cfg->step_timeout,
       .stop_grace_s = cfg->stop_grace,
       .resync_s = cfg->resync,
+      .mask_params = cfg->mask_params,
   };
   char err[1024];
   n.engine = wf_engine_create(&n.loop, n.etcd, &ec, err, sizeof err);
