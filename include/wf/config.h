@@ -35,6 +35,13 @@ typedef struct wf_config_s {
   unsigned pull_timeout;  /* --pull-timeout seconds; default 600 */
   int keep_containers;    /* --keep-containers; default off */
   char *mask_params;      /* --mask-params: comma-separated globs of secret param names */
+  char *etcd_user;        /* --etcd-user / WORKFLOW_ETCD_USER; NULL = no etcd auth */
+  char *etcd_password;    /* --etcd-password, or the content of --etcd-password-file
+                             (one trailing newline stripped); wiped by wf_config_finish */
+  char *etcd_password_file; /* --etcd-password-file / WORKFLOW_ETCD_PASSWORD_FILE */
+  unsigned etcd_watch_idle; /* --etcd-watch-idle seconds: probe a silent watch; default 10 */
+  char *listen;           /* --listen / WORKFLOW_LISTEN: HOST:PORT of /healthz, /readyz,
+                             /metrics; NULL = off (the default) */
 } wf_config_t;
 
 /* Every flag the node takes, with its env var and config key, for --help and

@@ -44,6 +44,8 @@ typedef struct wf_engine_stats_s {
   size_t waiting;        /* PENDDING steps waiting for a slot */
   size_t cached;         /* steps of this node in the cache */
   uint64_t started, succeeded, failed, canceled;
+  uint64_t relists;      /* full re-lists of the step cache after the first one
+                            (compaction, --resync); for /metrics */
 } wf_engine_stats_t;
 
 /* Creates the engine (strings in cfg are copied).  Loads --actions-dir now,
@@ -63,5 +65,16 @@ void wf_engine_close(wf_engine_t *e, void (*cb)(void *data), void *data);
 void wf_engine_stats(const wf_engine_t *e, wf_engine_stats_t *out);
 /* 1 while both watches (steps, actions) are live. */
 int wf_engine_live(const wf_engine_t *e);
+
+/* Durations the engine reports as they happen, for /metrics. */
+enum wf_engine_obs {
+  WF_ENGINE_OBS_DISPATCH, /* a PENDDING value seen (watch or list) -> RUNNING written */
+  WF_ENGINE_OBS_STEP,     /* RUNNING written (start_at) -> final status written */
+};
+typedef void (*wf_engine_observe_cb)(enum wf_engine_obs what, double seconds, void *data);
+/* Sets the observer (NULL clears it).  It is called from inside the
+ * engine's callbacks and must only record the number, never call back into
+ * the engine; data must stay valid until the engine is closed. */
+void wf_engine_set_observer(wf_engine_t *e, wf_engine_observe_cb cb, void *data);
 
 #endif

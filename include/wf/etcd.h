@@ -18,6 +18,15 @@
  * answer fails over like a transport error.  A retried put_if (first attempt
  * timed out but was applied) reports a conflict whose `current` is the
  * caller's own value.
+ *
+ * Authentication (opts user/password): the client gets a token from
+ * /v3/auth/authenticate before its first call and sends it as
+ * `Authorization` on every request, watches included.  Calls issued while no
+ * token is held wait for the one authenticate in flight.  A call answered
+ * "invalid auth token" (gRPC Unauthenticated / HTTP 401: the token expired or
+ * etcd restarted) authenticates again and is resent once.  When etcd refuses
+ * the credentials, the waiting calls fail with WF_EETCD and wf_etcd_errmsg()
+ * says "etcd authentication as USER failed: ..."; the next call tries again.
  */
 #ifndef WF_ETCD_H
 #define WF_ETCD_H
@@ -34,6 +43,15 @@ typedef struct wf_etcd_opts_s {
   size_t nendpoints;
   uint64_t request_timeout_ms;   /* unary calls; default 5000 */
   uint64_t connect_timeout_ms;   /* default 3000 */
+  /* A watch that received nothing (no event, no progress notification) for
+   * this long probes its endpoint; if the probe fails the watch reconnects
+   * (see the watch section).  Default 10000; UINT64_MAX = never. */
+  uint64_t watch_idle_ms;
+  /* etcd authentication: both or neither (NULL).  Copied; the password copy
+   * is wiped when the client is freed and never appears in a log or in
+   * wf_etcd_errmsg(). */
+  const char *user;
+  const char *password;
 } wf_etcd_opts_t;
 
 typedef struct wf_etcd_kv_s {
@@ -59,6 +77,25 @@ void wf_etcd_close(wf_etcd_t *e, void (*cb)(void *data), void *data);
 const char *wf_etcd_errmsg(const wf_etcd_t *e);
 /* The endpoint in use now (for logs). */
 const char *wf_etcd_endpoint(const wf_etcd_t *e);
+
+/* ---- counters (for /metrics) ---------------------------------------------------
+ * Every HTTP attempt of a unary call counts as one request of its endpoint
+ * and operation (a failover retry and each list page are attempts of their
+ * own); it is an error when it failed on transport or etcd answered non-2xx
+ * (a failed txn compare is an answer, not an error).  Watches are not
+ * requests here; their reconnects are counted apart. */
+typedef void (*wf_etcd_stat_cb)(const char *endpoint, const char *op, uint64_t requests,
+                                uint64_t errors, void *data);
+/* Calls cb once per endpoint and operation ("range", "put", "txn",
+ * "deleterange", "compaction", "lease_grant", "lease_keepalive",
+ * "lease_revoke"), zeros included; strings borrowed for the call. */
+void wf_etcd_stats(const wf_etcd_t *e, wf_etcd_stat_cb cb, void *data);
+/* Watch streams that broke (or never became live) and were retried. */
+uint64_t wf_etcd_watch_reconnects(const wf_etcd_t *e);
+/* 1 if the last unary attempt got an answer from etcd that is not a 5xx
+ * (an etcd error such as "lease not found" counts as an answer); 0 if it
+ * failed on transport or with a 5xx, or none was made yet. */
+int wf_etcd_reachable(const wf_etcd_t *e);
 
 /* Prefix helper: writes the range_end for a prefix (last byte + 1) into out
  * (plen bytes).  Returns its length.  A prefix of only 0xff bytes gives "\0"
@@ -138,7 +175,16 @@ int wf_etcd_lease_revoke(wf_etcd_t *e, int64_t id, wf_etcd_put_cb cb, void *data
  * resumes from the last seen mod_revision + 1, so no event is lost or
  * repeated.  When etcd says the resume revision is compacted, the watch stops
  * and on_compacted fires: the owner must re-list and call
- * wf_etcd_watch_restart() with the list's revision + 1. */
+ * wf_etcd_watch_restart() with the list's revision + 1.
+ *
+ * Stalls: a frozen etcd (SIGSTOP, a hung disk) or a black-holed connection
+ * keeps a watch open and silent, which looks exactly like a quiet prefix.
+ * So the watch asks for progress notifications and, since etcd sends those
+ * only every 10 minutes by default, keeps its own deadline: after
+ * opts.watch_idle_ms without a byte it sends a cheap probe (a count-only
+ * range of the prefix key) to the same endpoint with a short timeout.  If
+ * the probe fails on transport, the watch logs the stall once, drops the
+ * connection and reconnects from its resume revision like after any break. */
 enum wf_etcd_event_type { WF_ETCD_PUT = 0, WF_ETCD_DELETE = 1 };
 
 typedef struct wf_etcd_event_s {

@@ -43,6 +43,9 @@ typedef struct wf_http_req_opts_s {
   size_t max_body;       /* buffered mode bound (default 8 MiB): larger -> WF_ETOOBIG */
   size_t max_header;     /* bound on the response head (default 64 KiB) */
   int stream;            /* 1: deliver the body through on_data, never buffer it */
+  int fresh;             /* 1: open a new connection for this request and close it
+                            afterwards (never a pooled one): tells whether the server
+                            still accepts connections, not just serves old ones */
 } wf_http_req_opts_t;
 
 typedef struct wf_http_cbs_s {

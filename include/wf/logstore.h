@@ -42,6 +42,20 @@ typedef struct wf_logfile_cbs_s {
 wf_logfile_t *wf_logfile_open(uv_loop_t *loop, const char *path, size_t max_queue,
                               const wf_logfile_cbs_t *cbs, void *data);
 
+/* Like wf_logfile_open, but for a step whose output continues after an agent
+ * restart: the file is opened O_APPEND (created if missing, never truncated),
+ * and before the first write goes out its size and modification time are
+ * recorded for wf_logfile_prior().  Writes queue up meanwhile, as usual. */
+wf_logfile_t *wf_logfile_open_append(uv_loop_t *loop, const char *path, size_t max_queue,
+                                     const wf_logfile_cbs_t *cbs, void *data);
+
+/* What an append open found before this process wrote anything: returns 1
+ * and fills size and mtime_ms (Unix ms; a file that did not exist reads as
+ * size 0 and mtime of its creation), 0 while the open is still in flight, a
+ * negative error if the open or fstat failed, or UV_EINVAL for a file from
+ * wf_logfile_open.  size and mtime_ms may be NULL. */
+int wf_logfile_prior(const wf_logfile_t *f, uint64_t *size, int64_t *mtime_ms);
+
 /* Set by the producer: fires when the queue drains below half of max_queue
  * after a write returned 1.  May be changed at any time; NULL to clear.
  * Also fires (after on_error) when the file fails while the producer is
@@ -65,5 +79,8 @@ void wf_logfile_close(wf_logfile_t *f);
 
 /* Bytes written to disk so far. */
 uint64_t wf_logfile_bytes(const wf_logfile_t *f);
+
+/* Bytes written to disk by every logfile of this process (for /metrics). */
+uint64_t wf_logstore_bytes_total(void);
 
 #endif

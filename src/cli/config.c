@@ -11,6 +11,7 @@
  */
 #include "wf/config.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include "wf-version.h"
 #include "wf/cli.h"
+#include "wf/httpd.h"
 #include "wf/yaml.h"
 
 extern char **environ;
@@ -38,6 +40,8 @@ enum kind {
   K_BOOL,    /* --help, --version: no value */
   K_SWITCH,  /* on/off: --flag alone means true; --flag=false; env/file true|false */
   K_LIST,    /* repeatable: --flag A --flag B; env comma-separated; file string or list */
+  K_SECRET,  /* any text, never echoed in a message; wiped when freed */
+  K_LISTEN,  /* HOST:PORT with an IP literal or localhost; empty = off */
 };
 
 typedef struct opt_s {
@@ -100,6 +104,16 @@ static const opt_t opts[] = {
    OFF(keep_containers), NULL, "keep finished containers (for debugging)"},
   {"mask-params", "WORKFLOW_MASK_PARAMS", K_TEXT, "*PASSWORD*,*SECRET*,*TOKEN*", 0, 0,
    OFF(mask_params), "GLOBS", "params whose values are masked in logs and messages"},
+  {"etcd-user", "WORKFLOW_ETCD_USER", K_TEXT, NULL, 0, 0, OFF(etcd_user), "NAME",
+   "etcd user (authentication); needs a password"},
+  {"etcd-password", "WORKFLOW_ETCD_PASSWORD", K_SECRET, NULL, 0, 0, OFF(etcd_password), "PW",
+   "password of --etcd-user (visible in ps: prefer the file or the env)"},
+  {"etcd-password-file", "WORKFLOW_ETCD_PASSWORD_FILE", K_OPTPATH, NULL, 0, 0,
+   OFF(etcd_password_file), "FILE", "file holding the password of --etcd-user"},
+  {"etcd-watch-idle", "WORKFLOW_ETCD_WATCH_IDLE", K_UINT, "10", 1, 86400, OFF(etcd_watch_idle),
+   "SEC", "a watch silent this long probes etcd; reconnects if it does not answer"},
+  {"listen", "WORKFLOW_LISTEN", K_LISTEN, NULL, 0, 0, OFF(listen), "ADDR:PORT",
+   "serve /healthz, /readyz, /metrics there (e.g. 127.0.0.1:9464); default off"},
   {"help", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print this help and exit"},
   {"version", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print the version and exit"},
 };
@@ -465,8 +479,22 @@ static int check(loader_t *l, wf_config_t *cfg, size_t i) {
     }
     return 0;
   case K_TEXT:
+  case K_SECRET:
     *field = wf_strdup(v);
     return 0;
+  case K_LISTEN: {
+    struct sockaddr_storage ss;
+    if (!v[0]) return 0; /* empty: off, as when unset */
+    if (wf_httpd_parse_addr(v, 0, &ss) != 0) {
+      snprintf(l->err, l->errlen,
+               "%s: \"%.200s\" is not HOST:PORT with an IP address or localhost and a port "
+               "from 1 to 65535 (e.g. 127.0.0.1:9464, [::1]:9464)",
+               src, v);
+      return -1;
+    }
+    *field = wf_strdup(v);
+    return 0;
+  }
   case K_BOOL:
     return 0;
   case K_SWITCH: {
@@ -520,6 +548,88 @@ bad_fmt_name:
            "character",
            src, v);
   return -1;
+}
+
+/* ---- etcd authentication ------------------------------------------------------------ */
+
+/* Overwrites a secret before it is freed (volatile: a memset right before
+ * free may be optimised away). */
+static void wipe_free(char *s) {
+  if (!s) return;
+  for (volatile char *p = s; *p; p++) *p = 0;
+  free(s);
+}
+
+/* The password file's content, one trailing newline ("\n" or "\r\n")
+ * stripped: what `echo pw > file` writes.  Read synchronously (start-up). */
+static int read_password_file(loader_t *l, const char *src, const char *path, char **out) {
+  char buf[4097];
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(l->err, l->errlen, "%s: cannot read \"%.200s\": %s", src, path, strerror(errno));
+    return -1;
+  }
+  size_t n = fread(buf, 1, sizeof buf, f);
+  int rerr = ferror(f);
+  fclose(f);
+  int rc = -1;
+  if (rerr) {
+    snprintf(l->err, l->errlen, "%s: cannot read \"%.200s\"", src, path);
+  } else if (n == sizeof buf) {
+    snprintf(l->err, l->errlen, "%s: \"%.200s\" is longer than 4096 bytes", src, path);
+  } else {
+    if (n > 0 && buf[n - 1] == '\n') n--;
+    if (n > 0 && buf[n - 1] == '\r') n--;
+    if (n == 0)
+      snprintf(l->err, l->errlen, "%s: \"%.200s\" is empty", src, path);
+    else if (memchr(buf, '\0', n))
+      snprintf(l->err, l->errlen, "%s: \"%.200s\" holds a NUL byte", src, path);
+    else
+      rc = 0;
+  }
+  if (rc == 0) *out = wf_strndup(buf, n);
+  for (volatile char *p = buf; p < buf + sizeof buf; p++) *p = 0;
+  return rc;
+}
+
+/* User and password come together: one without the other is a mistake that
+ * would otherwise show only as refused requests at run time.  Messages name
+ * the flag, variable or key, never the password. */
+static int check_etcd_auth(loader_t *l, wf_config_t *cfg) {
+  size_t ui = (size_t)(find_opt("etcd-user", 9) - opts);
+  size_t pi = (size_t)(find_opt("etcd-password", 13) - opts);
+  size_t fi = (size_t)(find_opt("etcd-password-file", 18) - opts);
+  char us[512], ps[512], fs[512];
+  source_name(l, &opts[ui], l->slot[ui].src, us, sizeof us);
+  source_name(l, &opts[pi], l->slot[pi].src, ps, sizeof ps);
+  source_name(l, &opts[fi], l->slot[fi].src, fs, sizeof fs);
+  if (cfg->etcd_user && (!cfg->etcd_user[0] || has_ctl_or(cfg->etcd_user, ""))) {
+    snprintf(l->err, l->errlen, "%s: the user name is empty or holds a control character", us);
+    return -1;
+  }
+  if (cfg->etcd_password && cfg->etcd_password_file) {
+    snprintf(l->err, l->errlen, "%s and %s: give the password one way only", ps, fs);
+    return -1;
+  }
+  if (cfg->etcd_password_file &&
+      read_password_file(l, fs, cfg->etcd_password_file, &cfg->etcd_password) != 0)
+    return -1;
+  if (cfg->etcd_password && !cfg->etcd_password[0]) {
+    snprintf(l->err, l->errlen, "%s: the password is empty", ps);
+    return -1;
+  }
+  if (cfg->etcd_password && !cfg->etcd_user) {
+    snprintf(l->err, l->errlen, "%s: needs --etcd-user (WORKFLOW_ETCD_USER)",
+             cfg->etcd_password_file ? fs : ps);
+    return -1;
+  }
+  if (cfg->etcd_user && !cfg->etcd_password) {
+    snprintf(l->err, l->errlen,
+             "%s: needs --etcd-password or --etcd-password-file (WORKFLOW_ETCD_PASSWORD, "
+             "WORKFLOW_ETCD_PASSWORD_FILE)", us);
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- etcd endpoint lists ------------------------------------------------------------ */
@@ -626,6 +736,7 @@ enum wf_config_result wf_config_load(wf_config_t *cfg, int argc, char **argv, ch
     if (l.slot[i].src == SRC_NONE && opts[i].def) slot_set(&l.slot[i], SRC_DEFAULT, opts[i].def);
   for (size_t i = 0; i < NOPTS; i++)
     if (i != ci && check(&l, cfg, i) != 0) goto out;
+  if (check_etcd_auth(&l, cfg) != 0) goto out;
 
   if (!cfg->name) {
     char host[256];
@@ -638,7 +749,10 @@ enum wf_config_result wf_config_load(wf_config_t *cfg, int argc, char **argv, ch
   }
   rc = WF_CONFIG_OK;
 out:
-  for (size_t i = 0; i < NOPTS; i++) free(l.slot[i].val);
+  for (size_t i = 0; i < NOPTS; i++) {
+    if (opts[i].kind == K_SECRET) wipe_free(l.slot[i].val);
+    else free(l.slot[i].val);
+  }
   return rc;
 }
 
@@ -652,7 +766,11 @@ void wf_config_finish(wf_config_t *cfg) {
   free(cfg->actions_dir);
   free(cfg->docker_host);
   free(cfg->address);
+  free(cfg->listen);
   wf_argv_free(cfg->allow_mounts);
   free(cfg->mask_params);
+  free(cfg->etcd_user);
+  wipe_free(cfg->etcd_password);
+  free(cfg->etcd_password_file);
   memset(cfg, 0, sizeof *cfg);
 }

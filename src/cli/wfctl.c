@@ -1422,7 +1422,7 @@ int wf_wfctl_main(int argc, char **argv) {
     goto out;
   }
   uv_loop_init(&c.loop);
-  wf_etcd_opts_t eo = {(const char *const *)c.endpoints, c.nendpoints, 0, 0};
+  wf_etcd_opts_t eo = {.endpoints = (const char *const *)c.endpoints, .nendpoints = c.nendpoints};
   c.etcd = wf_etcd_create(&c.loop, &eo);
   if (!c.etcd) {
     fprintf(stderr, "wfctl: cannot use etcd endpoints %s\n", c.endpoints[0]);

@@ -75,6 +75,8 @@ struct wf_engine_s {
   void *close_data;
 
   wf_engine_stats_t stats;
+  wf_engine_observe_cb observe;  /* metrics; may be NULL */
+  void *observe_data;
 };
 
 struct job_s {
@@ -107,6 +109,7 @@ struct job_s {
 
   uv_timer_t timer;
   wf_backoff_t backoff;
+  uint64_t seen_ms;          /* metrics: wf_mono_ms() when the PENDDING value was seen */
 };
 
 static void job_finish(job_t *j);
@@ -288,6 +291,10 @@ static void on_final_written(int err, int ok, int64_t rev, const wf_etcd_kv_t *c
   }
   wf_cache_entry_t *entry = e->steps ? wf_informer_get(e->steps, j->key) : NULL;
   if (entry) wf_informer_set_local(e->steps, entry, NULL, 0, rev);
+  /* metrics: only claimed jobs have a start_at (write_only ones do not run). */
+  if (e->observe && j->start_at)
+    e->observe(WF_ENGINE_OBS_STEP, (double)(wf_now_ms() - j->start_at) / 1000.0,
+               e->observe_data);
   switch (j->final_status) {
     case WF__STEP__STATUS__SUCCEEDED: e->stats.succeeded++; break;
     case WF__STEP__STATUS__CANCELED: e->stats.canceled++; break;
@@ -738,6 +745,9 @@ static void on_claimed(int err, int ok, int64_t rev, const wf_etcd_kv_t *cur, vo
     return;
   }
   wf__queue_forget(e->queue, j->key);
+  if (e->observe) /* metrics */
+    e->observe(WF_ENGINE_OBS_DISPATCH, (double)(wf_mono_ms() - j->seen_ms) / 1000.0,
+               e->observe_data);
   j->mod_rev = rev;
   wf_cache_entry_t *entry = e->steps ? wf_informer_get(e->steps, j->key) : NULL;
   if (entry) wf_informer_set_local(e->steps, entry, j->json, strlen(j->json), rev);
@@ -802,7 +812,8 @@ static job_t *prepare(wf_engine_t *e, wf_cache_entry_t *entry, int64_t start_at,
   return j;
 }
 
-static void claim(wf_engine_t *e, wf_cache_entry_t *entry) {
+/* seen_ms: when the PENDDING value was seen (wf_mono_ms), for metrics. */
+static void claim(wf_engine_t *e, wf_cache_entry_t *entry, uint64_t seen_ms) {
   json_t *o = load_obj(entry->value);
   if (!o) return; /* filtered already; cannot happen */
   int64_t now = wf_now_ms();
@@ -811,6 +822,7 @@ static void claim(wf_engine_t *e, wf_cache_entry_t *entry) {
     json_decref(o);
     return;
   }
+  j->seen_ms = seen_ms;
   j->state = J_CLAIMING;
   wf_step_patch_t p = {
       .status = WF__STEP__STATUS__RUNNING,
@@ -843,7 +855,9 @@ static void wait_push(wf_engine_t *e, const char *key) {
     }
   }
   e->wait[e->wait_head + e->wait_len++] = wf_strdup(key);
-  wf_map_put(&e->waiting, key, (void *)1);
+  /* The value is when the step was first seen waiting (metrics: dispatch
+   * latency); "| 1" keeps it non-NULL. */
+  wf_map_put(&e->waiting, key, (void *)(uintptr_t)(wf_mono_ms() | 1));
 }
 
 static char *wait_pop(wf_engine_t *e) {
@@ -863,6 +877,7 @@ static int can_start(const wf_engine_t *e) {
 /* Starts waiting steps, oldest first, while slots are free. */
 static void pump_waiting(wf_engine_t *e) {
   while (e->wait_len && can_start(e)) {
+    uint64_t seen = (uintptr_t)wf_map_get(&e->waiting, e->wait[e->wait_head]);
     char *k = wait_pop(e);
     wf_cache_entry_t *entry = wf_informer_get(e->steps, k);
     free(k);
@@ -872,7 +887,7 @@ static void pump_waiting(wf_engine_t *e) {
     if (o) wf_step_head(o, &h);
     int pending = o && h.status == WF__STEP__STATUS__PENDDING;
     json_decref(o);
-    if (pending) claim(e, entry);
+    if (pending) claim(e, entry, seen);
   }
 }
 
@@ -906,7 +921,7 @@ static void dispatch(const char *key, void *data) {
     case WF__STEP__STATUS__PENDDING:
       if (e->draining) return;
       if (can_start(e) && !e->wait_len) {
-        claim(e, entry);
+        claim(e, entry, wf_mono_ms());
       } else {
         wait_push(e, key);
         pump_waiting(e);
@@ -994,6 +1009,7 @@ static void step_delete(wf_informer_t *inf, wf_cache_entry_t *entry, int deleted
 
 static void step_synced(wf_informer_t *inf, int first, void *data) {
   wf_engine_t *e = data;
+  if (!first) e->stats.relists++;
   if (first)
     wf_info(NULL, "step cache ready: %zu steps of node %s", wf_informer_size(inf), e->node_name);
 }
@@ -1124,4 +1140,9 @@ void wf_engine_stats(const wf_engine_t *e, wf_engine_stats_t *out) {
 
 int wf_engine_live(const wf_engine_t *e) {
   return wf_informer_live(e->steps) && wf__catalog_live(e->catalog);
+}
+
+void wf_engine_set_observer(wf_engine_t *e, wf_engine_observe_cb cb, void *data) {
+  e->observe = cb;
+  e->observe_data = data;
 }

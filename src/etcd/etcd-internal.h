@@ -28,6 +28,17 @@
 #define WF__ETCD_MAX_ERRBODY ((size_t)64 << 10)
 #define WF__ETCD_ERRMSG_LEN 512
 
+/* ---- authentication (auth.c) ------------------------------------------------
+ * Something that needs a token and has none waits on this list; the one
+ * authenticate in flight completes every waiter with 0 (e->token is set) or
+ * an error (WF_EETCD with e->errmsg, a transport error, UV_ECANCELED on
+ * close).  The callback always runs on a later loop iteration. */
+typedef struct wf__etcd_auth_waiter_s wf__etcd_auth_waiter_t;
+struct wf__etcd_auth_waiter_s {
+  wf__etcd_auth_waiter_t *next;
+  void (*cb)(wf__etcd_auth_waiter_t *wt, int err);
+};
+
 /* ---- the client (etcd.c), shared with watch.c ----------------------------- */
 struct wf_etcd_s {
   uv_loop_t *loop;
@@ -37,7 +48,17 @@ struct wf_etcd_s {
   size_t cur;                  /* endpoint that worked last; calls start here */
   uint64_t request_timeout_ms;
   uint64_t connect_timeout_ms;
+  uint64_t watch_idle_ms;      /* UINT64_MAX = no stall detection */
   char errmsg[WF__ETCD_ERRMSG_LEN];
+  /* Authentication: user == NULL means none. */
+  char *user;
+  char *password;              /* wiped before it is freed */
+  char *token;                 /* NULL while none is held; "" = etcd has auth off */
+  unsigned token_gen;          /* bumped with every new token */
+  int auth_inflight;           /* an authenticate call is under way */
+  wf__etcd_auth_waiter_t *auth_waiters, **auth_tail;
+  uint64_t auth_warned_ms;     /* last failure logged at warn (rate limit) */
+  int auth_failing;            /* the last authenticate was refused */
   unsigned ncalls;             /* unary calls whose callback is still due */
   unsigned nwatches;           /* watches not yet freed */
   wf_etcd_watch_t *watches;    /* every live watch (for wf_etcd_close) */
@@ -45,6 +66,11 @@ struct wf_etcd_s {
   int closing;
   void (*close_cb)(void *data);
   void *close_data;
+  /* Counters for wf_etcd_stats() (metrics): n * WF__ETCD_NOPS each, indexed
+   * [endpoint * WF__ETCD_NOPS + op]; only ever incremented. */
+  uint64_t *nreq, *nerr;
+  uint64_t watch_reconnects;   /* watch.c conn_fail */
+  int reachable;               /* the last unary attempt got a non-5xx answer */
 };
 
 /* 1 if err (from an http on_done) says the endpoint is unusable, so another
@@ -57,6 +83,34 @@ void wf__etcd_endpoint_failed(wf_etcd_t *e, size_t ep);
 void wf__etcd_set_errmsg(wf_etcd_t *e, const char *msg);
 /* Frees the client once it is closing and nothing is left in flight. */
 void wf__etcd_maybe_finish(wf_etcd_t *e);
+
+/* auth.c.  1 if a request must wait for a token (auth configured, none
+ * held). */
+int wf__etcd_auth_needed(const wf_etcd_t *e);
+/* Queues wt; starts an authenticate unless one is in flight.  0, or the
+ * error of starting it (wt is not queued then and its cb never fires). */
+int wf__etcd_auth_wait(wf_etcd_t *e, wf__etcd_auth_waiter_t *wt);
+/* A request sent with token generation `gen` was refused as
+ * unauthenticated: forget that token (not a newer one). */
+void wf__etcd_auth_invalidate(wf_etcd_t *e, unsigned gen);
+/* 1 if an error reply means "your token is not (or no longer) valid". */
+int wf__etcd_auth_rejected(int status, int grpc_code, const char *msg);
+/* Frees the auth state (wf__etcd_maybe_finish). */
+void wf__etcd_auth_free(wf_etcd_t *e);
+/* {"name":...,"password":...}, malloc'd; built here rather than with jansson
+ * so that every copy of the password is one we wipe (wf__etcd_wipe_free). */
+char *wf__etcd_req_auth(const char *user, const char *password, size_t *len);
+void wf__etcd_wipe_free(char *s);
+/* etcd.c, for auth.c: starts POST /v3/auth/authenticate (never waits for a
+ * token itself); done fires once with 0 and the malloc'd token, or an error.
+ * The body is wiped after use. */
+int wf__etcd_authenticate(wf_etcd_t *e, void (*done)(wf_etcd_t *e, int err, char *token));
+
+/* etcd.c, for watch.c: a count-only range of one key on endpoint ep only
+ * (no failover: the question is whether *that* member answers), with its own
+ * timeout.  The callback fires like wf_etcd_range's. */
+int wf__etcd_probe(wf_etcd_t *e, size_t ep, const char *key, size_t klen, uint64_t timeout_ms,
+                   wf_etcd_range_cb cb, void *data);
 
 /* watch.c: stops every watch silently (wf_etcd_close). */
 void wf__etcd_watch_cancel_all(wf_etcd_t *e);
@@ -100,8 +154,10 @@ char *wf__etcd_req_watch(const char *key, size_t klen, const char *end, size_t e
 /* ---- responses (parse.c) ------------------------------------------------------------ */
 enum wf__etcd_op {
   WF__ETCD_RANGE, WF__ETCD_PUT, WF__ETCD_TXN, WF__ETCD_DELETE, WF__ETCD_COMPACT,
-  WF__ETCD_GRANT, WF__ETCD_KEEPALIVE, WF__ETCD_REVOKE,
+  WF__ETCD_GRANT, WF__ETCD_KEEPALIVE, WF__ETCD_REVOKE, WF__ETCD_AUTH,
 };
+/* Room for every op above, for the metrics counters (etcd.c checks). */
+#define WF__ETCD_NOPS 16
 
 typedef struct wf__etcd_resp_s {
   int64_t revision;   /* header.revision */
@@ -112,6 +168,7 @@ typedef struct wf__etcd_resp_s {
   int succeeded;      /* TXN */
   int64_t deleted;    /* DELETE */
   int64_t id, ttl;    /* GRANT, KEEPALIVE (ttl 0 = the lease is gone) */
+  char *token;        /* AUTH: malloc'd, printable ASCII only */
 } wf__etcd_resp_t;
 
 /* Parses a 2xx body for op.  0, WF_EPROTO (msg says why) or, for a keepalive

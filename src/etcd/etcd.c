@@ -10,6 +10,11 @@
  * that timed out may still have been applied, a retried put_if can report a
  * conflict whose `current` is the caller's own value: callers compare it.
  *
+ * With authentication (auth.c) a call that finds no token waits for one
+ * before it is sent, and a call refused as unauthenticated is sent once more
+ * with a fresh token.  The authenticate request itself is a call too (op
+ * WF__ETCD_AUTH), so it fails over like the others.
+ *
  * Closing: wf_etcd_close() closes every http client, which fails each
  * in-flight request with UV_ECANCELED; each call's callback then fires with
  * UV_ECANCELED, and the client is freed once no call, watch or http client is
@@ -17,12 +22,19 @@
  */
 #include "etcd-internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct call_s {
   wf_etcd_t *e;
+  wf__etcd_auth_waiter_t wt;  /* waiting for a token */
+  unsigned token_gen;  /* token generation the current attempt was sent with */
+  int auth_retried;    /* already resent once after "invalid auth token" */
+  int pinned;          /* wf__etcd_probe: this endpoint only, no failover */
+  uint64_t timeout_ms; /* 0 = e->request_timeout_ms */
+  void (*auth_done)(wf_etcd_t *e, int err, char *token);  /* WF__ETCD_AUTH */
   enum wf__etcd_op op;
   const char *path;
   char *body;          /* owned; resent as is on failover */
@@ -58,6 +70,7 @@ static const char *op_path(enum wf__etcd_op op) {
     case WF__ETCD_GRANT: return "/v3/lease/grant";
     case WF__ETCD_KEEPALIVE: return "/v3/lease/keepalive";
     case WF__ETCD_REVOKE: return "/v3/lease/revoke";
+    case WF__ETCD_AUTH: return "/v3/auth/authenticate";
   }
   return "/";
 }
@@ -98,8 +111,16 @@ wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts) {
   e->loop = loop;
   e->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : 5000;
   e->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 3000;
+  e->watch_idle_ms = opts->watch_idle_ms ? opts->watch_idle_ms : 10000;
+  e->auth_tail = &e->auth_waiters;
+  if (opts->user && opts->password) {
+    e->user = wf_strdup(opts->user);
+    e->password = wf_strdup(opts->password);
+  }
   e->urls = wf_calloc(opts->nendpoints, sizeof *e->urls);
   e->clients = wf_calloc(opts->nendpoints, sizeof *e->clients);
+  e->nreq = wf_calloc(opts->nendpoints * WF__ETCD_NOPS, sizeof *e->nreq);
+  e->nerr = wf_calloc(opts->nendpoints * WF__ETCD_NOPS, sizeof *e->nerr);
   wf_http_client_opts_t ho = {0};
   ho.connect_timeout_ms = e->connect_timeout_ms;
   for (size_t i = 0; i < opts->nendpoints; i++) {
@@ -115,8 +136,11 @@ wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts) {
     e->clients[e->n++] = c;
   }
   if (e->n == 0) {
+    wf__etcd_auth_free(e);
     free(e->urls);
     free(e->clients);
+    free(e->nreq);
+    free(e->nerr);
     free(e);
     return NULL;
   }
@@ -128,8 +152,11 @@ void wf__etcd_maybe_finish(wf_etcd_t *e) {
   void (*cb)(void *) = e->close_cb;
   void *data = e->close_data;
   for (size_t i = 0; i < e->n; i++) free(e->urls[i]);
+  wf__etcd_auth_free(e);
   free(e->urls);
   free(e->clients);
+  free(e->nreq);
+  free(e->nerr);
   free(e);
   if (cb) cb(data);
 }
@@ -159,19 +186,33 @@ const char *wf_etcd_endpoint(const wf_etcd_t *e) { return e->urls[e->cur]; }
 
 static void call_on_done(wf_http_req_t *req, int err, int status, const char *body, size_t len,
                          void *data);
+static void call_on_token(wf__etcd_auth_waiter_t *wt, int err);
 
+/* Sends the current attempt, or parks the call until a token arrives (the
+ * authenticate call itself never waits).  0 when something is under way. */
 static int call_send(call_t *c) {
-  static const wf_http_header_t hdrs[] = {{"Content-Type", "application/json"}};
   wf_etcd_t *e = c->e;
+  if (c->op != WF__ETCD_AUTH && wf__etcd_auth_needed(e)) {
+    c->wt.cb = call_on_token;
+    return wf__etcd_auth_wait(e, &c->wt);
+  }
+  /* Copied by http/, so a stack array is fine. */
+  wf_http_header_t hdrs[2] = {{"Content-Type", "application/json"}, {"Authorization", ""}};
+  size_t nh = 1;
+  if (c->op != WF__ETCD_AUTH && e->token && e->token[0]) {
+    hdrs[1].value = e->token;
+    nh = 2;
+  }
+  c->token_gen = e->token_gen;
   wf_http_req_opts_t o;
   memset(&o, 0, sizeof o);
   o.method = "POST";
   o.path = c->path;
   o.headers = hdrs;
-  o.nheaders = 1;
+  o.nheaders = nh;
   o.body = c->body;
   o.body_len = c->body_len;
-  o.timeout_ms = e->request_timeout_ms;
+  o.timeout_ms = c->timeout_ms ? c->timeout_ms : e->request_timeout_ms;
   o.max_body = WF__ETCD_MAX_RESPONSE;
   wf_http_cbs_t cbs;
   memset(&cbs, 0, sizeof cbs);
@@ -182,7 +223,8 @@ static int call_send(call_t *c) {
 
 static void call_free(call_t *c) {
   wf_etcd_t *e = c->e;
-  free(c->body);
+  if (c->op == WF__ETCD_AUTH) wf__etcd_wipe_free(c->body);
+  else free(c->body);
   free(c->end);
   free(c);
   e->ncalls--;
@@ -239,6 +281,8 @@ static void call_complete(call_t *c, int err, const wf__etcd_resp_t *r) {
     case WF__ETCD_KEEPALIVE:
       c->cb.lease(err, r->id, r->ttl, c->data);
       break;
+    case WF__ETCD_AUTH:
+      break;  /* call_finish hands the token over */
   }
 }
 
@@ -267,9 +311,45 @@ static int list_page(call_t *c, int *err, const wf__etcd_resp_t *r) {
   c->body = wf__etcd_req_range(next, last->key_len + 1, c->end, c->elen, &o, &c->body_len);
   free(next);
   c->tries = 0;
+  c->auth_retried = 0;  /* a long list may outlive more than one token */
   c->ep = e->cur;
   *err = call_send(c);
   return *err == 0;
+}
+
+/* The call's outcome is known (err, or the 2xx body): parse it, hand it to
+ * the caller (or ask for the next page) and free the call. */
+static void call_finish(call_t *c, int err, const char *body, size_t len) {
+  wf_etcd_t *e = c->e;
+  wf__etcd_resp_t r;
+  memset(&r, 0, sizeof r);
+  if (err == 0) {
+    err = wf__etcd_resp_parse(c->op, body, len, &r, e->errmsg, sizeof e->errmsg);
+    if (err == WF_EPROTO) wf_warn(NULL, "etcd %s: %s", c->path, e->errmsg);
+  }
+  if (c->op == WF__ETCD_AUTH) {
+    char *token = r.token;
+    r.token = NULL;
+    c->auth_done(e, err, err ? NULL : token);
+    if (err) free(token);
+  } else if (c->list) {
+    if (err == 0 && list_page(c, &err, &r)) {
+      wf__etcd_resp_clear(&r);
+      return;
+    }
+    c->on_done(err, err ? 0 : c->list_rev, c->data);
+  } else {
+    call_complete(c, err, &r);
+  }
+  wf__etcd_resp_clear(&r);
+  call_free(c);
+}
+
+static void call_on_token(wf__etcd_auth_waiter_t *wt, int err) {
+  call_t *c = (call_t *)((char *)wt - offsetof(call_t, wt));
+  if (err == 0 && c->e->closing) err = UV_ECANCELED;
+  if (err == 0) err = call_send(c);
+  if (err != 0) call_finish(c, err, NULL, 0);
 }
 
 static void call_on_done(wf_http_req_t *req, int err, int status, const char *body, size_t len,
@@ -281,10 +361,19 @@ static void call_on_done(wf_http_req_t *req, int err, int status, const char *bo
   if (e->closing) err = UV_ECANCELED;
   if (err == 0 && (status < 200 || status > 299))
     err = wf__etcd_error_parse(status, body, len, e->errmsg, sizeof e->errmsg, &grpc);
+  if (!e->closing && c->op < WF__ETCD_NOPS) { /* metrics: one attempt of this endpoint, op */
+    e->nreq[c->ep * WF__ETCD_NOPS + c->op]++;
+    if (err) e->nerr[c->ep * WF__ETCD_NOPS + c->op]++;
+    e->reachable = status != 0 && status < 500;
+  }
   /* gRPC Unavailable (HTTP 503): that member cannot serve (no leader,
    * stopping); another one may. */
   int failover = wf__etcd_transport_err(err) || grpc == 14 || status == 503;
-  if (failover && !e->closing) {
+  if (c->pinned) {
+    /* A probe asks about this endpoint only; the watch that sent it decides. */
+    if (failover && err != WF_EETCD && err != WF_EHTTP)
+      snprintf(e->errmsg, sizeof e->errmsg, "%s: %s", e->urls[c->ep], wf_strerror(err));
+  } else if (failover && !e->closing) {
     if (err != WF_EETCD && err != WF_EHTTP)
       snprintf(e->errmsg, sizeof e->errmsg, "%s: %s", e->urls[c->ep], wf_strerror(err));
     wf__etcd_endpoint_failed(e, c->ep);
@@ -295,24 +384,15 @@ static void call_on_done(wf_http_req_t *req, int err, int status, const char *bo
   } else if (status != 0 && !e->closing) {
     e->cur = c->ep;  /* it answered: stay with it */
   }
-
-  wf__etcd_resp_t r;
-  memset(&r, 0, sizeof r);
-  if (err == 0) {
-    err = wf__etcd_resp_parse(c->op, body, len, &r, e->errmsg, sizeof e->errmsg);
-    if (err == WF_EPROTO) wf_warn(NULL, "etcd %s: %s", c->path, e->errmsg);
+  /* The token expired or etcd restarted (simple tokens live in its memory):
+   * get a new one and send the same request again, once. */
+  if ((err == WF_EETCD || err == WF_EHTTP) && e->user && c->op != WF__ETCD_AUTH &&
+      !c->auth_retried && !e->closing && wf__etcd_auth_rejected(status, grpc, e->errmsg)) {
+    c->auth_retried = 1;
+    wf__etcd_auth_invalidate(e, c->token_gen);
+    if (call_send(c) == 0) return;
   }
-  if (c->list) {
-    if (err == 0 && list_page(c, &err, &r)) {
-      wf__etcd_resp_clear(&r);
-      return;
-    }
-    c->on_done(err, err ? 0 : c->list_rev, c->data);
-  } else {
-    call_complete(c, err, &r);
-  }
-  wf__etcd_resp_clear(&r);
-  call_free(c);
+  call_finish(c, err, body, len);
 }
 
 /* ---- the API ------------------------------------------------------------------------- */
@@ -436,3 +516,71 @@ int wf_etcd_lease_revoke(wf_etcd_t *e, int64_t id, wf_etcd_put_cb cb, void *data
   char *body = wf__etcd_req_lease_id(id, &blen);
   return call_start(e, c, WF__ETCD_REVOKE, body, blen);
 }
+
+/* ---- internal calls (watch.c, auth.c) -------------------------------------------------- */
+
+int wf__etcd_probe(wf_etcd_t *e, size_t ep, const char *key, size_t klen, uint64_t timeout_ms,
+                   wf_etcd_range_cb cb, void *data) {
+  int r = check(e, cb != NULL, key, klen);
+  if (r) return r;
+  if (ep >= e->n) return UV_EINVAL;
+  call_t *c = call_new(data);
+  c->cb.range = cb;
+  c->pinned = 1;
+  c->timeout_ms = timeout_ms;
+  wf_etcd_range_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.count_only = 1;
+  size_t blen;
+  char *body = wf__etcd_req_range(key, klen, NULL, 0, &o, &blen);
+  c->e = e;
+  c->op = WF__ETCD_RANGE;
+  c->path = op_path(WF__ETCD_RANGE);
+  c->body = body;
+  c->body_len = blen;
+  c->ep = ep;
+  e->ncalls++;
+  r = call_send(c);
+  if (r != 0) call_free(c);
+  return r;
+}
+
+int wf__etcd_authenticate(wf_etcd_t *e, void (*done)(wf_etcd_t *e, int err, char *token)) {
+  if (e->closing) return WF_ECLOSED;
+  if (!e->user) return UV_EINVAL;
+  call_t *c = call_new(NULL);
+  c->auth_done = done;
+  size_t blen;
+  char *body = wf__etcd_req_auth(e->user, e->password, &blen);
+  return call_start(e, c, WF__ETCD_AUTH, body, blen);
+}
+
+/* ---- counters ---------------------------------------------------------------------------- */
+
+/* The op label of the metrics; NULL for ops not reported (yet). */
+static const char *op_label(enum wf__etcd_op op) {
+  switch (op) {
+    case WF__ETCD_RANGE: return "range";
+    case WF__ETCD_PUT: return "put";
+    case WF__ETCD_TXN: return "txn";
+    case WF__ETCD_DELETE: return "deleterange";
+    case WF__ETCD_COMPACT: return "compaction";
+    case WF__ETCD_GRANT: return "lease_grant";
+    case WF__ETCD_KEEPALIVE: return "lease_keepalive";
+    case WF__ETCD_REVOKE: return "lease_revoke";
+    default: return NULL;
+  }
+}
+
+void wf_etcd_stats(const wf_etcd_t *e, wf_etcd_stat_cb cb, void *data) {
+  for (size_t i = 0; i < e->n; i++)
+    for (size_t op = 0; op < WF__ETCD_NOPS; op++) {
+      const char *name = op_label((enum wf__etcd_op)op);
+      if (name)
+        cb(e->urls[i], name, e->nreq[i * WF__ETCD_NOPS + op], e->nerr[i * WF__ETCD_NOPS + op],
+           data);
+    }
+}
+
+uint64_t wf_etcd_watch_reconnects(const wf_etcd_t *e) { return e->watch_reconnects; }
+int wf_etcd_reachable(const wf_etcd_t *e) { return e->reachable; }

@@ -75,6 +75,15 @@ static json_t *i64_json(int64_t v) {
   return json_string_nocheck(s);
 }
 
+/* A revision: like wf__etcd_i64, but only 0 (omitted) to INT64_MAX - 1.
+ * etcd's revisions are positive and far from the top; callers resume a
+ * watch at revision + 1, which must not overflow (signed overflow is UB). */
+static int rev_field(const json_t *v, int64_t *out) {
+  int r = wf__etcd_i64(v, out);
+  if (r == 0 && (*out < 0 || *out == INT64_MAX)) r = WF_EPROTO;
+  return r;
+}
+
 /* ---- KeyValue ---------------------------------------------------------------------- */
 
 void wf__etcd_kv_clear(wf_etcd_kv_t *kv) {
@@ -91,8 +100,8 @@ int wf__etcd_kv_parse(const json_t *o, wf_etcd_kv_t *kv) {
   kv->key = key;
   if (r == 0) r = wf__etcd_bytes(json_object_get(o, "value"), &val, &kv->value_len);
   kv->value = val;
-  if (r == 0) r = wf__etcd_i64(json_object_get(o, "create_revision"), &kv->create_revision);
-  if (r == 0) r = wf__etcd_i64(json_object_get(o, "mod_revision"), &kv->mod_revision);
+  if (r == 0) r = rev_field(json_object_get(o, "create_revision"), &kv->create_revision);
+  if (r == 0) r = rev_field(json_object_get(o, "mod_revision"), &kv->mod_revision);
   if (r == 0) r = wf__etcd_i64(json_object_get(o, "version"), &kv->version);
   if (r == 0) r = wf__etcd_i64(json_object_get(o, "lease"), &kv->lease);
   return r;
@@ -236,6 +245,8 @@ char *wf__etcd_req_watch(const char *key, size_t klen, const char *end, size_t e
     json_object_set_new_nocheck(cr, "start_revision", i64_json(start_revision));
   /* Large replays arrive as several messages, each far below the line bound. */
   json_object_set_new_nocheck(cr, "fragment", json_true());
+  /* Progress notifications tell a quiet watch from a stalled one (watch.c). */
+  json_object_set_new_nocheck(cr, "progress_notify", json_true());
   json_t *root = json_object();
   json_object_set_new_nocheck(root, "create_request", cr);
   return dump(root, len);
@@ -245,6 +256,7 @@ char *wf__etcd_req_watch(const char *key, size_t klen, const char *end, size_t e
 
 void wf__etcd_resp_clear(wf__etcd_resp_t *r) {
   wf__etcd_kvs_free(r->kvs, r->nkvs);
+  free(r->token);
   memset(r, 0, sizeof *r);
 }
 
@@ -253,7 +265,7 @@ static int header_rev(const json_t *o, int64_t *rev) {
   *rev = 0;
   if (!h) return 0;
   if (!json_is_object(h)) return WF_EPROTO;
-  return wf__etcd_i64(json_object_get(h, "revision"), rev);
+  return rev_field(json_object_get(h, "revision"), rev);
 }
 
 /* An error object's text: {"error":"..."} / {"message":"..."} (unary) or
@@ -334,6 +346,16 @@ int wf__etcd_resp_parse(enum wf__etcd_op op, const char *body, size_t len,
       /* No TTL = 0: for a keepalive, the lease is gone. */
       if (e == 0) e = wf__etcd_i64(json_object_get(o, "TTL"), &r->ttl);
       break;
+    case WF__ETCD_AUTH: {
+      /* The token goes into a header line: printable ASCII only. */
+      const json_t *t = json_object_get(o, "token");
+      const char *ts = json_string_value(t);
+      if (!ts || !ts[0]) e = WF_EPROTO;
+      for (const char *q = ts; e == 0 && *q; q++)
+        if (*q <= 0x20 || *q >= 0x7f) e = WF_EPROTO;
+      if (e == 0) r->token = wf_strdup(ts);
+      break;
+    }
     case WF__ETCD_PUT:
     case WF__ETCD_COMPACT:
     case WF__ETCD_REVOKE:
@@ -478,7 +500,7 @@ int wf__etcd_watch_msg_parse(const char *line, size_t n, wf__etcd_watch_msg_t *m
     goto out;
   }
   e = header_rev(res, &m->header_revision);
-  if (e == 0) e = wf__etcd_i64(json_object_get(res, "compact_revision"), &m->compact_revision);
+  if (e == 0) e = rev_field(json_object_get(res, "compact_revision"), &m->compact_revision);
   if (e != 0) goto out;
   m->created = json_is_true(json_object_get(res, "created"));
   m->canceled = json_is_true(json_object_get(res, "canceled"));

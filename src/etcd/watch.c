@@ -7,8 +7,9 @@
  * connection.  States:
  *
  *   WAIT        no connection; the timer fires the next attempt (backoff)
+ *   AUTH        no connection; waiting for a token (auth.c)
  *   CONNECTING  request sent, waiting for "created"; the timer bounds it
- *   LIVE        "created" seen, events flow
+ *   LIVE        "created" seen, events flow; the timer is the idle deadline
  *   COMPACTED   etcd cancelled the watch: resume revision compacted; idle
  *               until wf_etcd_watch_restart()
  *   DEAD        cancelled; freed once its request and timer are closed
@@ -22,17 +23,32 @@
  *
  * Events are delivered per message, fragments included (see the resume
  * bookkeeping in etcd-internal.h for why that stays exactly-once).
+ *
+ * Stall detection (LIVE): etcd sends nothing on a quiet prefix, and a frozen
+ * member (SIGSTOP, a disk that hangs) keeps the TCP connection open just as
+ * silently.  Progress notifications would tell the two apart, but etcd sends
+ * them only every 10 minutes by default.  So once the stream has been silent
+ * for e->watch_idle_ms, the watch asks the same endpoint a count-only range
+ * with a short timeout.  An answer (even an etcd error) proves the member
+ * alive and the silence quiet; a transport failure or timeout, with still no
+ * byte on the stream meanwhile, is a stall: logged once, the connection is
+ * dropped and the watch resumes from its resume revision elsewhere or later,
+ * through the same path as any other break.
  */
 #include "etcd-internal.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_MAX_MS 5000
+/* Bounds on the stall probe's timeout (half the idle deadline in between):
+ * short enough to notice a frozen member soon, long enough for a busy one. */
+#define PROBE_MIN_MS 1000
 
-enum wstate { W_WAIT, W_CONNECTING, W_LIVE, W_COMPACTED, W_DEAD };
+enum wstate { W_WAIT, W_AUTH, W_CONNECTING, W_LIVE, W_COMPACTED, W_DEAD };
 
 struct wf_etcd_watch_s {
   wf_etcd_t *e;
@@ -54,9 +70,20 @@ struct wf_etcd_watch_s {
   wf__etcd_resume_t resume;
   wf_backoff_t backoff;
   size_t failovers;       /* transport failures since the last "created" */
-  uv_timer_t timer;       /* backoff in WAIT, "created" deadline in CONNECTING */
+  uv_timer_t timer;       /* backoff in WAIT, "created" deadline in CONNECTING,
+                             idle deadline in LIVE */
   int timer_closed;
   int reported;           /* last `connected` given to on_state, -1 = none */
+  /* Stall detection (LIVE). */
+  uint64_t last_rx;       /* uv_now of the last byte of the current stream */
+  uint64_t last_ok;       /* uv_now of the last probe etcd answered */
+  uint64_t probe_sent;    /* uv_now when the probe in flight was sent */
+  unsigned probe_gen;     /* gen of the stream the probe in flight is about */
+  int probing;            /* a probe's callback is still due */
+  /* Authentication. */
+  wf__etcd_auth_waiter_t wt;
+  int auth_waiting;       /* wt is queued: its callback is still due */
+  unsigned token_gen;     /* token generation the current stream was sent with */
 };
 
 static void conn_start(wf_etcd_watch_t *w);
@@ -65,7 +92,8 @@ static void conn_fail(wf_etcd_watch_t *w, int err);
 /* ---- lifetime --------------------------------------------------------------------------- */
 
 static void maybe_free(wf_etcd_watch_t *w) {
-  if (w->state != W_DEAD || w->reqs > 0 || !w->timer_closed) return;
+  if (w->state != W_DEAD || w->reqs > 0 || !w->timer_closed || w->probing || w->auth_waiting)
+    return;
   wf_etcd_t *e = w->e;
   if (w->prev) w->prev->next = w->next;
   else e->watches = w->next;
@@ -91,10 +119,14 @@ static void notify(wf_etcd_watch_t *w, int connected, int err) {
   if (w->cbs.on_state) w->cbs.on_state(w, connected, err, w->data);
 }
 
+static void idle_check(wf_etcd_watch_t *w);
+
 static void on_timer(uv_timer_t *t) {
   wf_etcd_watch_t *w = t->data;
   if (w->state == W_WAIT) {
     conn_start(w);
+  } else if (w->state == W_LIVE) {
+    idle_check(w);
   } else if (w->state == W_CONNECTING) {
     /* No "created" in time: the endpoint hangs (stopped process, black
      * hole).  Treat it like a transport failure. */
@@ -103,14 +135,16 @@ static void on_timer(uv_timer_t *t) {
   }
 }
 
-/* Abandons the current stream (if any) and schedules the next attempt. */
-static void conn_fail(wf_etcd_watch_t *w, int err) {
+/* Abandons the current stream (if any) and schedules the next attempt.
+ * logged: the caller already said why, loudly; stay quiet here. */
+static void conn_fail_x(wf_etcd_watch_t *w, int err, int logged) {
   if (w->req) {
     wf_http_req_cancel(w->req);
     w->req = NULL;
   }
   w->gen++;
   w->state = W_WAIT;
+  w->e->watch_reconnects++;  /* metrics */
   /* An endpoint that failed on transport: try the others at once (once
    * around), then back off. */
   uint64_t delay;
@@ -120,13 +154,68 @@ static void conn_fail(wf_etcd_watch_t *w, int err) {
     delay = wf_backoff_next(&w->backoff);
   uv_timer_start(&w->timer, on_timer, delay, 0);
   /* Loud once per outage, quiet while it lasts. */
-  enum wf_log_level lvl = w->reported == 1 ? WF_LOG_WARN : WF_LOG_DEBUG;
+  enum wf_log_level lvl = w->reported == 1 && !logged ? WF_LOG_WARN : WF_LOG_DEBUG;
   if (wf_log_enabled(lvl))
     wf_log(lvl, NULL, "etcd watch %.*s: %s%s%s; retrying from revision %" PRId64 " in %" PRIu64
            " ms", (int)w->klen, w->key, wf_strerror(err),
            err == WF_EETCD || err == WF_EHTTP ? ": " : "",
            err == WF_EETCD || err == WF_EHTTP ? w->e->errmsg : "", w->resume.rev, delay);
   notify(w, 0, err);
+}
+
+static void conn_fail(wf_etcd_watch_t *w, int err) { conn_fail_x(w, err, 0); }
+
+/* ---- stall detection ------------------------------------------------------------------- */
+
+static void idle_arm(wf_etcd_watch_t *w, uint64_t delay) {
+  if (w->e->watch_idle_ms == UINT64_MAX) return;
+  uv_timer_start(&w->timer, on_timer, delay, 0);
+}
+
+static void on_probe(int err, const wf_etcd_range_res_t *res, void *data) {
+  wf_etcd_watch_t *w = data;
+  wf_etcd_t *e = w->e;
+  w->probing = 0;
+  if (w->state == W_DEAD) {
+    maybe_free(w);
+    return;
+  }
+  /* The stream it asked about is gone already (broke, restarted). */
+  if (w->state != W_LIVE || w->gen != w->probe_gen) return;
+  uint64_t now = uv_now(e->loop);
+  /* Any answer, an etcd error too, means the member serves requests. */
+  if (!wf__etcd_transport_err(err)) {
+    w->last_ok = now;
+    return;
+  }
+  if (w->last_rx >= w->probe_sent) return;  /* the stream spoke meanwhile */
+  uint64_t quiet_since = w->last_rx > w->last_ok ? w->last_rx : w->last_ok;
+  wf_warn(NULL, "etcd watch %.*s: stalled: silent for %.1f s and %s did not answer a probe "
+          "(%s); reconnecting from revision %" PRId64, (int)w->klen, w->key,
+          (double)(now - quiet_since) / 1000.0, e->urls[w->ep], wf_strerror(err),
+          w->resume.rev);
+  wf__etcd_endpoint_failed(e, w->ep);
+  conn_fail_x(w, err, 1);
+}
+
+/* The LIVE timer fired: probe if the stream has been silent long enough. */
+static void idle_check(wf_etcd_watch_t *w) {
+  wf_etcd_t *e = w->e;
+  uint64_t now = uv_now(e->loop);
+  uint64_t quiet_since = w->last_rx > w->last_ok ? w->last_rx : w->last_ok;
+  uint64_t idle = now - quiet_since;
+  if (idle < e->watch_idle_ms) {
+    idle_arm(w, e->watch_idle_ms - idle);
+    return;
+  }
+  idle_arm(w, e->watch_idle_ms);
+  if (w->probing) return;  /* its own timeout decides */
+  uint64_t tmo = e->watch_idle_ms / 2;
+  if (tmo < PROBE_MIN_MS) tmo = PROBE_MIN_MS;
+  if (tmo > e->request_timeout_ms) tmo = e->request_timeout_ms;
+  w->probe_sent = now;
+  w->probe_gen = w->gen;
+  if (wf__etcd_probe(e, w->ep, w->key, w->klen, tmo, on_probe, w) == 0) w->probing = 1;
 }
 
 /* ---- messages ---------------------------------------------------------------------------- */
@@ -157,9 +246,13 @@ static void handle_msg(wf_etcd_watch_t *w, wf__etcd_watch_msg_t *m) {
     conn_fail(w, WF_EETCD);
     return;
   }
-  if (m->created) {
+  /* "created" together with "canceled" is a create that etcd refused (bad
+   * token, no permission): not live. */
+  if (m->created && !m->canceled) {
     if (w->state == W_CONNECTING) uv_timer_stop(&w->timer);
     w->state = W_LIVE;
+    w->last_ok = uv_now(e->loop);
+    idle_arm(w, e->watch_idle_ms);
     wf_backoff_reset(&w->backoff);
     w->failovers = 0;
     wf__etcd_resume_created(&w->resume, m->header_revision);
@@ -171,6 +264,10 @@ static void handle_msg(wf_etcd_watch_t *w, wf__etcd_watch_msg_t *m) {
     if (m->compact_revision > 0) {
       compacted(w, m->compact_revision);
     } else {
+      /* A token that expired between our last call and this connect: the
+       * reconnect gets a new one (conn_start waits for it). */
+      if (e->user && wf__etcd_auth_rejected(0, -1, m->msg))
+        wf__etcd_auth_invalidate(e, w->token_gen);
       wf__etcd_set_errmsg(e, m->msg[0] ? m->msg : "watch canceled by etcd");
       conn_fail(w, WF_EETCD);
     }
@@ -222,6 +319,7 @@ static void on_head(wf_http_req_t *req, int status, const wf_http_header_t *head
 static void on_data(wf_http_req_t *req, const char *p, size_t n, void *data) {
   wf_etcd_watch_t *w = data;
   if (req != w->req) return;
+  w->last_rx = uv_now(w->e->loop);  /* any byte, progress notifications too */
   if (w->status != 200) {
     /* Keep what fits for the error message; the rest is noise. */
     size_t room = w->errbody.max - w->errbody.len;
@@ -267,8 +365,35 @@ static void on_done(wf_http_req_t *req, int err, int status, const char *body, s
   conn_fail(w, err);
 }
 
+static void on_token(wf__etcd_auth_waiter_t *wt, int err) {
+  wf_etcd_watch_t *w = (wf_etcd_watch_t *)((char *)wt - offsetof(wf_etcd_watch_t, wt));
+  w->auth_waiting = 0;
+  if (w->state == W_DEAD) {
+    maybe_free(w);
+    return;
+  }
+  /* Restarted meanwhile: its timer connects (and finds the token). */
+  if (w->state != W_AUTH) return;
+  if (err) conn_fail(w, err);  /* logged by auth.c; back off and try again */
+  else conn_start(w);
+}
+
 static void conn_start(wf_etcd_watch_t *w) {
   wf_etcd_t *e = w->e;
+  if (wf__etcd_auth_needed(e)) {
+    /* No stream without a token: etcd would refuse the create. */
+    if (!w->auth_waiting) {
+      w->wt.cb = on_token;
+      if (wf__etcd_auth_wait(e, &w->wt) != 0) {
+        w->state = W_WAIT;
+        uv_timer_start(&w->timer, on_timer, wf_backoff_next(&w->backoff), 0);
+        return;
+      }
+      w->auth_waiting = 1;
+    }
+    w->state = W_AUTH;
+    return;
+  }
   w->gen++;
   w->ep = e->cur;
   w->status = 0;
@@ -277,13 +402,19 @@ static void conn_start(wf_etcd_watch_t *w) {
   wf__etcd_resume_connect(&w->resume);
   size_t blen;
   char *body = wf__etcd_req_watch(w->key, w->klen, w->end, w->elen, w->resume.rev, &blen);
-  static const wf_http_header_t hdrs[] = {{"Content-Type", "application/json"}};
+  wf_http_header_t hdrs[2] = {{"Content-Type", "application/json"}, {"Authorization", ""}};
+  size_t nh = 1;
+  if (e->token && e->token[0]) {
+    hdrs[1].value = e->token;
+    nh = 2;
+  }
+  w->token_gen = e->token_gen;
   wf_http_req_opts_t o;
   memset(&o, 0, sizeof o);
   o.method = "POST";
   o.path = "/v3/watch";
   o.headers = hdrs;
-  o.nheaders = 1;
+  o.nheaders = nh;
   o.body = body;
   o.body_len = blen;
   o.timeout_ms = 0;  /* a quiet watch is normal; the timer bounds "created" */

@@ -214,6 +214,7 @@ struct wf_http_req_s {
   uint64_t timeout_ms;
   size_t max_body, max_header;
   int stream;
+  int fresh; /* never pooled: new connection, closed afterwards */
   int is_head;
   int paused;
   int retried;
@@ -407,7 +408,7 @@ static conn_t *pool_get(wf_http_client_t *c) {
 static void complete_req(conn_t *conn, int err) {
   wf_http_req_t *req = conn->req;
   wf_http_client_t *c = conn->client;
-  int reuse = err == 0 && conn->keep_alive && !conn->write_pending && !c->closing;
+  int reuse = err == 0 && conn->keep_alive && !conn->write_pending && !c->closing && !req->fresh;
 
   detach(conn);
   queue_done(req, err);
@@ -520,7 +521,14 @@ static int on_headers_complete_cb(llhttp_t *p) {
   wf_http_req_t *req = conn->req;
   int status = llhttp_get_status_code(p);
 
-  if (status >= 100 && status < 200) {
+  /* llhttp takes a status of 1 to 3 digits; HTTP has exactly 3 (RFC 9110
+   * §15).  "HTTP/1.1 0 OK" would otherwise complete with status 0, which
+   * on_done reserves for "no head arrived". */
+  if (status < 100) {
+    conn->cb_err = WF_EPROTO;
+    return -1;
+  }
+  if (status < 200) {
     /* 100 Continue and friends precede the real response; we never ask
      * for an upgrade, so 101 is a broken peer. */
     if (status == 101) {
@@ -528,7 +536,11 @@ static int on_headers_complete_cb(llhttp_t *p) {
       return -1;
     }
     conn->interim = 1;
-    return 0;
+    /* A 1xx ends with its head (RFC 9110 §15.2), whatever Content-Length
+     * or Transfer-Encoding it carries; llhttp would read a body for it
+     * (all but 100-103), which would reach on_data before any on_head or
+     * land in front of the real body.  1 = "no body follows". */
+    return 1;
   }
   conn->head_done = 1;
   req->status = status;
@@ -1083,13 +1095,14 @@ wf_http_req_t *wf_http_request(wf_http_client_t *c, const wf_http_req_opts_t *op
   req->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
   req->max_header = opts->max_header ? opts->max_header : DEFAULT_MAX_HEADER;
   req->stream = opts->stream != 0;
+  req->fresh = opts->fresh != 0;
   req->is_head = strcmp(opts->method, "HEAD") == 0;
   req->connect_deadline = uv_now(c->loop) + c->connect_timeout_ms;
   wf_buf_init(&req->body, req->max_body);
   wf_buf_init(&req->headbuf, SIZE_MAX); /* bounded by head_charge */
 
   /* Neither path calls back into the user: failures are queued. */
-  conn = pool_get(c);
+  conn = req->fresh ? NULL : pool_get(c);
   if (conn)
     attach(conn, req);
   else

@@ -20,6 +20,11 @@
  * fires once the count is back at or below half, which leaves the other
  * half to overlap the next disk write with the producer's reading.
  *
+ * A file opened for appending (a step that outlives an agent restart) adds
+ * one fstat between the open and the first write, recording the size and
+ * mtime the file had before this process wrote to it: the docker runner asks
+ * the engine for the container's output since then.
+ *
  * User callbacks never fire from inside a call into this module: failures
  * to even start a uv_fs request are fed back through the embedded timer
  * (like libuv's delayed_error), and on_closed fires from the timer's close
@@ -68,6 +73,10 @@ struct wf_logfile_s {
   int closing;        /* the final close sequence has begun */
   int need_drain;     /* a write returned 1; on_drain owed */
   int mkdir_done;     /* parents created already; a second ENOENT is final */
+  int append;         /* opened with wf_logfile_open_append */
+  int prior_state;    /* append: 0 pending, 1 known, < 0 the open/fstat error */
+  uint64_t prior_size;
+  int64_t prior_mtime_ms;
 
   char *dirbuf;       /* scratch copy of path for the mkdir walk */
   size_t mkdir_pos;   /* where the next component starts in dirbuf */
@@ -219,12 +228,37 @@ static void fail(wf_logfile_t *f, int err) {
 static void start_open(wf_logfile_t *f) {
   int r;
   f->busy = 1;
-  r = uv_fs_open(f->loop, &f->req, f->path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644,
-                 on_open);
+  r = uv_fs_open(f->loop, &f->req, f->path,
+                 O_CREAT | O_WRONLY | O_CLOEXEC | (f->append ? O_APPEND : O_TRUNC), 0644, on_open);
   if (r < 0) feed_error(f, on_open, r);
 }
 
 static void on_mkdir(uv_fs_t *req);
+
+/* Append mode: what the file held before our first write.  A failure here
+ * is not the file's: writes go on, only the runner learns nothing. */
+static void on_fstat(uv_fs_t *req) {
+  wf_logfile_t *f = req->data;
+  int r = (int)req->result;
+  if (r >= 0) {
+    f->prior_size = req->statbuf.st_size;
+    f->prior_mtime_ms = (int64_t)req->statbuf.st_mtim.tv_sec * 1000 +
+                        (int64_t)req->statbuf.st_mtim.tv_nsec / 1000000;
+    f->prior_state = 1;
+  } else {
+    f->prior_state = r;
+  }
+  uv_fs_req_cleanup(req);
+  f->busy = 0;
+  pump(f);
+}
+
+static void start_fstat(wf_logfile_t *f) {
+  int r;
+  f->busy = 1;
+  r = uv_fs_fstat(f->loop, &f->req, f->fd, on_fstat);
+  if (r < 0) feed_error(f, on_fstat, r);
+}
 
 /* Creates the next missing component of the parent directory, or opens the
  * file once every component exists. */
@@ -280,12 +314,20 @@ static void on_open(uv_fs_t *req) {
     }
   }
   if (r < 0) {
+    if (f->append) f->prior_state = r;
     fail(f, r);
   } else {
     f->fd = r;
+    if (f->append) {
+      start_fstat(f);
+      return;
+    }
   }
   pump(f);
 }
+
+/* Bytes every logfile of this process wrote (metrics); one loop, no lock. */
+static uint64_t bytes_total;
 
 static void on_write(uv_fs_t *req) {
   wf_logfile_t *f = req->data;
@@ -299,6 +341,7 @@ static void on_write(uv_fs_t *req) {
   } else {
     size_t done = (size_t)r;
     f->written += done;
+    bytes_total += done;  /* metrics */
     f->queued -= done;
     /* A short write leaves the rest of an entry queued, with off advanced;
      * the next write resumes exactly there. */
@@ -387,9 +430,10 @@ static void pump(wf_logfile_t *f) {
 
 /* ---- public ------------------------------------------------------------------ */
 
-wf_logfile_t *wf_logfile_open(uv_loop_t *loop, const char *path, size_t max_queue,
-                              const wf_logfile_cbs_t *cbs, void *data) {
+static wf_logfile_t *open_file(uv_loop_t *loop, const char *path, size_t max_queue,
+                               const wf_logfile_cbs_t *cbs, void *data, int append) {
   wf_logfile_t *f = wf_calloc(1, sizeof *f);
+  f->append = append;
   f->loop = loop;
   f->path = wf_strdup(path);
   if (cbs) f->cbs = *cbs;
@@ -405,6 +449,25 @@ wf_logfile_t *wf_logfile_open(uv_loop_t *loop, const char *path, size_t max_queu
   f->timer.data = f;
   start_open(f);
   return f;
+}
+
+wf_logfile_t *wf_logfile_open(uv_loop_t *loop, const char *path, size_t max_queue,
+                              const wf_logfile_cbs_t *cbs, void *data) {
+  return open_file(loop, path, max_queue, cbs, data, 0);
+}
+
+wf_logfile_t *wf_logfile_open_append(uv_loop_t *loop, const char *path, size_t max_queue,
+                                     const wf_logfile_cbs_t *cbs, void *data) {
+  return open_file(loop, path, max_queue, cbs, data, 1);
+}
+
+int wf_logfile_prior(const wf_logfile_t *f, uint64_t *size, int64_t *mtime_ms) {
+  if (!f->append) return UV_EINVAL;
+  if (f->prior_state == 1) {
+    if (size) *size = f->prior_size;
+    if (mtime_ms) *mtime_ms = f->prior_mtime_ms;
+  }
+  return f->prior_state;
 }
 
 void wf_logfile_set_drain_cb(wf_logfile_t *f, void (*on_drain)(wf_logfile_t *f, void *data),
@@ -460,3 +523,5 @@ void wf_logfile_close(wf_logfile_t *f) {
 uint64_t wf_logfile_bytes(const wf_logfile_t *f) {
   return f->written;
 }
+
+uint64_t wf_logstore_bytes_total(void) { return bytes_total; }

@@ -11,6 +11,12 @@
  * --drain-timeout, then are stopped and written FAILED), then deletes the
  * node key, revokes the lease and closes every handle so the loop ends by
  * itself.  A second signal cuts the drain short.
+ *
+ * HTTP endpoint (--listen, off by default): /healthz, /readyz and /metrics
+ * on the same loop (http/server.c, node/metrics.c).  It is bound once the
+ * engine exists but before anything starts, so a taken port stops the agent
+ * before it registers or claims a step, and closed before the engine and
+ * etcd client it reads from.
  */
 #include "wf/node.h"
 
@@ -24,6 +30,8 @@
 #include "wf/codec.h"
 #include "wf/engine.h"
 #include "wf/etcd.h"
+#include "wf/httpd.h"
+#include "wf/metrics.h"
 #include "wf/util.h"
 
 enum reg_state { REG_IDLE, REG_GRANTING, REG_PUTTING, REG_ALIVE, REG_STOPPING, REG_DONE };
@@ -47,6 +55,13 @@ typedef struct node_s {
   int signals;
   int stopping;
   int exit_code;
+
+  /* HTTP endpoint (--listen); NULL / unused when off. */
+  wf_httpd_t *httpd;
+  wf_node_metrics_t *metrics;
+  uv_timer_t tick;       /* loop liveness for /healthz */
+  uint64_t tick_ns;      /* uv_hrtime() of the last tick */
+  uint64_t lease_ok_ms;  /* wf_mono_ms() of the last successful put or renewal */
 } node_t;
 
 static void reg_grant(node_t *n);
@@ -95,6 +110,7 @@ static void on_keepalive(int err, int64_t id, int64_t ttl, void *data) {
     reg_grant(n);
     return;
   }
+  n->lease_ok_ms = wf_mono_ms();
   uv_timer_start(&n->reg_timer, on_reg_timer_keepalive, renew_ms(n), 0);
 }
 
@@ -115,6 +131,7 @@ static void on_reg_put(int err, int64_t rev, void *data) {
   }
   wf_backoff_reset(&n->reg_backoff);
   n->reg = REG_ALIVE;
+  n->lease_ok_ms = wf_mono_ms();
   wf_info(NULL, "registered as %s (lease %lld, ttl %u s)", n->node_key, (long long)n->lease,
           n->cfg->ttl);
   uv_timer_start(&n->reg_timer, on_reg_timer_keepalive, renew_ms(n), 0);
@@ -160,6 +177,83 @@ static char *node_record(const wf_config_t *cfg) {
   return wf_codec_encode_str(&rec.base, WF_CODEC_OMIT_EMPTY);
 }
 
+/* ---- HTTP endpoint (--listen) ------------------------------------------------------------- */
+
+/* /healthz fails when the loop went this long without running its timers. */
+#define HEALTH_STALE_MS 5000
+
+static void on_tick(uv_timer_t *t) {
+  node_t *n = t->data;
+  n->tick_ns = uv_hrtime();
+}
+
+/* Appends why the node is not ready, one reason per line; empty = ready. */
+static void not_ready(node_t *n, wf_buf_t *why) {
+  if (n->stopping) wf_buf_printf(why, "shutting down\n");
+  if (!wf_etcd_reachable(n->etcd))
+    wf_buf_printf(why, "etcd not reachable (endpoint %s)\n", wf_etcd_endpoint(n->etcd));
+  if (!wf_engine_live(n->engine)) wf_buf_printf(why, "etcd watch not live\n");
+  /* A lease is held for ttl seconds after its last renewal. */
+  if (n->reg != REG_ALIVE || wf_mono_ms() - n->lease_ok_ms > (uint64_t)n->cfg->ttl * 1000)
+    wf_buf_printf(why, "registration lease not held\n");
+}
+
+static void on_http(const char *path, wf_httpd_resp_t *r, void *data) {
+  node_t *n = data;
+  if (strcmp(path, "/healthz") == 0) {
+    /* The answer itself shows the loop turns; the tick age catches a loop
+     * stuck in a long run of callbacks (it answers late, but says so). */
+    uint64_t age_ms = (uv_hrtime() - n->tick_ns) / 1000000;
+    if (age_ms > HEALTH_STALE_MS) {
+      r->status = 503;
+      wf_buf_printf(&r->body, "event loop stalled: last tick %llu ms ago\n",
+                    (unsigned long long)age_ms);
+    } else {
+      wf_buf_printf(&r->body, "ok\n");
+    }
+  } else if (strcmp(path, "/readyz") == 0) {
+    not_ready(n, &r->body);
+    if (r->body.len) r->status = 503;
+    else wf_buf_printf(&r->body, "ok\n");
+  } else if (strcmp(path, "/metrics") == 0) {
+    r->content_type = WF_METRICS_CONTENT_TYPE;
+    if (wf_node_metrics_render(n->metrics, &r->body) != 0) {
+      r->status = 500;
+      r->content_type = "text/plain; charset=utf-8";
+      wf_buf_reset(&r->body);
+      wf_buf_printf(&r->body, "metrics too large\n");
+    }
+  } else {
+    r->status = 404;
+    wf_buf_printf(&r->body, "not found; try /healthz, /readyz or /metrics\n");
+  }
+}
+
+static int http_start(node_t *n) {
+  int r = wf_httpd_start(&n->loop, n->cfg->listen, NULL, on_http, n, &n->httpd);
+  if (r != 0) {
+    wf_error(NULL, "--listen %s: %s", n->cfg->listen, uv_strerror(r));
+    return r;
+  }
+  n->metrics = wf_node_metrics_create(n->engine, n->etcd);
+  uv_timer_init(&n->loop, &n->tick);
+  n->tick.data = n;
+  n->tick_ns = uv_hrtime();
+  uv_timer_start(&n->tick, on_tick, 1000, 1000);
+  wf_info(NULL, "serving /healthz, /readyz and /metrics on %s", n->cfg->listen);
+  return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h);
+
+/* Before the engine and etcd client close: the handler reads both. */
+static void http_stop(node_t *n) {
+  if (!n->httpd) return;
+  wf_httpd_close(n->httpd, NULL, NULL);
+  n->httpd = NULL;
+  uv_close((uv_handle_t *)&n->tick, on_handle_closed);
+}
+
 /* ---- shutdown ----------------------------------------------------------------------------- */
 
 static void on_handle_closed(uv_handle_t *h) {}
@@ -183,6 +277,7 @@ static void on_revoked(int err, int64_t rev, void *data) {
   if (err) wf_warn(NULL, "revoking lease failed (%s); it expires by itself", wf_strerror(err));
   n->reg = REG_DONE;
   wf_info(NULL, "unregistered; bye");
+  http_stop(n);
   wf_engine_close(n->engine, on_engine_closed, n);
 }
 
@@ -252,6 +347,9 @@ int wf_node_run(const wf_config_t *cfg) {
     return 1;
   }
   wf_etcd_opts_t eo = {.endpoints = (const char *const *)cfg->etcd, .nendpoints = cfg->netcd};
+  eo.watch_idle_ms = (uint64_t)cfg->etcd_watch_idle * 1000;
+  eo.user = cfg->etcd_user;  /* config.c checked: both or neither */
+  eo.password = cfg->etcd_password;
   n.etcd = wf_etcd_create(&n.loop, &eo);
   if (!n.etcd) {
     wf_error(NULL, "no usable etcd endpoint");
@@ -295,8 +393,14 @@ int wf_node_run(const wf_config_t *cfg) {
   wf_info(NULL, "workflow-node %s starting: node %s, etcd %s, prefix %s, log dir %s, "
           "max parallel %u", WF_VERSION, cfg->name, wf_etcd_endpoint(n.etcd), cfg->prefix,
           cfg->log_dir, cfg->max_parallel);
-  reg_grant(&n);
-  wf_engine_start(n.engine);
+  if (cfg->listen && http_start(&n) != 0) {
+    /* Nothing started yet: close what exists through the usual path. */
+    n.exit_code = 1;
+    wf_engine_close(n.engine, on_engine_closed, &n);
+  } else {
+    reg_grant(&n);
+    wf_engine_start(n.engine);
+  }
 
   uv_run(&n.loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&n.loop);
@@ -307,5 +411,6 @@ int wf_node_run(const wf_config_t *cfg) {
   }
   free(n.node_key);
   free(n.record);
+  wf_node_metrics_destroy(n.metrics);  /* after the engine: it was its observer */
   return n.exit_code;
 }

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -55,6 +56,38 @@ static void escape_ctl(const char *s, char *out, size_t outlen) {
   out[o] = '\0';
 }
 
+/* A malloc'd copy of s in which every byte that does not start a valid
+ * UTF-8 sequence is replaced by U+FFFD. */
+static char *utf8_clean(const char *s) {
+  size_t n = strlen(s);
+  char *out = malloc(n * 3 + 1);
+  if (!out) return NULL;
+  size_t o = 0;
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    size_t len = 0;
+    if (*p < 0x80) len = 1;
+    else if ((*p & 0xe0) == 0xc0 && *p >= 0xc2) len = 2;
+    else if ((*p & 0xf0) == 0xe0) len = 3;
+    else if ((*p & 0xf8) == 0xf0 && *p <= 0xf4) len = 4;
+    int ok = len > 0;
+    for (size_t k = 1; ok && k < len; k++) ok = (p[k] & 0xc0) == 0x80;
+    if (ok && len == 3) ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
+    if (ok && len == 4) ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
+    if (ok) {
+      memcpy(out + o, p, len);
+      o += len;
+      p += len;
+    } else {
+      memcpy(out + o, "\xef\xbf\xbd", 3);
+      o += 3;
+      p++;
+    }
+  }
+  out[o] = '\0';
+  return out;
+}
+
 void wf_logv(enum wf_log_level lvl, const char *step, const char *fmt, va_list ap) {
   if (lvl < min_level) return;
   char msg[2048];
@@ -81,16 +114,26 @@ void wf_logv(enum wf_log_level lvl, const char *step, const char *fmt, va_list a
     escape_ctl(msg, safe_msg, sizeof safe_msg);
   }
   if (log_json) {
+    /* jansson refuses invalid UTF-8 (the key would vanish): replace it. */
+    char *m8 = utf8_clean(msg), *s8 = step ? utf8_clean(step) : NULL;
     json_t *o = json_object();
     json_object_set_new(o, "ts", json_string(when));
     json_object_set_new(o, "level", json_string(level_names[lvl]));
-    json_object_set_new(o, "msg", json_string(msg));
-    if (step) json_object_set_new(o, "step", json_string(step));
-    /* jansson rejects invalid UTF-8; fall back to a lossy but valid line. */
-    char *s = json_dumps(o, JSON_COMPACT);
+    json_object_set_new(o, "msg", json_string(m8));
+    if (s8) json_object_set_new(o, "step", json_string(s8));
+    free(m8);
+    free(s8);
+    /* Built on the heap whole: a cut JSON line would not parse. */
+    char *js = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    n = snprintf(line, sizeof line, "%s\n", s ? s : "{\"level\":\"error\",\"msg\":\"unencodable log line\"}");
-    free(s);
+    if (js) {
+      size_t len = strlen(js);
+      js[len] = '\n';
+      ssize_t w = write(2, js, len + 1);
+      (void)w;
+      free(js);
+    }
+    return;
   } else if (step) {
     n = snprintf(line, sizeof line, "%s %-5s step=%s %s\n", when, level_names[lvl], step,
                  safe_msg);

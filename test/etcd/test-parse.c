@@ -264,10 +264,11 @@ static void test_requests(void) {
   free(s);
   s = wf__etcd_req_watch("/w/", 3, "/w0", 3, 9, &n);
   ASSERT_STR_EQ(s, "{\"create_request\":{\"key\":\"L3cv\",\"range_end\":\"L3cw\",\"start_revision\":"
-                   "\"9\",\"fragment\":true}}");
+                   "\"9\",\"fragment\":true,\"progress_notify\":true}}");
   free(s);
   s = wf__etcd_req_watch("/w/", 3, "/w0", 3, 0, &n);
-  ASSERT_STR_EQ(s, "{\"create_request\":{\"key\":\"L3cv\",\"range_end\":\"L3cw\",\"fragment\":true}}");
+  ASSERT_STR_EQ(s, "{\"create_request\":{\"key\":\"L3cv\",\"range_end\":\"L3cw\",\"fragment\":true,"
+                   "\"progress_notify\":true}}");
   free(s);
 }
 
@@ -527,7 +528,46 @@ static void test_resume(void) {
   ASSERT_EQ(feed(&r, old, 2, 0), 0);
 }
 
+/* Found by fuzz-watch-stream (UBSan): a revision of INT64_MAX made the
+ * resume position overflow (header.revision + 1 on "created", rev++ at a
+ * message end), and callers resume at mod_revision + 1.  Revisions outside
+ * 0..INT64_MAX-1 are malformed, in every place one is parsed. */
+static void test_revision_bounds(void) {
+  wf__etcd_watch_msg_t m;
+  wf__etcd_resp_t r;
+  wf_etcd_kv_t kv;
+  char msg[128];
+  static const char *const bad_lines[] = {
+      "{\"result\":{\"header\":{\"revision\":\"9223372036854775807\"},\"created\":true}}",
+      "{\"result\":{\"header\":{\"revision\":\"-1\"},\"created\":true}}",
+      "{\"result\":{\"header\":{\"revision\":\"5\"},\"events\":[{\"kv\":{\"key\":"
+      "\"YQ==\",\"mod_revision\":\"9223372036854775807\"}}]}}",
+      "{\"result\":{\"header\":{},\"canceled\":true,\"compact_revision\":"
+      "9223372036854775807}}",
+  };
+  for (size_t i = 0; i < sizeof bad_lines / sizeof bad_lines[0]; i++) {
+    ASSERT_EQ(wf__etcd_watch_msg_parse(bad_lines[i], strlen(bad_lines[i]), &m), WF_EPROTO);
+    wf__etcd_watch_msg_clear(&m);
+  }
+  /* The largest usable one still parses. */
+  const char *ok = "{\"result\":{\"header\":{\"revision\":\"9223372036854775806\"},"
+                   "\"created\":true}}";
+  ASSERT_OK(wf__etcd_watch_msg_parse(ok, strlen(ok), &m));
+  ASSERT(m.header_revision == INT64_MAX - 1);
+  wf__etcd_watch_msg_clear(&m);
+
+  const char *range = "{\"header\":{\"revision\":\"9223372036854775807\"}}";
+  ASSERT_EQ(wf__etcd_resp_parse(WF__ETCD_RANGE, range, strlen(range), &r, msg, sizeof msg),
+            WF_EPROTO);
+  wf__etcd_resp_clear(&r);
+  json_t *j = json_loads("{\"key\":\"YQ==\",\"create_revision\":\"-3\"}", 0, NULL);
+  ASSERT_EQ(wf__etcd_kv_parse(j, &kv), WF_EPROTO);
+  wf__etcd_kv_clear(&kv);
+  json_decref(j);
+}
+
 int main(void) {
+  test_revision_bounds();
   test_i64();
   test_kv();
   test_responses();

@@ -1,6 +1,12 @@
 """A private etcd for one test: free loopback ports, a temporary data dir,
 started and stopped by PID.  Used by with_etcd.py (C integration tests) and
-by the end-to-end tests in test/e2e/."""
+by the end-to-end tests in test/e2e/.
+
+    Etcd(auth_token_ttl="2")          # --auth-token simple --auth-token-ttl 2
+    e.enable_auth("root", "secret")   # user root (role root), then auth enable
+    e.pause(); e.resume()             # SIGSTOP / SIGCONT: a frozen member
+"""
+import json
 import os
 import shutil
 import signal
@@ -20,11 +26,15 @@ def free_port():
 
 
 class Etcd:
-    def __init__(self, data_dir=None, extra_args=()):
+    def __init__(self, data_dir=None, extra_args=(), auth_token_ttl=None):
         self.owns_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix="wf-etcd-")
         self._pick_ports()
         self.extra_args = list(extra_args)
+        if auth_token_ttl is not None:
+            # "simple" tokens live in etcd's memory and expire after this
+            # many seconds without use: short values let tests see expiry.
+            self.extra_args += ["--auth-token", "simple", "--auth-token-ttl", str(auth_token_ttl)]
         self.proc = None
         self.log = None
         self.started_once = False
@@ -86,6 +96,7 @@ class Etcd:
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused etcd cannot act on sig
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(10)
@@ -117,7 +128,23 @@ class Etcd:
         self.proc.send_signal(signal.SIGSTOP)
 
     def resume(self):
-        self.proc.send_signal(signal.SIGCONT)
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def _v3(self, path, body):
+        req = urllib.request.Request(self.url + "/v3/" + path, data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"{}")
+
+    def enable_auth(self, user, password):
+        """Adds user with password, grants it the root role and enables
+        authentication.  etcd refuses to enable auth without a user named
+        root, so pass "root" (or add root first).  From then on every
+        request needs a token from POST /v3/auth/authenticate."""
+        self._v3("auth/user/add", {"name": user, "password": password})
+        self._v3("auth/user/grant", {"user": user, "role": "root"})
+        self._v3("auth/enable", {})
 
     def cleanup(self):
         self.stop()

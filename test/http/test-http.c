@@ -897,6 +897,66 @@ static void test_garbage(void) {
   teardown();
 }
 
+/* Found by fuzz-http-response: llhttp accepts 1- and 2-digit status codes,
+ * and "HTTP/1.1 0 OK" completed with err 0 and status 0 ("no head").  A
+ * status below 100 is a protocol error; no head is delivered. */
+static void test_bad_status(void) {
+  static const step_t steps[] = {
+      {"HTTP/1.1 0 OK\r\nContent-Length: 0\r\n\r\n", 0, 0, 0, 0},
+      {"HTTP/1.1 04 Not Found\r\nContent-Length: 2\r\n\r\nno", 0, 0, 0, 0},
+      {"HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n", 0, 0, 0, 0},
+      {OK_HELLO, 0, 0, 0, 0},
+  };
+  rec_t r[4];
+  int i;
+
+  memset(r, 0, sizeof(r));
+  setup(0, steps, 4, NULL);
+  for (i = 0; i < 4; i++) {
+    get(&r[i], "/");
+    run_until(&r[i].done_called);
+  }
+  for (i = 0; i < 3; i++) {
+    ASSERT_EQ(r[i].err, WF_EPROTO);
+    ASSERT_EQ(r[i].status, 0);
+    ASSERT_EQ(r[i].head_called, 0);
+  }
+  ASSERT_OK(r[3].err);
+  ASSERT_EQ(r[3].status, 200);
+  ASSERT_STR_EQ(r[3].body, "hello");
+  teardown();
+}
+
+/* Found by fuzz-http-response: llhttp reads a body for a 1xx other than
+ * 100-103 when it has framing headers; those bytes reached on_data before
+ * any on_head, or the front of the buffered body.  A 1xx has no body: what
+ * follows its head is the next response. */
+static void test_interim_with_length(void) {
+  static const step_t steps[] = {
+      {"HTTP/1.1 199 Odd\r\nContent-Length: 5\r\n\r\n"
+       "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 0, 0, 0, 0},
+      {"HTTP/1.1 150 Odd\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0, 0, 0, 0},
+      {"HTTP/1.1 104 Odd\r\nTransfer-Encoding: gzip\r\n\r\n"
+       "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 0, 0, 0, 0},
+  };
+  static const char *const want[] = {"hello", "ok", "abc"};
+  rec_t r[3];
+  int i;
+
+  memset(r, 0, sizeof(r));
+  setup(0, steps, 3, NULL);
+  for (i = 0; i < 3; i++) {
+    get(&r[i], "/");
+    run_until(&r[i].done_called);
+    ASSERT_OK(r[i].err);
+    ASSERT_EQ(r[i].status, 200);
+    ASSERT_EQ(r[i].head_called, 1);
+    ASSERT_STR_EQ(r[i].body, want[i]);
+  }
+  teardown();
+}
+
 static char big_resp[512];
 static char big_hdr_resp[1024];
 
@@ -1476,6 +1536,8 @@ static const struct {
     {"timeout_mid_body", test_timeout_mid_body},
     {"truncated", test_truncated},
     {"garbage", test_garbage},
+    {"bad_status", test_bad_status},
+    {"interim_with_length", test_interim_with_length},
     {"too_big", test_too_big},
     {"stream_pause_resume", test_stream_pause_resume},
     {"pause_from_outside", test_pause_from_outside},

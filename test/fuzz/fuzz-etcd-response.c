@@ -1,0 +1,92 @@
+/*
+ * fuzz-etcd-response: the unary response parsers of src/etcd/parse.c, i.e.
+ * what etcd.c does with a buffered gateway answer: wf__etcd_resp_parse for
+ * a 2xx body of each operation (range, put, txn, delete, compact, lease
+ * grant, keepalive, revoke) and wf__etcd_error_parse for any other status.
+ *
+ * Input layout:
+ *   byte 0  bits 0-3: operation (0-8, see below; 9-15 = the error parser);  bits 4-7: the
+ *           message buffer size selector (1, 2, 8, 32, ... up to 512 bytes,
+ *           as etcd.c passes WF__ETCD_ERRMSG_LEN)
+ *   byte 1  HTTP status for the error parser (200 + byte: 400, 404, 412...)
+ *   rest    the body
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/etcd/etcd-internal.h"
+
+#define CHECK(c)                                                              \
+  do {                                                                        \
+    if (!(c)) {                                                               \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);  \
+      abort();                                                                \
+    }                                                                         \
+  } while (0)
+
+static const size_t msg_sizes[16] = {1, 2, 8, 32, 64, 100, 128, 200,
+                                     256, 300, 400, 511, 512, 512, 512, 512};
+
+static void check_kv(const wf_etcd_kv_t *kv) {
+  CHECK(kv->key != NULL && kv->value != NULL);
+  CHECK(kv->key[kv->key_len] == '\0' && kv->value[kv->value_len] == '\0');
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 2) return 0;
+  /* 0-8: the operations of enum wf__etcd_op, by number (8 is the auth
+   * token answer where the header has it; a number the parser does not know
+   * only parses the header); 9-15: the error parser. */
+  unsigned op = data[0] & 15;
+  size_t msglen = msg_sizes[data[0] >> 4];
+  int status = 200 + data[1];
+  /* The body as etcd.c has it: a heap buffer of exactly len bytes (the
+   * http client NUL-terminates, but the parsers must not rely on it). */
+  size_t len = size - 2;
+  char *body = malloc(len ? len : 1);
+  CHECK(body);
+  memcpy(body, data + 2, len);
+  /* A guard byte after the message buffer catches an overflow. */
+  char *msg = malloc(msglen + 1);
+  CHECK(msg);
+  memset(msg, 'x', msglen + 1);
+
+  if (op <= 8) {
+    wf__etcd_resp_t r;
+    int e = wf__etcd_resp_parse((enum wf__etcd_op)op, body, len, &r, msg, msglen);
+    CHECK(e == 0 || e == WF_EPROTO || (e == WF_EETCD && op == WF__ETCD_KEEPALIVE));
+    CHECK(memchr(msg, '\0', msglen) != NULL);
+    if (e == 0) {
+      CHECK(r.nkvs == 0 || r.kvs != NULL);
+      for (size_t i = 0; i < r.nkvs; i++) {
+        check_kv(&r.kvs[i]);
+        wf_etcd_kv_t copy;
+        wf__etcd_kv_copy(&copy, &r.kvs[i]);
+        CHECK(copy.key_len == r.kvs[i].key_len && copy.value_len == r.kvs[i].value_len);
+        CHECK(memcmp(copy.key, r.kvs[i].key, copy.key_len) == 0);
+        CHECK(memcmp(copy.value, r.kvs[i].value, copy.value_len) == 0);
+        wf__etcd_kv_clear(&copy);
+      }
+      if (op == WF__ETCD_TXN) CHECK(r.nkvs <= 1);
+      if (op != WF__ETCD_RANGE && op != WF__ETCD_TXN) CHECK(r.nkvs == 0);
+    } else {
+      /* A failure leaves nothing to free. */
+      CHECK(r.kvs == NULL && r.nkvs == 0);
+    }
+    wf__etcd_resp_clear(&r);
+  } else {
+    int grpc = 0;
+    int e = wf__etcd_error_parse(status, len ? body : NULL, len, msg, msglen, &grpc);
+    CHECK(e == WF_EHTTP || e == WF_EETCD || e == WF_ECOMPACTED);
+    CHECK(memchr(msg, '\0', msglen) != NULL);
+    if (e == WF_EHTTP) CHECK(grpc == -1);
+    if (e == WF_ECOMPACTED) CHECK(grpc == 11);
+  }
+  CHECK(msg[msglen] == 'x');
+  free(msg);
+  free(body);
+  return 0;
+}

@@ -1,0 +1,421 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under test/fuzz/corpus/<target>/ (docs/fuzzing.md).
+
+The payloads are the bytes real-peers.md recorded from etcd 3.4.23's JSON
+gateway and Docker Engine 20.10.24, copied verbatim.  That file shows curl's
+output, where CRLFs appear as plain line ends; the HTTP framing is written
+back here with CRLF, and every chunk size line is checked against the chunk
+it announces, so a copy error fails this script.  Each target's file starts
+with the control bytes its fuzz-<name>.c header describes.
+
+Run from anywhere: python3 test/fuzz/make_corpus.py  (rewrites the corpus).
+"""
+import os
+import shutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, 'corpus')
+
+HDR = ('HTTP/1.1 {status}\r\n'
+       'Access-Control-Allow-Headers: accept, content-type, authorization\r\n'
+       'Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n'
+       'Access-Control-Allow-Origin: *\r\n'
+       'Content-Type: application/json\r\n')
+DATE = 'Date: Fri, 27 Nov 2026 10:00:41 GMT\r\n'
+CLUSTER = '"cluster_id":"324952591200643719","member_id":"3319814642761637952"'
+
+
+def hdr(status, extra=''):
+    return HDR.format(status=status) + extra
+
+
+def chunk(payload, size_hex=None):
+    b = payload.encode() if isinstance(payload, str) else payload
+    h = size_hex if size_hex is not None else '%x' % len(b)
+    assert int(h, 16) == len(b), (h, len(b), payload)
+    return h.encode() + b'\r\n' + b + b'\r\n'
+
+
+def content_length(status, body, extra=''):
+    return (hdr(status, extra) + DATE + 'Content-Length: %d\r\n\r\n' % len(body)).encode() + body.encode()
+
+
+def chunked(status, chunks, extra='', trailer=''):
+    head = (hdr(status, extra) + DATE + 'Transfer-Encoding: chunked\r\n\r\n').encode()
+    return head + b''.join(chunks) + b'0\r\n' + trailer.encode() + b'\r\n'
+
+
+# ---- etcd bytes (real-peers.md §1) --------------------------------------------
+PUT = '{"header":{%s,"revision":"4","raft_term":"2"}}' % CLUSTER
+PUT_PREV = ('{"header":{%s,"revision":"6","raft_term":"2"},"prev_kv":{"key":"L25vZGVzL2I=",'
+            '"create_revision":"5","mod_revision":"5","version":"1","value":"d29ybGQ="}}' % CLUSTER)
+RANGE = ('{"header":{%s,"revision":"6","raft_term":"2"},"kvs":[{"key":"L25vZGVzL2E=",'
+         '"create_revision":"4","mod_revision":"4","version":"1","value":"aGVsbG8="},'
+         '{"key":"L25vZGVzL2I=","create_revision":"5","mod_revision":"6","version":"2",'
+         '"value":"d29ybGQy"}],"count":"2"}' % CLUSTER)
+RANGE_KEYS_ONLY = ('{"header":{%s,"revision":"6","raft_term":"2"},"kvs":[{"key":"L25vZGVzL2E=",'
+                   '"create_revision":"4","mod_revision":"4","version":"1"},{"key":"L25vZGVzL2I=",'
+                   '"create_revision":"5","mod_revision":"6","version":"2"}],"count":"2"}' % CLUSTER)
+RANGE_COUNT = '{"header":{%s,"revision":"6","raft_term":"2"},"count":"2"}' % CLUSTER
+RANGE_MORE = ('{"header":{%s,"revision":"6","raft_term":"2"},"kvs":[{"key":"L25vZGVzL2E=",'
+              '"create_revision":"4","mod_revision":"4","version":"1","value":"aGVsbG8="}],'
+              '"more":true,"count":"2"}' % CLUSTER)
+RANGE_NONE = '{"header":{%s,"revision":"6","raft_term":"2"}}' % CLUSTER
+RANGE_LEASE = ('{"header":{%s,"revision":"21","raft_term":"2"},"kvs":[{"key":"L2xlYXNlL2s=",'
+               '"create_revision":"21","mod_revision":"21","version":"1","value":"dg==",'
+               '"lease":"2324035650796077351"}],"count":"1"}' % CLUSTER)
+DELETE = ('{"header":{%s,"revision":"7","raft_term":"2"},"deleted":"1","prev_kvs":[{"key":"L25vZGVzL2E=",'
+          '"create_revision":"4","mod_revision":"4","version":"1","value":"aGVsbG8="}]}' % CLUSTER)
+TXN_OK = ('{"header":{%s,"revision":"8","raft_term":"2"},"succeeded":true,'
+          '"responses":[{"response_put":{"header":{"revision":"8"}}}]}' % CLUSTER)
+TXN_FAIL = ('{"header":{%s,"revision":"8","raft_term":"2"},"responses":[{"response_range":'
+            '{"header":{"revision":"8"},"kvs":[{"key":"L2xvY2s=","create_revision":"8",'
+            '"mod_revision":"8","version":"1","value":"bWU="}],"count":"1"}}]}' % CLUSTER)
+COMPACT = '{"header":{%s,"revision":"14","raft_term":"2"}}' % CLUSTER
+GRANT = '{"header":{%s,"revision":"20","raft_term":"2"},"ID":"2324035650796077349","TTL":"5"}' % CLUSTER
+KEEPALIVE = ('{"result":{"header":{%s,"revision":"21","raft_term":"2"},"ID":"2324035650796077351",'
+             '"TTL":"5"}}' % CLUSTER)
+KEEPALIVE_GONE = '{"result":{"header":{%s,"revision":"21","raft_term":"2"},"ID":"999"}}' % CLUSTER
+REVOKE = '{"header":{%s,"revision":"22","raft_term":"2"}}' % CLUSTER
+ERR_B64 = ('{"error":"illegal base64 data at input byte 9","message":"illegal base64 data at '
+           'input byte 9","code":3}')
+ERR_NOKEY = ('{"error":"etcdserver: key is not provided","message":"etcdserver: key is not '
+             'provided","code":3}')
+ERR_GARBAGE = ('{"error":"invalid character \'g\' looking for beginning of value","message":'
+               '"invalid character \'g\' looking for beginning of value","code":3}')
+ERR_LEASE = ('{"error":"etcdserver: requested lease not found","message":"etcdserver: '
+             'requested lease not found","code":5}')
+ERR_EXISTS = ('{"error":"etcdserver: lease already exists","message":"etcdserver: lease already '
+              'exists","code":9}')
+ERR_COMPACTED = ('{"error":"etcdserver: mvcc: required revision has been compacted","message":'
+                 '"etcdserver: mvcc: required revision has been compacted","code":11}')
+ERR_V3ALPHA = '404 page not found\n'
+
+W_CREATED = '{"result":{"header":{%s,"revision":"8","raft_term":"2"},"created":true}}' % CLUSTER
+W_PUT1 = ('{"result":{"header":{%s,"revision":"9","raft_term":"2"},"events":[{"kv":{"key":"L3cvb25l",'
+          '"create_revision":"9","mod_revision":"9","version":"1","value":"MQ=="}}]}}' % CLUSTER)
+W_PUT2_PREV = ('{"result":{"header":{%s,"revision":"10","raft_term":"2"},"events":[{"kv":{"key":'
+               '"L3cvb25l","create_revision":"9","mod_revision":"10","version":"2","value":"MTE="},'
+               '"prev_kv":{"key":"L3cvb25l","create_revision":"9","mod_revision":"9","version":"1",'
+               '"value":"MQ=="}}]}}' % CLUSTER)
+W_PUT2 = ('{"result":{"header":{%s,"revision":"10","raft_term":"2"},"events":[{"kv":{"key":"L3cvb25l",'
+          '"create_revision":"9","mod_revision":"10","version":"2","value":"MTE="}}]}}' % CLUSTER)
+W_PUT3 = ('{"result":{"header":{%s,"revision":"11","raft_term":"2"},"events":[{"kv":{"key":"L3cvdHdv",'
+          '"create_revision":"11","mod_revision":"11","version":"1","value":"Mg=="}}]}}' % CLUSTER)
+W_DEL1_PREV = ('{"result":{"header":{%s,"revision":"12","raft_term":"2"},"events":[{"type":"DELETE",'
+               '"kv":{"key":"L3cvb25l","mod_revision":"12"},"prev_kv":{"key":"L3cvb25l",'
+               '"create_revision":"9","mod_revision":"10","version":"2","value":"MTE="}}]}}' % CLUSTER)
+W_DEL2_PREV = ('{"result":{"header":{%s,"revision":"13","raft_term":"2"},"events":[{"type":"DELETE",'
+               '"kv":{"key":"L3cvdHdv","mod_revision":"13"},"prev_kv":{"key":"L3cvdHdv",'
+               '"create_revision":"11","mod_revision":"11","version":"1","value":"Mg=="}}]}}' % CLUSTER)
+W_DEL1 = ('{"result":{"header":{%s,"revision":"12","raft_term":"2"},"events":[{"type":"DELETE",'
+          '"kv":{"key":"L3cvb25l","mod_revision":"12"}}]}}' % CLUSTER)
+W_DEL2 = ('{"result":{"header":{%s,"revision":"13","raft_term":"2"},"events":[{"type":"DELETE",'
+          '"kv":{"key":"L3cvdHdv","mod_revision":"13"}}]}}' % CLUSTER)
+W_CREATED14 = '{"result":{"header":{%s,"revision":"14","raft_term":"2"},"created":true}}' % CLUSTER
+W_REPLAY = ('{"result":{"header":{%s,"revision":"14","raft_term":"2"},"events":[{"kv":{"key":'
+            '"L3cvb25l","create_revision":"9","mod_revision":"9","version":"1","value":"MQ=="}},'
+            '{"kv":{"key":"L3cvb25l","create_revision":"9","mod_revision":"10","version":"2",'
+            '"value":"MTE="}},{"kv":{"key":"L3cvdHdv","create_revision":"11","mod_revision":"11",'
+            '"version":"1","value":"Mg=="}},{"type":"DELETE","kv":{"key":"L3cvb25l","mod_revision":'
+            '"12"}},{"type":"DELETE","kv":{"key":"L3cvdHdv","mod_revision":"13"}}]}}' % CLUSTER)
+W_COMPACTED = ('{"result":{"header":{%s,"raft_term":"2"},"canceled":true,"compact_revision":"12"}}'
+               % CLUSTER)
+C2 = '"cluster_id":"147207066227278384","member_id":"18251165009791698893"'
+W_P_CREATED = '{"result":{"header":{%s,"revision":"1","raft_term":"2"},"created":true}}' % C2
+W_PROGRESS = '{"result":{"header":{%s,"revision":"1","raft_term":"2"}}}' % C2
+W_SHUTDOWN = ('{"error":{"grpc_code":14,"http_code":503,"message":"transport is closing",'
+              '"http_status":"Service Unavailable"}}')
+
+WATCH1_CHUNKS = [(W_CREATED, '8a'), (W_PUT1, 'e6'), (W_PUT2_PREV, '14b'), (W_PUT3, 'e9'),
+                 (W_DEL1_PREV, '129'), (W_DEL2_PREV, '12a')]
+WATCH2 = [W_CREATED, W_PUT1, W_PUT2, W_PUT3, W_DEL1, W_DEL2]
+
+# ---- Docker bytes (real-peers.md §2) ----------------------------------------------
+DOCKER_HDR = ('Api-Version: 1.41\r\n{ct}Docker-Experimental: false\r\nOstype: linux\r\n'
+              'Server: Docker/20.10.24+dfsg1 (linux)\r\nDate: Fri, 27 Nov 2026 10:02:43 GMT\r\n')
+
+
+def docker(status, ct, rest):
+    c = 'Content-Type: %s\r\n' % ct if ct else ''
+    return ('HTTP/1.1 %s\r\n' % status + DOCKER_HDR.format(ct=c)).encode() + rest
+
+
+CREATE_BODY = '{"Id":"8e8a4b76fe34825ea8e3c8a2bcb7ed9dd61bfe44753b5d4228ecf440c98696af","Warnings":[]}\n'
+NOSUCH = '{"message":"No such container: 8e8a4b76fe34825ea8e3c8a2bcb7ed9dd61bfe44753b5d4228ecf440c98696af"}\n'
+FRAMES = [(2, b'err 1\n'), (1, b'out 1\n'), (2, b'err 2\n'), (1, b'out 2\n'), (2, b'err 3\n'), (1, b'out 3\n')]
+
+
+def frame(stream, payload):
+    return bytes([stream, 0, 0, 0]) + len(payload).to_bytes(4, 'big') + payload
+
+
+# ---- model objects ------------------------------------------------------------------
+GO_STEP = ('{"key":"ns1.c3r8psea0brhlbg0qdd0.1.1","create_type":"PIPELINE","namespace":"ns1",\n'
+           ' "pipeline_id":"c3r8psea0brhlbg0qdd0","create_at":1626770673846,"update_at":1626770681002,"deploy_id":"",\n'
+           ' "resource_version":831402,"id":1,"name":"step1.1","action":"go_build@v1",\n'
+           ' "with":{"ENV1":"env1","ENV2":"env2"},"is_parallel":false,"ignore_failed":false,"with_audit":false,\n'
+           ' "audit_params":null,"with_notify":false,"notify_params":null,"webhooks":null,"node_selector":null,\n'
+           ' "status":{"flow_number":1,"start_at":1626770680990,"end_at":0,"status":"RUNNING","scheduled_node":"node-01",\n'
+           '   "audit_at":0,"audit_response":"UOD","audit_message":"","notify_at":0,"notify_error":"","message":"",\n'
+           '   "response":{"container_id":"9f1c...","container_warn":"","log_driver":"local_file",\n'
+           '               "log_path":"runner_log/2021/7/20/ns1.c3r8psea0brhlbg0qdd0.1.1"}}}\n')
+USER_STEP = ('{"key":"k1","name":"n","action":"build@v1","create_at":7,"create_type":"USER",'
+             '"status":{"status":"PENDDING","scheduled_node":"node-1"},'
+             '"webhooks":[{"url":"http://hook","header":{"X":"1"},"events":["FAILED","SUCCEEDED"],'
+             '"description":"d","status":{"start_at":1,"cost":2,"success":true,"message":"m"}}]}')
+ACTION = ('{"id":"a1","name":"echo","version":"v1","display_name":"Echo","is_latest":true,'
+          '"namespace":"default","create_at":1626770673846,"runner_type":"LOCAL",'
+          '"runner_params":{"CMD":"sh,-c,echo hi"},"run_params":[{"required":true,'
+          '"key_name":"MSG","key_desc":"what","default_value":"","value_desc":"",'
+          '"value_type":"PLAIN"}],"tags":{"t":"1"},"description":"says hi","visiable_mode":"GLOBAL"}')
+PIPELINE = ('{"id":"c3r8psea0brhlbg0qdd0","namespace":"ns1","name":"p","create_at":1626770673846,'
+            '"with":{"ENV2":"pipe2","PIPE_ONLY":"pipe-only"},"mount":{"root":"/w","files":[{"name":"f",'
+            '"download_url":"http://x/f.tgz","unpack":true,"unpack_dir":"src"}]},"on":{"events":["push"],'
+            '"branches":["main"]},"status":{"current_flow":1,"start_at":2,"end_at":0,"status":"EXECUTING",'
+            '"scheduler_node":"n1","message":""},"stages":[{"id":1,"name":"s1","needs":[],'
+            '"steps":[{"name":"step1.1","action":"go_build@v1"}]},{"id":2,"name":"s2","needs":["s1"],'
+            '"steps":[{"name":"step2.1","action":"echo@v1","with":{"MSG":"x"}}]}]}')
+NODE = ('{"region":"default","resourceVersion":12,"instance_name":"host-1","service_name":"workflow",'
+        '"type":"node","address":"127.0.0.1","version":"0.1.0","online":1626770673846,"tag":{"a":"b"}}')
+
+ACTIONS_YAML = '''\
+kind: action
+name: echo
+version: v1
+runner_type: LOCAL
+runner_params:
+  CMD: sh,-c,echo "msg=$MSG"
+run_params:
+  - key_name: MSG
+    required: true
+---
+kind: action
+name: fail
+version: v1
+runner_type: LOCAL
+runner_params:
+  CMD: sh,-c,echo failing; exit 4
+'''
+OBJECTS_YAML = '''\
+kind: Action
+name: greet
+version: v1
+runner_type: LOCAL
+runner_params:
+  CMD: sh,-c,echo hello $WHO
+run_params:
+  - key_name: WHO
+    default_value: world
+description: says hello
+---
+kind: Action
+name: build
+version: v1
+runner_type: DOCKER
+runner_params:
+  IMAGE_URL: golang
+  IMAGE_VERSION: "1.21"
+  IMAGE_CMD: '["sh", "-c", "go build ./... && go test ./..."]'
+run_params:
+  - {key_name: REPO, required: true}
+---
+kind: Step
+key: hello-1
+action: greet@v1
+with:
+  WHO: operator
+status:
+  scheduled_node: node-01
+'''
+PIPELINE_YAML = '''\
+kind: Pipeline
+id: p1
+namespace: ns
+name: pl
+create_at: 5
+with: {A: 1, B: 1.10, C: yes, D: ~, E: 0755, F: 0x1f}
+stages: [{id: 1, name: s1, steps: [{name: x, action: a@v1}]}]
+---
+kind: PIPELINE
+name: pl
+...
+---
+'''
+CONFIG_YAML = '''\
+name: build-01
+etcd:
+  - http://10.0.0.1:2379
+  - http://10.0.0.2:2379
+log-dir: /var/lib/workflow-node/logs
+actions-dir: /etc/workflow-node/actions
+max-parallel: 8
+step-timeout: 3600
+'''
+ACTION_FILE_YAML = '''\
+name: build
+version: v1
+runner_type: LOCAL
+runner_params:
+  CMD: sh,-c,make -C $SRC
+run_params:
+  - key_name: SRC
+    required: true
+  - key_name: WORKFLOW_TIMEOUT
+    default_value: "600"
+'''
+TAGS_YAML = '''\
+%YAML 1.1
+---
+kind: Step
+key: !!str 007
+action: !!str build@v1
+with:
+  "quoted": 'single'
+  literal: |
+    line 1
+    line 2
+  folded: >
+    a
+    b
+  empty:
+  flow: [1, 2.5e3, -0x10, .inf, .nan, Null, TRUE, off]
+'''
+
+
+def write(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def main():
+    if os.path.isdir(CORPUS):
+        shutil.rmtree(CORPUS)
+
+    # http-response: [flags, pieces|cancel|small, cut1, cut2] + response
+    watch1 = chunked('200 OK', [chunk(p + '\n', h) for p, h in WATCH1_CHUNKS],
+                     extra='Grpc-Metadata-Content-Type: application/grpc\r\n')
+    shutdown = chunked('200 OK', [chunk(W_CREATED + '\n'), chunk(W_SHUTDOWN)],
+                       extra='Grpc-Metadata-Content-Type: application/grpc\r\n')
+    trailer = 'Grpc-Trailer-Content-Type: application/grpc\r\n'
+    err_nokey = chunked('400 Bad Request', [chunk(ERR_NOKEY)],
+                        extra='Trailer: Grpc-Trailer-Content-Type\r\n', trailer=trailer)
+    err_lease = chunked('404 Not Found', [chunk(ERR_LEASE)],
+                        extra='Trailer: Grpc-Trailer-Content-Type\r\n', trailer=trailer)
+    keepalive = chunked('200 OK', [chunk(KEEPALIVE + '\n')],
+                        extra='Grpc-Metadata-Content-Type: application/grpc\r\n')
+    http = {
+        'etcd-watch-stream': (0x01, 0x02, 0x40, 0xa0, watch1),
+        'etcd-watch-buffered': (0x00, 0x02, 0x08, 0x90, watch1),
+        'etcd-watch-pause': (0x03, 0x01, 0x70, 0x00, watch1),
+        'etcd-watch-cancel': (0x05, 0x0a, 0x30, 0x80, watch1),
+        'etcd-watch-shutdown': (0x01, 0x01, 0xc0, 0x00, shutdown),
+        'etcd-put-nokey-trailer': (0x00, 0x02, 0x80, 0xf0, err_nokey),
+        'etcd-lease-404-trailer': (0x01, 0x01, 0x60, 0x00, err_lease),
+        'etcd-put-bad-b64': (0x00, 0x00, 0x00, 0x00, content_length('400 Bad Request', ERR_B64)),
+        'etcd-put-garbage': (0x20, 0x30, 0x00, 0x00, content_length('400 Bad Request', ERR_GARBAGE)),
+        'etcd-put-200': (0x40, 0x01, 0x50, 0x00, content_length('200 OK', PUT)),
+        'etcd-range-200': (0x00, 0x02, 0x20, 0x40, content_length('200 OK', RANGE)),
+        'etcd-keepalive': (0x00, 0x00, 0x00, 0x00, keepalive),
+        'etcd-v3alpha-404': (0x00, 0x00, 0x00, 0x00,
+                             b'HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n'
+                             b'X-Content-Type-Options: nosniff\r\nDate: Fri, 27 Nov 2026 10:00:41 GMT\r\n'
+                             b'Content-Length: 19\r\n\r\n404 page not found\n'),
+        'docker-create-201': (0x00, 0x01, 0x60, 0x00,
+                              docker('201 Created', 'application/json',
+                                     ('Content-Length: %d\r\n\r\n' % len(CREATE_BODY) + CREATE_BODY).encode())),
+        'docker-start-204': (0x40, 0x00, 0x00, 0x00, docker('204 No Content', None, b'\r\n')),
+        'docker-wait-chunked': (0x01, 0x02, 0x90, 0xc0,
+                                docker('200 OK', 'application/json',
+                                       b'Transfer-Encoding: chunked\r\n\r\n'
+                                       b'20\r\n{"Error":null,"StatusCode":137}\n\r\n0\r\n\r\n')),
+        'docker-logs-frames': (0x01, 0x02, 0x30, 0x70,
+                               docker('200 OK', None, b'Transfer-Encoding: chunked\r\n\r\n' +
+                                      b''.join(chunk(frame(s, p), 'e') for s, p in FRAMES) +
+                                      b'0\r\n\r\n')),
+        'docker-attach-raw': (0x01, 0x01, 0x40, 0x00,
+                              b'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n' +
+                              b''.join(frame(s, p) for s, p in FRAMES)),
+        'docker-attach-101': (0x01, 0x00, 0x00, 0x00,
+                              b'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n'
+                              b'Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n' + frame(1, b'out 1\n')),
+        'docker-404': (0x00, 0x00, 0x00, 0x00,
+                       docker('404 Not Found', 'application/json',
+                              ('Content-Length: %d\r\n\r\n' % len(NOSUCH) + NOSUCH).encode())),
+        'docker-import-100-continue': (0x00, 0x01, 0x19, 0x00,
+                                       b'HTTP/1.1 100 Continue\r\n\r\n' +
+                                       docker('200 OK', 'application/json',
+                                              b'Transfer-Encoding: chunked\r\n\r\n' +
+                                              chunk('{"status":"sha256:411cdc80be6e6807fb8259db5ffc15aced98851f1631732b59178662f78323bf"}\n') +
+                                              b'0\r\n\r\n')),
+        'head-request': (0x10, 0x00, 0x00, 0x00, content_length('200 OK', PUT)),
+    }
+    for name, (f, s, c1, c2, resp) in http.items():
+        write('http-response', name, bytes([f, s, c1, c2]) + resp)
+
+    # watch-stream: [bound, stop, 8 piece sizes] + de-chunked stream
+    sizes = bytes([0x88, 0x10, 0xff, 0x03, 0x40, 0x00, 0xe5, 0x7f])
+    ws = {
+        'watch1-prev-kv': ''.join(p + '\n' for p, _ in WATCH1_CHUNKS),
+        'watch2': ''.join(p + '\n' for p in WATCH2),
+        'replay': W_CREATED14 + '\n' + W_REPLAY + '\n',
+        'compacted': W_CREATED14 + '\n' + W_COMPACTED + '\n',
+        'progress': W_P_CREATED + '\n' + W_PROGRESS + '\n' + W_PROGRESS + '\n',
+        'shutdown': W_CREATED + '\n' + W_SHUTDOWN,
+        'keepalive-stream': KEEPALIVE + '\n' + KEEPALIVE + '\n\n\n',
+        'crlf-blank': W_CREATED + '\r\n \r\n\t\n' + W_PUT1 + '\r\n',
+    }
+    for name, body in ws.items():
+        write('watch-stream', name, bytes([0x00, 0xff]) + sizes + body.encode())
+    write('watch-stream', 'small-bound', bytes([0xa0, 0xff]) + sizes + ''.join(WATCH2[:2]).encode())
+    write('watch-stream', 'stop-at-2', bytes([0x00, 0x02]) + sizes + ws['watch2'].encode())
+
+    # etcd-response: [op | msg size << 4, status - 200] + body; op 9 = the
+    # error parser.  The auth answer (op 8) is not in real-peers.md: its shape
+    # is etcd's AuthenticateResponse (header + token), the token made up.
+    write('etcd-response', 'auth', bytes([8 | 0xc0, 0]) +
+          ('{"header":{%s,"revision":"22","raft_term":"2"},"token":'
+           '"wHWmzDThNpHZnULJ.24"}' % CLUSTER).encode())
+    ops = {'RANGE': 0, 'PUT': 1, 'TXN': 2, 'DELETE': 3, 'COMPACT': 4, 'GRANT': 5,
+           'KEEPALIVE': 6, 'REVOKE': 7}
+    er = [('put', 'PUT', PUT), ('put-prev', 'PUT', PUT_PREV), ('range', 'RANGE', RANGE),
+          ('range-keys-only', 'RANGE', RANGE_KEYS_ONLY), ('range-count', 'RANGE', RANGE_COUNT),
+          ('range-more', 'RANGE', RANGE_MORE), ('range-none', 'RANGE', RANGE_NONE),
+          ('range-lease', 'RANGE', RANGE_LEASE), ('delete', 'DELETE', DELETE),
+          ('txn-ok', 'TXN', TXN_OK), ('txn-fail', 'TXN', TXN_FAIL), ('compact', 'COMPACT', COMPACT),
+          ('grant', 'GRANT', GRANT), ('keepalive', 'KEEPALIVE', KEEPALIVE + '\n\n'),
+          ('keepalive-gone', 'KEEPALIVE', KEEPALIVE_GONE + '\n\n'),
+          ('keepalive-error', 'KEEPALIVE', W_SHUTDOWN), ('revoke', 'REVOKE', REVOKE)]
+    for name, op, body in er:
+        write('etcd-response', name, bytes([ops[op] | 0xc0, 0]) + body.encode())
+    for name, status, body in [('err-b64', 400, ERR_B64), ('err-nokey', 400, ERR_NOKEY),
+                               ('err-garbage', 400, ERR_GARBAGE), ('err-lease', 404, ERR_LEASE),
+                               ('err-exists', 412, ERR_EXISTS), ('err-compacted', 400, ERR_COMPACTED),
+                               ('err-v3alpha', 404, ERR_V3ALPHA)]:
+        write('etcd-response', name, bytes([0x09 | 0xc0, status - 200]) + body.encode())
+    write('etcd-response', 'err-short-msg', bytes([0x09 | 0x10, 200]) + ERR_NOKEY.encode())
+
+    # codec: [message | flags, patch] + JSON
+    cd = [('go-step', 0x00, 0x00, GO_STEP), ('go-step-gomode', 0x10, 0x00, GO_STEP),
+          ('go-step-patch', 0x20, 0xd3, GO_STEP), ('user-step-omit', 0x2c, 0x14, USER_STEP),
+          ('action', 0x01, 0x00, ACTION), ('action-gomode', 0x15, 0x00, ACTION),
+          ('pipeline', 0x02, 0x00, PIPELINE), ('pipeline-omit', 0x0a, 0x00, PIPELINE),
+          ('node', 0x03, 0x00, NODE), ('node-gomode', 0x13, 0x00, NODE)]
+    for name, b0, b1, text in cd:
+        write('codec', name, bytes([b0, b1]) + text.encode())
+
+    # yaml: [flags] + documents
+    for name, b0, text in [('actions', 0x00, ACTIONS_YAML), ('objects', 0x02, OBJECTS_YAML),
+                           ('pipeline', 0x00, PIPELINE_YAML), ('config', 0x00, CONFIG_YAML),
+                           ('action-file', 0x00, ACTION_FILE_YAML), ('tags', 0x00, TAGS_YAML),
+                           ('json-array', 0x01, '[' + ACTION[:-1] + ',"kind":"Action"},'
+                            '{"kind":"Step","key":"k","action":"echo@v1"}]'),
+                           ('json-step', 0x03, GO_STEP[:-2] + ',"kind":"Step"}'),
+                           ('short-err', 0x10, 'kind: Step\nkey: a/b\naction: x\n')]:
+        write('yaml', name, bytes([b0]) + text.encode())
+
+
+if __name__ == '__main__':
+    main()

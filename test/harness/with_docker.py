@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Runs a test program with a private dockerd (test/harness/docker.py).
+
+The program finds it through its environment:
+  WF_TEST_DOCKER_HOST     unix:///.../docker.sock
+  WF_TEST_DOCKER_DIR      the harness's state dir
+  WF_TEST_IMAGE           wf/busybox:latest (present locally)
+  WF_TEST_REGISTRY        127.0.0.1:PORT holding wf/busybox:latest
+  WF_TEST_AUTH_REGISTRY   the same behind auth (user wf, password wfpass), with --auth
+  WF_TEST_BROKEN_IMAGE    an image whose pull fails inside the progress stream
+  WF_TEST_DOCKER_CTL_PID  this script: SIGUSR1 stops dockerd (SIGTERM, by PID),
+                          SIGUSR2 starts it again; each is acknowledged by
+                          touching $WF_TEST_DOCKER_DIR/ctl-done-<n> (n counts from 1)
+
+Usage: with_docker.py [--auth] PROGRAM [ARGS...].  Exits 77 (skipped) when
+dockerd is not installed."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from docker import Dockerd, available  # noqa: E402
+
+args = sys.argv[1:]
+auth = False
+if args and args[0] == "--auth":
+    auth = True
+    args = args[1:]
+if not available():
+    print("with_docker: dockerd or busybox-static not installed; skipping")
+    sys.exit(77)
+
+requests = []
+signal.signal(signal.SIGUSR1, lambda *_: requests.append("stop"))
+signal.signal(signal.SIGUSR2, lambda *_: requests.append("start"))
+proc = None
+
+
+def on_term(*_):
+    # meson's timeout: stop the test, then let the with-block stop dockerd
+    # (started in its own session, so the group kill does not reach it).
+    if proc and proc.poll() is None:
+        proc.kill()
+    raise SystemExit(124)
+
+
+signal.signal(signal.SIGTERM, on_term)
+signal.signal(signal.SIGINT, on_term)
+
+with Dockerd(auth=auth, broken=True) as d:
+    env = dict(os.environ, WF_TEST_DOCKER_HOST=d.host, WF_TEST_DOCKER_DIR=d.dir,
+               WF_TEST_IMAGE=d.image, WF_TEST_REGISTRY=d.registry,
+               WF_TEST_AUTH_REGISTRY=d.auth_registry, WF_TEST_BROKEN_IMAGE=d.broken_image,
+               WF_TEST_DOCKER_CTL_PID=str(os.getpid()))
+    proc = subprocess.Popen(args, env=env)
+    done = 0
+    while proc.poll() is None:
+        if requests:
+            what = requests.pop(0)
+            if what == "stop":
+                d.stop_dockerd()
+            else:
+                d.start_dockerd()
+            done += 1
+            open(os.path.join(d.dir, "ctl-done-%d" % done), "w").close()
+        time.sleep(0.05)
+    rc = proc.returncode
+sys.exit(rc)
