@@ -37,6 +37,10 @@ typedef struct wf_engine_cfg_s {
   unsigned resync_s;         /* 0 = none */
   int64_t page_size;         /* list page size; 0 = default */
   const char *mask_params;   /* globs of secret param names (--mask-params); may be NULL */
+  /* The DOCKER runner instance (wf_docker_runner_t*), borrowed: created and
+   * closed by the node around the engine.  NULL: DOCKER steps fail. */
+  void *docker;
+  int keep_containers;       /* --keep-containers: leave orphans alone too */
 } wf_engine_cfg_t;
 
 typedef struct wf_engine_stats_s {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine-internal.h"
+#include "wf/docker.h"
 #include "wf/informer.h"
 #include "wf/logstore.h"
 #include "wf/mask.h"
@@ -74,6 +75,18 @@ struct wf_engine_s {
   void (*close_cb)(void *);
   void *close_data;
 
+  /* Docker recovery (see recover_settle): containers of this node found at
+   * start-up, by step key, and the RUNNING steps waiting for that list. */
+  wf_docker_runner_t *docker;
+  int keep_containers;
+  wf_map_t containers;       /* step key -> container_t* */
+  wf_map_t recover_keys;     /* step key -> (void*)1 */
+  int recover_ready;         /* the list is in (or given up on) and the catalog synced */
+  int docker_listed;         /* the container list answered or was given up on */
+  int steps_synced;
+  unsigned list_attempts;
+  uv_timer_t docker_timer;
+
   wf_engine_stats_t stats;
   wf_engine_observe_cb observe;  /* metrics; may be NULL */
   void *observe_data;
@@ -92,6 +105,7 @@ struct job_s {
 
   Wf__Step *step;
   Wf__Action *action;        /* owned copy, resolved */
+  char *attach_id;           /* recovery: the container to re-attach to */
   wf_mask_t *mask;           /* secret param values, or NULL */
   char *log_path;
   int64_t start_at;
@@ -212,6 +226,7 @@ static void job_free(uv_handle_t *h) {
   wf_codec_free((ProtobufCMessage *)j->step);
   wf_codec_free((ProtobufCMessage *)j->action);
   wf_mask_destroy(j->mask);
+  free(j->attach_id);
   free(j);
   if (--e->njobs == 0) {
     if (e->closing)
@@ -398,8 +413,8 @@ static void on_run_exit(wf_run_t *run, const wf_run_result_t *r, void *data) {
     job_set_outcome(j, WF__STEP__STATUS__FAILED, "process killed by signal %d (exit code %d)",
                     r->term_signal, r->exit_code);
   else
-    job_set_outcome(j, WF__STEP__STATUS__FAILED, "process exited with exit code %d",
-                    r->exit_code);
+    job_set_outcome(j, WF__STEP__STATUS__FAILED, "%s exited with exit code %d",
+                    j->ops == &wf_runner_docker ? "container" : "process", r->exit_code);
   /* The outcome is final once the log is on disk: close it first. */
   if (j->log)
     wf_logfile_close(j->log);
@@ -490,6 +505,12 @@ static void job_run(job_t *j, const Wf__Action *action, const Wf__Pipeline *pipe
   }
   switch (action->runner_type) {
     case WF__RUNNER__TYPE__LOCAL: j->ops = &wf_runner_local; break;
+    case WF__RUNNER__TYPE__DOCKER:
+      if (e->docker) {
+        j->ops = &wf_runner_docker;
+        break;
+      }
+      __attribute__((fallthrough)); /* no docker runner on this node */
     default: {
       char *m = wf_asprintf("runner type %s is not supported by this node yet",
                             wf_enum_name(&wf__runner__type__descriptor, action->runner_type)
@@ -502,7 +523,9 @@ static void job_run(job_t *j, const Wf__Action *action, const Wf__Pipeline *pipe
   }
 
   wf_logfile_cbs_t lcbs = {.on_closed = on_log_closed, .on_error = on_log_error};
-  j->log = wf_logfile_open(e->loop, j->log_path, 0, &lcbs, j);
+  /* A re-attached container continues the log it was writing. */
+  j->log = j->attach_id ? wf_logfile_open_append(e->loop, j->log_path, 0, &lcbs, j)
+                        : wf_logfile_open(e->loop, j->log_path, 0, &lcbs, j);
   char **env = build_env(j, &params);
   size_t nrp;
   wf_kv_t *rp = wf_action_runner_params(action, &nrp);
@@ -513,6 +536,9 @@ static void job_run(job_t *j, const Wf__Action *action, const Wf__Pipeline *pipe
       .env = (const char *const *)env,
       .log = j->log,
       .stop_grace_s = e->stop_grace_s,
+      .ctx = j->ops == &wf_runner_docker ? (void *)e->docker : NULL,
+      .node_name = e->node_name,
+      .attach_id = j->attach_id,
   };
   wf_run_cbs_t rcbs = {.on_exit = on_run_exit};
   char rerr[512] = "";
@@ -891,6 +917,119 @@ static void pump_waiting(wf_engine_t *e) {
   }
 }
 
+/* ---- docker recovery ---------------------------------------------------------------------------
+ * After a restart, a RUNNING docker step may still have its container: the
+ * engine lists this node's containers once, waits for the action catalog,
+ * then decides each RUNNING step it does not know: re-attach to its
+ * container, or FAILED when there is none.  Containers whose step is
+ * complete or gone are removed (orphans). */
+
+typedef struct container_s {
+  char *id;
+  int running;
+} container_t;
+
+/* The step is ours and its container is there: run the job from RESOLVING
+ * on, attached to the container instead of a new one. */
+static void resume_attach(wf_engine_t *e, wf_cache_entry_t *entry, int64_t start_at,
+                          container_t *c) {
+  json_t *o = load_obj(entry->value);
+  if (!o) return;
+  job_t *j = prepare(e, entry, start_at, o);
+  json_decref(o);
+  if (!j) return;
+  wf_info(entry->key, "re-attaching to container %.12s after the restart", c->id);
+  j->attach_id = wf_strdup(c->id);
+  j->start_at = start_at;
+  c->running = -1; /* claimed by a job: not an orphan */
+  job_resolve(j);
+}
+
+static void remove_orphans(wf_engine_t *e) {
+  wf_map_iter_t it;
+  wf_map_iter_init(&it);
+  const char *k;
+  void *v;
+  while (wf_map_iter_next(&e->containers, &it, &k, &v)) {
+    container_t *c = v;
+    if (c->running < 0) continue;
+    wf_cache_entry_t *entry = wf_informer_get(e->steps, k);
+    int live = 0;
+    if (entry && entry->value) {
+      json_t *o = load_obj(entry->value);
+      wf_step_head_t h = {.node = "", .status = -1};
+      if (o) wf_step_head(o, &h);
+      live = h.status == WF__STEP__STATUS__RUNNING;
+      json_decref(o);
+    }
+    if (live) continue;
+    if (e->keep_containers) {
+      wf_info(k, "container %.12s left over (--keep-containers)", c->id);
+      continue;
+    }
+    wf_info(k, "removing left-over container %.12s", c->id);
+    wf_docker_runner_remove(e->docker, c->id, NULL, NULL);
+  }
+}
+
+/* Recovery decisions can be made once the container list is in (or given up
+ * on) and the catalog is synced; then the waiting RUNNING steps are looked
+ * at again. */
+static void recover_settle(wf_engine_t *e) {
+  if (e->recover_ready || e->closing || !e->docker_listed || !wf__catalog_synced(e->catalog))
+    return;
+  e->recover_ready = 1;
+  wf_map_iter_t it;
+  wf_map_iter_init(&it);
+  const char *k;
+  void *v;
+  while (wf_map_iter_next(&e->recover_keys, &it, &k, &v)) wf__queue_add(e->queue, k);
+  wf_map_finish(&e->recover_keys);
+  if (e->docker && e->steps_synced) remove_orphans(e);
+}
+
+static void list_containers(wf_engine_t *e);
+
+static void on_docker_timer(uv_timer_t *t) { list_containers(t->data); }
+
+static void on_containers(int err, const wf_docker_container_t *c, size_t n, void *data) {
+  wf_engine_t *e = data;
+  if (e->closing) return;
+  if (err) {
+    /* An engine that is restarting with us gets a few seconds; a node
+     * without docker must not hold its LOCAL recoveries for long. */
+    if (++e->list_attempts < 4) {
+      uv_timer_start(&e->docker_timer, on_docker_timer, 1000, 0);
+      return;
+    }
+    wf_warn(NULL, "cannot list this node's containers (%s); RUNNING docker steps from before "
+            "the restart end FAILED", wf_strerror(err));
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      if (!c[i].step_key || !c[i].step_key[0]) continue;
+      container_t *ct = wf_calloc(1, sizeof *ct);
+      ct->id = wf_strdup(c[i].id);
+      ct->running = c[i].running;
+      container_t *old = wf_map_put(&e->containers, c[i].step_key, ct);
+      if (old) {
+        /* Two containers claim one step: keep the newest listed, drop the
+         * other as an orphan. */
+        wf_docker_runner_remove(e->docker, old->id, NULL, NULL);
+        free(old->id);
+        free(old);
+      }
+    }
+    if (n) wf_info(NULL, "found %zu containers of this node from before", n);
+  }
+  e->docker_listed = 1;
+  recover_settle(e);
+}
+
+static void list_containers(wf_engine_t *e) {
+  if (e->closing) return;
+  if (wf_docker_runner_list(e->docker, on_containers, e) != 0) on_containers(UV_EINVAL, NULL, 0, e);
+}
+
 static void dispatch(const char *key, void *data) {
   wf_engine_t *e = data;
   if (e->closing) return;
@@ -931,19 +1070,32 @@ static void dispatch(const char *key, void *data) {
       /* RUNNING but unknown: recover only what was running before this
        * process started; a step claimed since then belongs to another
        * process (e.g. a second agent misconfigured with our name). */
-      if (start_at < e->start_ms) {
-        wf_warn(key, "was RUNNING when this node (re)started; marking it FAILED");
-        write_only(e, entry, WF__STEP__STATUS__FAILED,
-                   "node restarted while the step was running");
+      if (start_at >= e->start_ms) break;
+      if (!e->recover_ready) {
+        wf_map_put(&e->recover_keys, key, (void *)1);
+        break;
       }
+      container_t *c = wf_map_get(&e->containers, key);
+      if (c) {
+        resume_attach(e, entry, start_at, c);
+        break;
+      }
+      wf_warn(key, "was RUNNING when this node (re)started; marking it FAILED");
+      write_only(e, entry, WF__STEP__STATUS__FAILED, "node restarted while the step was running");
       break;
     }
     case WF__STEP__STATUS__CANCELING:
-      if (start_at == 0)
+      if (start_at == 0) {
         write_only(e, entry, WF__STEP__STATUS__CANCELED, "canceled before it ran");
-      else if (start_at < e->start_ms)
+      } else if (start_at < e->start_ms) {
+        if (!e->recover_ready) {
+          wf_map_put(&e->recover_keys, key, (void *)1);
+          break;
+        }
+        /* Its container (if any) is an orphan now: removed in recover_settle. */
         write_only(e, entry, WF__STEP__STATUS__CANCELED,
                    "canceled; the node restarted while the step was running");
+      }
       break;
     default:
       break;
@@ -1010,12 +1162,16 @@ static void step_delete(wf_informer_t *inf, wf_cache_entry_t *entry, int deleted
 static void step_synced(wf_informer_t *inf, int first, void *data) {
   wf_engine_t *e = data;
   if (!first) e->stats.relists++;
-  if (first)
+  if (first) {
     wf_info(NULL, "step cache ready: %zu steps of node %s", wf_informer_size(inf), e->node_name);
+    e->steps_synced = 1;
+    if (e->recover_ready && e->docker) remove_orphans(e);
+  }
 }
 
 static void catalog_synced(void *data) {
   wf_engine_t *e = data;
+  recover_settle(e);
   pump_waiting(e);
 }
 
@@ -1038,6 +1194,10 @@ wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_
   snprintf(e->claim_id, sizeof e->claim_id, "%ld.%lld", (long)getpid(), (long long)e->start_ms);
   wf_map_init(&e->waiting);
   wf_map_init(&e->complained);
+  wf_map_init(&e->containers);
+  wf_map_init(&e->recover_keys);
+  e->docker = cfg->docker;
+  e->keep_containers = cfg->keep_containers;
   e->catalog = wf__catalog_create(loop, etcd, cfg->prefix, cfg->actions_dir, cfg->resync_s,
                                   catalog_synced, e, err, errlen);
   if (!e->catalog) {
@@ -1056,10 +1216,16 @@ wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_
   e->queue = wf__queue_create(loop, dispatch, e);
   uv_timer_init(loop, &e->drain_timer);
   e->drain_timer.data = e;
+  uv_timer_init(loop, &e->docker_timer);
+  e->docker_timer.data = e;
   return e;
 }
 
 void wf_engine_start(wf_engine_t *e) {
+  if (e->docker)
+    list_containers(e);
+  else
+    e->docker_listed = 1;
   wf__catalog_start(e->catalog);
   wf_informer_start(e->steps);
 }
@@ -1100,6 +1266,16 @@ static void part_closed(void *data) {
   free(e->wait);
   wf_map_finish(&e->waiting);
   wf_map_finish(&e->complained);
+  wf_map_iter_t it;
+  wf_map_iter_init(&it);
+  const char *k;
+  void *v;
+  while (wf_map_iter_next(&e->containers, &it, &k, &v)) {
+    free(((container_t *)v)->id);
+    free(v);
+  }
+  wf_map_finish(&e->containers);
+  wf_map_finish(&e->recover_keys);
   free(e->node_name);
   free(e->prefix);
   free(e->log_dir);
@@ -1122,13 +1298,14 @@ void wf_engine_close(wf_engine_t *e, void (*cb)(void *data), void *data) {
    * then.  A normal shutdown drains first, so there are none. */
   for (job_t *j = e->jobs; j; j = j->next) job_stop(j, STOP_DRAIN);
   /* The jobs count as one part: the last job_free closes it. */
-  e->closing_parts = 4 + (e->njobs ? 1 : 0);
+  e->closing_parts = 5 + (e->njobs ? 1 : 0);
   wf__queue_close(e->queue, part_closed, e);
   wf_informer_t *inf = e->steps;
   e->steps = NULL;
   wf_informer_close(inf, part_closed, e);
   wf__catalog_close(e->catalog, part_closed, e);
   uv_close((uv_handle_t *)&e->drain_timer, on_drain_timer_closed);
+  uv_close((uv_handle_t *)&e->docker_timer, on_drain_timer_closed);
 }
 
 void wf_engine_stats(const wf_engine_t *e, wf_engine_stats_t *out) {

@@ -28,6 +28,7 @@
 
 #include "wf-version.h"
 #include "wf/codec.h"
+#include "wf/docker.h"
 #include "wf/engine.h"
 #include "wf/etcd.h"
 #include "wf/httpd.h"
@@ -41,6 +42,7 @@ typedef struct node_s {
   const wf_config_t *cfg;
   wf_etcd_t *etcd;
   wf_engine_t *engine;
+  wf_docker_runner_t *docker;
 
   char *node_key;
   char *record;          /* node JSON */
@@ -266,10 +268,16 @@ static void on_etcd_closed(void *data) {
   uv_close((uv_handle_t *)&n->deadline, on_handle_closed);
 }
 
+static void on_docker_closed(void *data) {
+  node_t *n = data;
+  wf_etcd_close(n->etcd, on_etcd_closed, n);
+}
+
 static void on_engine_closed(void *data) {
   node_t *n = data;
   n->engine = NULL;
-  wf_etcd_close(n->etcd, on_etcd_closed, n);
+  /* After the engine: its runs are over (or left to be re-attached). */
+  wf_docker_runner_close(n->docker, on_docker_closed, n);
 }
 
 static void on_revoked(int err, int64_t rev, void *data) {
@@ -356,7 +364,29 @@ int wf_node_run(const wf_config_t *cfg) {
     uv_loop_close(&n.loop);
     return 2;
   }
+  char err[1024];
+  /* The docker runner resolves --allow-mount dirs now, before the loop runs;
+   * an unreachable engine is not an error (it is probed in the background). */
+  wf_docker_opts_t dopts = {
+      .host = cfg->docker_host,
+      .node_name = cfg->name,
+      .allow_mounts = (const char *const *)cfg->allow_mounts,
+      .nallow_mounts = cfg->nallow_mounts,
+      .docker_wait_s = cfg->docker_wait,
+      .pull_timeout_s = cfg->pull_timeout,
+      .keep_containers = cfg->keep_containers,
+  };
+  n.docker = wf_docker_runner_create(&n.loop, &dopts, err, sizeof err);
+  if (!n.docker) {
+    fprintf(stderr, "workflow-node: --docker-host: %s\n", err);
+    wf_etcd_close(n.etcd, NULL, NULL);
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&n.loop);
+    return 2;
+  }
   wf_engine_cfg_t ec = {
+      .docker = n.docker,
+      .keep_containers = cfg->keep_containers,
       .node_name = cfg->name,
       .prefix = cfg->prefix,
       .log_dir = cfg->log_dir,
@@ -367,11 +397,11 @@ int wf_node_run(const wf_config_t *cfg) {
       .resync_s = cfg->resync,
       .mask_params = cfg->mask_params,
   };
-  char err[1024];
   n.engine = wf_engine_create(&n.loop, n.etcd, &ec, err, sizeof err);
   if (!n.engine) {
     fprintf(stderr, "workflow-node: %s\n", err);
     n.exit_code = 2;
+    wf_docker_runner_close(n.docker, NULL, NULL);
     wf_etcd_close(n.etcd, NULL, NULL);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     uv_loop_close(&n.loop);
