@@ -10,7 +10,9 @@ PKGS=(
   libuv1-dev node-llhttp protobuf-c-compiler libprotobuf-c-dev libjansson-dev libyaml-dev
   etcd-server etcd-client                                   # the tests' and the demo's etcd
   curl jq python3                                           # scripts and e2e tests
-  clang valgrind                                            # fuzz targets, memory checks
+  clang libclang-rt-14-dev valgrind                         # fuzz targets, memory checks
+  docker.io busybox-static docker-registry                  # the Docker runner's tests and demo
+  prometheus python3-prometheus-client                      # /metrics checked by real parsers
 )
 
 missing=()
