@@ -73,6 +73,12 @@ int wf_logfile_write(wf_logfile_t *f, char *buf, size_t len);
 /* Copying variant for small writes (e.g. a line the node adds). */
 int wf_logfile_write_copy(wf_logfile_t *f, const char *buf, size_t len);
 
+/* Hides secret values (wf/mask.h) in everything written from now on, even
+ * when a value is split across two writes; the held-back tail is flushed at
+ * close.  mask is borrowed and must outlive the file; NULL turns it off. */
+struct wf_mask_s;
+void wf_logfile_set_mask(wf_logfile_t *f, struct wf_mask_s *mask);
+
 /* Flushes what is queued, closes the file, then fires on_closed.  No writes
  * after this. */
 void wf_logfile_close(wf_logfile_t *f);

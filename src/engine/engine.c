@@ -526,6 +526,8 @@ static void job_run(job_t *j, const Wf__Action *action, const Wf__Pipeline *pipe
   /* A re-attached container continues the log it was writing. */
   j->log = j->attach_id ? wf_logfile_open_append(e->loop, j->log_path, 0, &lcbs, j)
                         : wf_logfile_open(e->loop, j->log_path, 0, &lcbs, j);
+  /* j->mask outlives the file: it is freed with the job. */
+  if (j->mask) wf_logfile_set_mask(j->log, j->mask);
   char **env = build_env(j, &params);
   size_t nrp;
   wf_kv_t *rp = wf_action_runner_params(action, &nrp);

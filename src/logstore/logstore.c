@@ -31,6 +31,7 @@
  * callback, after which the struct is freed.
  */
 #include "wf/logstore.h"
+#include "wf/mask.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +75,7 @@ struct wf_logfile_s {
   int need_drain;     /* a write returned 1; on_drain owed */
   int mkdir_done;     /* parents created already; a second ENOENT is final */
   int append;         /* opened with wf_logfile_open_append */
+  wf_mask_t *mask;    /* secret values to hide, or NULL (borrowed) */
   int prior_state;    /* append: 0 pending, 1 known, < 0 the open/fstat error */
   uint64_t prior_size;
   int64_t prior_mtime_ms;
@@ -476,6 +478,15 @@ void wf_logfile_set_drain_cb(wf_logfile_t *f, void (*on_drain)(wf_logfile_t *f, 
   f->drain_data = data;
 }
 
+static void masked_out(const char *p, size_t n, void *data) {
+  wf_logfile_t *f = data;
+  if (!n) return;
+  enqueue(f, NULL, p, n);
+  f->queued += n;
+}
+
+void wf_logfile_set_mask(wf_logfile_t *f, wf_mask_t *mask) { f->mask = mask; }
+
 int wf_logfile_write(wf_logfile_t *f, char *buf, size_t len) {
   if (f->close_requested) {
     free(buf);
@@ -485,7 +496,13 @@ int wf_logfile_write(wf_logfile_t *f, char *buf, size_t len) {
     free(buf);
     return f->err;
   }
-  if (len > 0) {
+  if (len > 0 && f->mask) {
+    /* Secrets are replaced before anything is queued; the masker holds back
+     * a value's worth of bytes so a value split across writes is found. */
+    wf_mask_feed(f->mask, buf, len, masked_out, f);
+    free(buf);
+    pump(f);
+  } else if (len > 0) {
     enqueue(f, buf, NULL, len);
     f->queued += len;
     pump(f);
@@ -502,7 +519,10 @@ int wf_logfile_write(wf_logfile_t *f, char *buf, size_t len) {
 int wf_logfile_write_copy(wf_logfile_t *f, const char *buf, size_t len) {
   if (f->close_requested) return WF_ECLOSED;
   if (f->err) return f->err;
-  if (len > 0) {
+  if (len > 0 && f->mask) {
+    wf_mask_feed(f->mask, buf, len, masked_out, f);
+    pump(f);
+  } else if (len > 0) {
     enqueue(f, NULL, buf, len);
     f->queued += len;
     pump(f);
@@ -516,6 +536,7 @@ int wf_logfile_write_copy(wf_logfile_t *f, const char *buf, size_t len) {
 
 void wf_logfile_close(wf_logfile_t *f) {
   if (f->close_requested) return;
+  if (f->mask && !f->err) wf_mask_flush(f->mask, masked_out, f);
   f->close_requested = 1;
   pump(f);
 }
