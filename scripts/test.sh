@@ -97,6 +97,21 @@ else
   unset WF_ASAN
 fi
 
+# Fuzz smoke run: every libFuzzer target for 30 s on a copy of its seed
+# corpus, in a clang ASan+UBSan build (docs/fuzzing.md).  WF_SKIP_FUZZ=1
+# skips it locally.
+if [ "${WF_SKIP_FUZZ:-0}" = 1 ] && [ "${CI:-}" != true ]; then
+  echo "==== build-fuzz: skipped (WF_SKIP_FUZZ=1)" >&2
+elif [ -n "${WF_TEST_SUITES:-}" ] && [[ " $WF_TEST_SUITES " != *" fuzz "* ]]; then
+  echo "==== build-fuzz: not in WF_TEST_SUITES" >&2
+else
+  saved=("${suite_args[@]}")
+  suite_args=(--suite fuzz)
+  TEST_EXTRA=()
+  CC=clang run build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+  suite_args=("${saved[@]}")
+fi
+
 echo "test.sh: total wall time $(( $(date +%s) - T0 ))s" >&2
 line="$PASSED passed, $FAILED failed"
 [ "$SKIPPED" -gt 0 ] && line="$line, $SKIPPED skipped"
