@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "test", "harness"))
 
-from benchlib import (Loop, Gateway, WatchStream, now, percentile, median, cpu_seconds,  # noqa: E402
+from benchlib import (Loop, Gateway, WatchStream, now, percentile, median, cpu_seconds, cpu_split,  # noqa: E402,E501
                       proc_status_kb, reference_step, user_step, local_action, status_of_value,
                       dumps, b64, SOURCE_ROOT)
 from etcd import Etcd, free_port  # noqa: E402
@@ -54,7 +54,10 @@ N_RELIST = knob("BENCH_RELIST_N", 100000, 20000)
 MANY_AGENTS = [int(x) for x in knob("BENCH_AGENTS", "1 10 25 50", "1 10 50").split()]
 MANY_STEPS = knob("BENCH_MANY_STEPS", 5000, 1000)      # for the largest agent count
 MANY_STEPS_SMALL = knob("BENCH_MANY_STEPS_SMALL", 1000, 300)  # for the other points
-CG_N = knob("BENCH_CALLGRIND_N", 2000, 500)
+DOCKER_REPS = knob("BENCH_DOCKER_REPS", 10, 3)
+DOCKER_LOG_MIB = knob("BENCH_DOCKER_LOG_MIB", 256, 64)
+DOCKER_LOG_REPS = knob("BENCH_DOCKER_LOG_REPS", 3, 1)
+CG_N = knob("BENCH_CALLGRIND_N", 1000, 200)
 PARTS = os.environ.get("BENCH_PARTS", "1 2 3 4 5 6 7 8").split()
 
 
@@ -281,6 +284,7 @@ class Bench:
                   for i in range(0, len(items), 100)]
         done = lambda: sum(counts.get(s, 0) for s in FINAL) >= N_THROUGHPUT  # noqa: E731
         cpu0, ecpu0 = cpu_seconds(a.pid), cpu_seconds(self.etcd.pid)
+        split0 = cpu_split(a.pid)
         t0 = now()
         for b in bodies:
             self.gw.conn.request("/v3/kv/txn", b, lambda s, d, t: None)
@@ -288,6 +292,10 @@ class Bench:
         t_end = max(min(v[s] for s in FINAL if s in v) for k, v in seen.items() if k in dict(items))
         time.sleep(0.3)  # let the agent digest the echo of its last writes
         cpu1, ecpu1 = cpu_seconds(a.pid), cpu_seconds(self.etcd.pid)
+        split1 = cpu_split(a.pid)
+        rss = proc_status_kb(a.pid, "VmRSS")
+        split = {k: [ms(split1[k][i] - split0[k][i]) / N_THROUGHPUT for i in (0, 1)]
+                 for k in split0}
         failed = counts.get("FAILED", 0) + counts.get("CANCELED", 0)
         w.close()
         self.stop_agent(a)
@@ -301,7 +309,8 @@ class Bench:
         self.details["2"] = {"n": N_THROUGHPUT, "seconds": t_end - t0, "failed": failed,
                              "agent_cpu_s": cpu1 - cpu0, "etcd_cpu_s": ecpu1 - ecpu0,
                              "etcd_cpu_ms_per_step": ms(ecpu1 - ecpu0) / N_THROUGHPUT,
-                             "spawn_floor_per_s": spawn_rate}
+                             "spawn_floor_per_s": spawn_rate, "agent_rss_kb": rss,
+                             "agent_cpu_ms_per_step_split": split}
         if failed:
             raise PartError("%d steps did not succeed" % failed)
         self.row("2", "steps/s (%d LOCAL true, --max-parallel 32)" % N_THROUGHPUT, rate, "/s",
@@ -309,7 +318,10 @@ class Bench:
                  ">= 400/s", rate >= 400)
         self.row("2", "agent CPU per step (user+sys)", cpu_ms, "ms", None, "", None, "",
                  "<= 0.3 ms", cpu_ms <= 0.3,
-                 note="etcd CPU per step in the same run: %.3f ms" % (ms(ecpu1 - ecpu0) / N_THROUGHPUT))
+                 note="loop thread user %.3f + sys %.3f, threadpool (log files) user %.3f + sys "
+                      "%.3f; etcd %.3f ms/step" % (split["main"][0], split["main"][1],
+                                                   split["pool"][0], split["pool"][1],
+                                                   ms(ecpu1 - ecpu0) / N_THROUGHPUT))
 
     # ---- part 3: log throughput ---------------------------------------------------------
     def part3(self):
@@ -462,10 +474,12 @@ class Bench:
         if batch:
             self.gw.put_many(batch)
         log("  wrote %d steps (%d of %s) in %.1fs", N_RELIST, own, node, now() - t)
-        # floor: the Go client (etcdctl) reading the same prefix, 3 times
-        floor = []
-        go_kb = []
+        # floors: the gateway's own paginated list (pages of 1000, pinned
+        # revision, values not even decoded) and the Go client (etcdctl, gRPC)
+        gw_floor, floor, go_kb = [], [], []
         for _ in range(3):
+            dt, nbytes, pages = self.gw.list_floor(sp, 1000)
+            gw_floor.append(dt)
             dt, kb, _ = self.etcdctl(["get", "--prefix", sp])
             floor.append(dt)
             go_kb.append(kb)
@@ -498,19 +512,21 @@ class Bench:
         resync = [b - a_ - 1.0 for a_, b in zip(stamps, stamps[1:])][1:]  # skip start-up
         if not resync:
             raise PartError("no re-list seen with --resync 1")
-        fm, sm, rm = median(floor), median(startup), median(resync)
+        gm, fm, sm, rm = median(gw_floor), median(floor), median(startup), median(resync)
         hwm = max(hwm_start + [hwm_resync])
-        self.details["5"] = {"n": N_RELIST, "own": own, "etcdctl_s": floor,
-                             "etcdctl_maxrss_kb": go_kb, "startup_s": startup,
-                             "startup_vmhwm_kb": hwm_start, "resync_s": resync,
-                             "resync_vmhwm_kb": hwm_resync}
-        self.row("5", "re-list at start-up (%d steps, %d ours)" % (N_RELIST, own), sm, "s", fm,
-                 "etcdctl get --prefix (Go client)", sm / fm, "x floor",
-                 "< 2 s; as ratio <= 1.5x floor", sm / fm <= 1.5,
-                 note="target read as a ratio: spec.md §2 measured the Go client at 2.1-2.5 s")
-        self.row("5", "re-list via --resync (%d steps)" % N_RELIST, rm, "s", fm,
-                 "etcdctl get --prefix (Go client)", rm / fm, "x floor",
-                 "< 2 s; as ratio <= 1.5x floor", rm / fm <= 1.5)
+        self.details["5"] = {"n": N_RELIST, "own": own, "gateway_list_s": gw_floor,
+                             "gateway_list_bytes": nbytes, "gateway_list_pages": pages,
+                             "etcdctl_s": floor, "etcdctl_maxrss_kb": go_kb,
+                             "startup_s": startup, "startup_vmhwm_kb": hwm_start,
+                             "resync_s": resync, "resync_vmhwm_kb": hwm_resync}
+        # 2 s sits below what the gateway itself needs here: read it as a
+        # ratio to that floor (spec.md §2), at most 1.5x.
+        for what, v in (("start-up", sm), ("--resync", rm)):
+            self.row("5", "re-list at %s (%d steps, %d ours)" % (what, N_RELIST, own), v, "s", gm,
+                     "gateway paged list, values unread", v / gm, "x floor",
+                     "< 2 s, or <= 1.5x floor when 2 s is below it",
+                     v < 2.0 or (gm * 1.5 >= 2.0 and v / gm <= 1.5),
+                     note="etcdctl (gRPC) %.2f s: %.1fx" % (fm, v / fm))
         self.row("5", "agent peak RSS over the re-lists (VmHWM)", hwm / 1024.0, "MB",
                  median(go_kb) / 1024.0, "etcdctl get peak RSS", hwm / median(go_kb),
                  "x Go client", "< 32 MB", hwm < 32 * 1024)
@@ -518,19 +534,93 @@ class Bench:
 
     # ---- part 6: docker --------------------------------------------------------------------
     def part6(self):
+        import docker as dk  # test/harness/docker.py
         eng = os.path.join(SOURCE_ROOT, "src", "engine", "engine.c")
         with open(eng) as f:
             wired = "wf_runner_docker" in f.read()
-        if not wired:
-            self.details["6"] = {"skipped": "the agent does not run DOCKER steps yet "
-                                 "(engine.c has no wf_runner_docker); see bench/README.md TODO"}
-            self.row("6", "docker step overhead vs docker run --rm", None, "", None, "", None, "",
-                     "<= 1.1x", None, note="TODO: Docker runner not wired into the engine yet")
-            self.row("6", "docker log throughput vs docker CLI (256 MiB)", None, "", None, "",
-                     None, "", ">= 1.0x", None, note="TODO: Docker runner not wired yet")
+        if not wired or not dk.available():
+            why = "the agent does not run DOCKER steps" if not wired else \
+                "dockerd or busybox-static not installed"
+            self.details["6"] = {"skipped": why}
+            self.row("6", "docker step vs docker run --rm", None, "", None, "", None, "",
+                     "<= 1.1x", None, note="skipped: " + why)
             return
-        raise PartError("part 6 is not implemented yet although the Docker runner is wired; "
-                        "see bench/README.md TODO")
+        P, node = "b6", "bench-6"
+        size = DOCKER_LOG_MIB << 20
+        d = dk.Dockerd(state_dir=tempfile.mkdtemp(prefix="wfb-", dir="/tmp"), registry=False)
+        d.owns_dir = True
+        try:
+            d.start(timeout=300)
+            img = d.image
+            for name, argv in (("dtrue", ["true"]),
+                               ("ddump", ["head", "-c", str(size), "/dev/zero"])):
+                self.gw.call("kv/put", {"key": b64("%s/workflow/actions/%s@v1" % (P, name)),
+                                        "value": b64(dumps(dk.docker_action(name, argv, image=img)))})
+            a = self.agent(node, P, ["--docker-host", d.host])
+            w, seen, _ = self.watch_statuses(P)
+            sp = self.steps_prefix(P)
+            cli = ["docker", "-H", d.host]
+            logdir = os.path.join(self.tmp, "logs", node)
+
+            def step(key, action):
+                t0 = now()
+                self.gw.call("kv/put", {"key": b64(sp + key),
+                                        "value": b64(dumps(user_step(key, node, action)))})
+                self.loop.run_until(lambda: any(s in seen.get(sp + key, ()) for s in FINAL), 600,
+                                    "docker step %s" % key)
+                dd = seen[sp + key]
+                if "SUCCEEDED" not in dd:
+                    raise PartError("docker step %s: %s\n%s" % (key, sorted(dd), a.stderr_tail()))
+                return dd["SUCCEEDED"] - t0, dd["SUCCEEDED"] - dd["RUNNING"]
+
+            subprocess.run(cli + ["run", "--rm", img, "true"], check=True,
+                           stdout=subprocess.DEVNULL)  # warm-up
+            step("warm", "dtrue@v1")
+            agent_true, cli_true = [], []
+            for i in range(DOCKER_REPS):
+                t = now()
+                subprocess.run(cli + ["run", "--rm", img, "true"], check=True,
+                               stdout=subprocess.DEVNULL)
+                cli_true.append(now() - t)
+                agent_true.append(step("t%d" % i, "dtrue@v1")[0])
+            agent_log, cli_log = [], []
+            out = os.path.join(self.tmp, "logs", "docker-cli.out")
+            for i in range(DOCKER_LOG_REPS):
+                t = now()
+                with open(out, "wb") as f:
+                    subprocess.run(cli + ["run", "--rm", img, "head", "-c", str(size), "/dev/zero"],
+                                   check=True, stdout=f)
+                cli_log.append(now() - t)
+                got = os.path.getsize(out)
+                os.unlink(out)
+                if got != size:
+                    raise PartError("docker CLI wrote %d bytes, not %d" % (got, size))
+                key = "log%d" % i
+                agent_log.append(step(key, "ddump@v1")[1])
+                path = None
+                for root, _, files in os.walk(logdir):
+                    if key in files:
+                        path = os.path.join(root, key)
+                got = os.path.getsize(path) if path else -1
+                if got != size:
+                    raise PartError("docker step log holds %d bytes, not %d" % (got, size))
+                os.unlink(path)
+            hwm = proc_status_kb(a.pid, "VmHWM")
+            w.close()
+            self.stop_agent(a)
+        finally:
+            d.cleanup()
+        at, ct = median(agent_true), median(cli_true)
+        al, cl = median(agent_log), median(cli_log)
+        self.details["6"] = {"reps": DOCKER_REPS, "agent_true_s": agent_true, "cli_true_s": cli_true,
+                             "log_mib": DOCKER_LOG_MIB, "agent_log_s": agent_log,
+                             "cli_log_s": cli_log, "agent_vmhwm_kb": hwm}
+        self.row("6", "docker `true` step, put -> SUCCEEDED", ms(at), "ms", ms(ct),
+                 "docker run --rm IMAGE true (CLI)", at / ct, "x CLI", "<= 1.1x CLI", at / ct <= 1.1)
+        self.row("6", "docker log throughput (%d MiB, attached)" % DOCKER_LOG_MIB, DOCKER_LOG_MIB / al,
+                 "MiB/s", DOCKER_LOG_MIB / cl, "docker run ... > file (CLI)", cl / al, "x CLI",
+                 ">= 1.0x CLI", cl / al >= 1.0,
+                 note="agent peak RSS %.1f MB" % (hwm / 1024.0))
 
     # ---- part 7: many agents ------------------------------------------------------------------
     def part7(self):

@@ -73,6 +73,24 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_split(pid):
+    """(utime, stime) of pid's main thread and of all its other threads
+    (libuv's threadpool: file-system work), in seconds:
+    {"main": (u, s), "pool": (u, s)}."""
+    out = {"main": [0.0, 0.0], "pool": [0.0, 0.0]}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                s = f.read()
+        except OSError:
+            continue
+        fields = s[s.rindex(")") + 2:].split()
+        k = "main" if int(tid) == pid else "pool"
+        out[k][0] += int(fields[11]) / CLK_TCK
+        out[k][1] += int(fields[12]) / CLK_TCK
+    return out
+
+
 def proc_status_kb(pid, field):
     """VmRSS / VmHWM / ... of pid in kB (0 if gone)."""
     try:
@@ -144,7 +162,8 @@ class _HttpConn:
         self.sock.setblocking(False)
         self.queue = []     # (bytes, cb) not yet sent
         self.inflight = None
-        self.buf = b""
+        self.head = None
+        self.buf = bytearray()
         self.out = b""
         loop.add(self)
 
@@ -191,42 +210,50 @@ class _HttpConn:
             status, body = r
             cb = self.inflight
             self.inflight = None
+            self.head = None
             self._pump()
             cb(status, body, t)
 
     def _parse(self):
-        i = self.buf.find(b"\r\n\r\n")
-        if i < 0:
-            return None
-        head = self.buf[:i].decode("latin-1").split("\r\n")
-        status = int(head[0].split()[1])
-        hdrs = {}
-        for line in head[1:]:
-            k, _, v = line.partition(":")
-            hdrs[k.strip().lower()] = v.strip()
-        rest = self.buf[i + 4:]
+        """(status, body) once the reply is complete, else None.  The head
+        is parsed once; a Content-Length body is only length-checked until
+        it is all there (bodies of list pages are megabytes)."""
+        if self.head is None:
+            i = self.buf.find(b"\r\n\r\n")
+            if i < 0:
+                return None
+            head = bytes(self.buf[:i]).decode("latin-1").split("\r\n")
+            hdrs = {}
+            for line in head[1:]:
+                k, _, v = line.partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+            self.head = (int(head[0].split()[1]), hdrs, head)
+            del self.buf[:i + 4]
+        status, hdrs, head = self.head
         if "content-length" in hdrs:
             n = int(hdrs["content-length"])
-            if len(rest) < n:
+            if len(self.buf) < n:
                 return None
-            self.buf = rest[n:]
-            return status, rest[:n]
+            body = bytes(self.buf[:n])
+            del self.buf[:n]
+            return status, body
         if hdrs.get("transfer-encoding", "").lower() == "chunked":
-            body, pos = b"", 0
+            rest = self.buf
+            body, pos = [], 0
             while True:
                 j = rest.find(b"\r\n", pos)
                 if j < 0:
                     return None
-                size = int(rest[pos:j].split(b";")[0], 16)
+                size = int(bytes(rest[pos:j]).split(b";")[0], 16)
                 if size == 0:
                     k = rest.find(b"\r\n\r\n", j)  # trailers end with an empty line
                     if k < 0:
                         return None
-                    self.buf = rest[k + 4:]
-                    return status, body
+                    del self.buf[:k + 4]
+                    return status, b"".join(body)
                 if len(rest) < j + 2 + size + 2:
                     return None
-                body += rest[j + 2:j + 2 + size]
+                body.append(bytes(rest[j + 2:j + 2 + size]))
                 pos = j + 2 + size + 2
         raise RuntimeError("unsupported etcd reply framing: %r" % head)
 
@@ -419,3 +446,33 @@ class Gateway:
 
     def close(self):
         self.conn.close()
+
+    def list_floor(self, prefix, page=1000):
+        """The gateway's own cost of a full paginated list of prefix (pages of
+        `page` keys at one pinned revision, as the agent asks for them) with
+        a reader that does nothing with the values: it only finds the
+        revision, "more" and the last key.  Returns (seconds, bytes, pages)."""
+        key_re = re.compile(rb'"key":"([^"]*)"')
+        start, end = b64(prefix), b64(prefix_end(prefix))
+        rev = None
+        nbytes = pages = 0
+        t0 = now()
+        while True:
+            body = {"key": start, "range_end": end, "limit": page}
+            if rev:
+                body["revision"] = rev
+            out = []
+            self.conn.request("/v3/kv/range", dumps(body), lambda s, d, t: out.append((s, d)))
+            self.loop.run_until(lambda: out, 600, "a list page")
+            status, d = out[0]
+            if status != 200:
+                raise RuntimeError("list page: HTTP %d %r" % (status, d[:300]))
+            nbytes += len(d)
+            pages += 1
+            if rev is None:
+                rev = re.search(rb'"revision":"(\d+)"', d).group(1).decode()
+            if b'"more":true' not in d[-64:] and b'"more":true' not in d[:400]:
+                break
+            keys = key_re.findall(d[-4096:])
+            start = b64(base64.b64decode(keys[-1]) + b"\0")
+        return now() - t0, nbytes, pages

@@ -1,10 +1,17 @@
 #!/bin/bash
-# demo.sh - the node agent end to end, on this machine, in about 20 seconds:
+# demo.sh - the node agent end to end, on this machine, in well under a minute:
 # installs what is missing, builds, starts a private etcd (free port, temp
-# dir), writes a LOCAL action and a USER step assigned to node "demo-node",
-# runs build/src/workflow-node, waits for the step to finish, prints its log
-# file and its final status, then stops the agent and etcd (by PID).
-# Exits 0 iff the step SUCCEEDED.  Keeps nothing but build/.
+# dir) and, when dockerd is installed, a private Docker Engine with a busybox
+# image (test/harness/docker-up.sh: own socket and data under the temp dir, no
+# registry); writes a LOCAL action and a DOCKER action with one USER step each,
+# assigned to node "demo-node", runs build/src/workflow-node, waits for the
+# steps to finish, prints their log files and final statuses, then stops the
+# agent, dockerd and etcd (by PID).  Without a usable dockerd it runs the
+# LOCAL step only and says why.  Exits 0 iff every step it ran SUCCEEDED.
+# Keeps nothing but build/.
+#
+# Env knobs: WF_NODE_BINARY (run another agent binary, no build),
+#            WF_DEMO_DOCKER=0 (LOCAL step only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +21,36 @@ say() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 say "dependencies"
 bash scripts/install-deps.sh
 
+TMP=$(mktemp -d /tmp/wf-demo.XXXXXX)
+ETCD_PID= AGENT_PID= UP_PID=
+DOCKER_DIR=$TMP/d   # short: containerd puts unix sockets under it
+cleanup() {
+  if [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; then
+    kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
+  fi
+  if [ -n "$UP_PID" ]; then wait "$UP_PID" 2>/dev/null || true; fi
+  if [ -d "$DOCKER_DIR" ]; then
+    WF_DOCKER_DIR=$DOCKER_DIR CLEAN=1 bash test/harness/docker-down.sh 2>/dev/null || true
+  fi
+  if [ -n "$ETCD_PID" ] && kill -0 "$ETCD_PID" 2>/dev/null; then
+    kill -TERM "$ETCD_PID"; wait "$ETCD_PID" 2>/dev/null || true
+  fi
+  if [ -d "$DOCKER_DIR" ]; then
+    echo "demo: $DOCKER_DIR still holds mounts; left in place" >&2
+    find "$TMP" -mindepth 1 -maxdepth 1 ! -path "$DOCKER_DIR" -exec rm -rf {} +
+  else
+    rm -rf "$TMP"
+  fi
+}
+trap cleanup EXIT
+
+# The Docker Engine starts while the build runs (it takes several seconds).
+if [ "${WF_DEMO_DOCKER:-1}" != 0 ] && [ -x /usr/sbin/dockerd ]; then
+  WF_DOCKER_DIR=$DOCKER_DIR WF_DOCKER_REGISTRY=0 WF_DOCKER_AUTH=0 \
+    bash test/harness/docker-up.sh >"$TMP/docker.env" 2>"$TMP/docker-up.log" </dev/null &
+  UP_PID=$!
+fi
+
 say "build"
 [ -f build/build.ninja ] || meson setup build >/dev/null || { echo "meson setup build failed" >&2; exit 1; }
 if [ -z "${WF_NODE_BINARY:-}" ]; then   # WF_NODE_BINARY: run another agent binary
@@ -21,19 +58,6 @@ if [ -z "${WF_NODE_BINARY:-}" ]; then   # WF_NODE_BINARY: run another agent bina
     { tail -40 /tmp/wf-demo-build.log >&2; echo "build failed: ninja -C build" >&2; exit 1; }
   rm -f /tmp/wf-demo-build.log
 fi
-
-TMP=$(mktemp -d /tmp/wf-demo.XXXXXX)
-ETCD_PID= AGENT_PID=
-cleanup() {
-  if [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; then
-    kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
-  fi
-  if [ -n "$ETCD_PID" ] && kill -0 "$ETCD_PID" 2>/dev/null; then
-    kill -TERM "$ETCD_PID"; wait "$ETCD_PID" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
@@ -59,52 +83,102 @@ get() {  # get KEY -> value on stdout (empty if absent)
     jq -r '.kvs[0].value // empty' | base64 -d
 }
 
+# Docker: use the private engine if it came up, else say why and go on
+# with the LOCAL step alone.
+DOCKER_HOST_URL=
+if [ -n "$UP_PID" ]; then
+  say "docker engine (private dockerd in $DOCKER_DIR)"
+  if wait "$UP_PID"; then
+    DOCKER_HOST_URL=$(sed -n 's/^DOCKER_HOST=//p' "$TMP/docker.env")
+    sed 's/^/  | /' "$TMP/docker-up.log"
+    echo "dockerd pid $(sed -n 's/^DOCKERD_PID=//p' "$TMP/docker.env") on $DOCKER_HOST_URL"
+  else
+    sed 's/^/  | /' "$TMP/docker-up.log" | tail -15
+    echo "dockerd could not start: running the LOCAL step only"
+  fi
+  UP_PID=
+elif [ "${WF_DEMO_DOCKER:-1}" = 0 ]; then
+  say "docker: skipped (WF_DEMO_DOCKER=0); running the LOCAL step only"
+else
+  say "docker: /usr/sbin/dockerd is not installed; running the LOCAL step only"
+fi
+
 P=inforboard
 NODE=demo-node
 KEY=demo-$(date +%s)
 ACTION='{"name":"demo","version":"v1","runner_type":"LOCAL","runner_params":{"CMD":"sh,-c,echo hello from $WORKFLOW_STEP_KEY; for i in 1 2 3; do echo step output $i; sleep 0.3; done; echo done >&2"},"run_params":[{"key_name":"GREETING","default_value":"hi"}]}'
-STEP=$(jq -cn --arg key "$KEY" --arg node "$NODE" '{key:$key, create_type:"USER", name:"demo step",
-  action:"demo@v1", with:{GREETING:"hello"}, status:{status:"PENDDING", scheduled_node:$node}}')
+# The same script in a busybox container (the image docker-up.sh imported).
+DACTION='{"name":"demo-docker","version":"v1","runner_type":"DOCKER","runner_params":{"IMAGE_URL":"wf/busybox","IMAGE_VERSION":"latest","IMAGE_PULL_POLICY":"never","IMAGE_CMD":"sh,-c,echo hello from $WORKFLOW_STEP_KEY in container $(hostname); for i in 1 2 3; do echo step output $i; sleep 0.3; done; echo done >&2"},"run_params":[]}'
+step() {  # step KEY ACTION -> the step JSON
+  jq -cn --arg key "$1" --arg action "$2" --arg node "$NODE" '{key:$key, create_type:"USER",
+    name:"demo step", action:$action, with:{GREETING:"hello"},
+    status:{status:"PENDDING", scheduled_node:$node}}'
+}
+KEYS=("$KEY")
 
-say "action $P/workflow/actions/demo@v1"
+say "action $P/workflow/actions/demo@v1 (LOCAL)"
 put "$P/workflow/actions/demo@v1" "$ACTION"
 echo "$ACTION" | jq .
 say "step $P/workflow/steps/$KEY"
-put "$P/workflow/steps/$KEY" "$STEP"
-echo "$STEP" | jq .
+put "$P/workflow/steps/$KEY" "$(step "$KEY" demo@v1)"
+step "$KEY" demo@v1 | jq .
+AGENT_ARGS=()
+if [ -n "$DOCKER_HOST_URL" ]; then
+  KEYS+=("$KEY-docker")
+  AGENT_ARGS=(--docker-host "$DOCKER_HOST_URL")
+  say "action $P/workflow/actions/demo-docker@v1 (DOCKER)"
+  put "$P/workflow/actions/demo-docker@v1" "$DACTION"
+  echo "$DACTION" | jq .
+  say "step $P/workflow/steps/$KEY-docker"
+  put "$P/workflow/steps/$KEY-docker" "$(step "$KEY-docker" demo-docker@v1)"
+  step "$KEY-docker" demo-docker@v1 | jq .
+fi
 
 NODE_BIN=${WF_NODE_BINARY:-build/src/workflow-node}
-say "agent: $NODE_BIN --name $NODE --etcd $URL --log-dir $TMP/runner_log"
+say "agent: $NODE_BIN --name $NODE --etcd $URL --log-dir $TMP/runner_log ${AGENT_ARGS[*]:-}"
 "$NODE_BIN" --name "$NODE" --etcd "$URL" --log-dir "$TMP/runner_log" \
-  --stop-grace 2 --drain-timeout 5 2>"$TMP/agent.log" </dev/null &
+  --stop-grace 2 --drain-timeout 5 ${AGENT_ARGS[@]+"${AGENT_ARGS[@]}"} 2>"$TMP/agent.log" </dev/null &
 AGENT_PID=$!
 echo "agent pid $AGENT_PID"
 
-STATUS=
-for _ in $(seq 1 300); do
-  STATUS=$(get "$P/workflow/steps/$KEY" | jq -r '.status.status // empty' 2>/dev/null || true)
-  case "$STATUS" in SUCCEEDED|FAILED|CANCELED) break ;; esac
+declare -A STATUS=()
+for _ in $(seq 1 450); do
+  done_n=0
+  for k in "${KEYS[@]}"; do
+    STATUS[$k]=$(get "$P/workflow/steps/$k" | jq -r '.status.status // empty' 2>/dev/null || true)
+    case "${STATUS[$k]}" in SUCCEEDED|FAILED|CANCELED) done_n=$((done_n + 1)) ;; esac
+  done
+  [ "$done_n" -eq "${#KEYS[@]}" ] && break
   kill -0 "$AGENT_PID" 2>/dev/null || { echo "the agent exited:" >&2; cat "$TMP/agent.log" >&2; exit 1; }
   sleep 0.1
 done
 
-FINAL=$(get "$P/workflow/steps/$KEY")
-LOG=$(printf '%s' "$FINAL" | jq -r '.status.response.log_path // empty')
-say "step log file ${LOG:-(none)}"
-[ -n "$LOG" ] && [ -f "$LOG" ] && cat "$LOG"
-say "final step value"
-printf '%s' "$FINAL" | jq .
+for k in "${KEYS[@]}"; do
+  FINAL=$(get "$P/workflow/steps/$k")
+  LOG=$(printf '%s' "$FINAL" | jq -r '.status.response.log_path // empty')
+  say "step $k: log file ${LOG:-(none)}"
+  [ -n "$LOG" ] && [ -f "$LOG" ] && cat "$LOG"
+  say "step $k: final value"
+  printf '%s' "$FINAL" | jq .
+done
 
-say "stopping the agent (SIGTERM) and etcd"
+say "stopping the agent (SIGTERM), dockerd and etcd"
 kill -TERM "$AGENT_PID"
 wait "$AGENT_PID" && rc=0 || rc=$?
 echo "agent exited with status $rc; its log:"
 sed 's/^/  | /' "$TMP/agent.log"
 AGENT_PID=
 
-if [ "$STATUS" = SUCCEEDED ]; then
-  say "demo OK: the step SUCCEEDED"
+ok=1
+summary=
+for k in "${KEYS[@]}"; do
+  summary="$summary $k=${STATUS[$k]:-(none)}"
+  [ "${STATUS[$k]:-}" = SUCCEEDED ] || ok=0
+done
+if [ -z "$DOCKER_HOST_URL" ]; then summary="$summary (LOCAL only: no docker engine)"; fi
+if [ "$ok" = 1 ]; then
+  say "demo OK:$summary"
   exit 0
 fi
-say "demo FAILED: the step ended ${STATUS:-without a final status}"
+say "demo FAILED:$summary"
 exit 1

@@ -13,6 +13,8 @@ PKGS=(
   clang libclang-rt-14-dev valgrind                         # fuzz targets, memory checks
   docker.io busybox-static docker-registry                  # the Docker runner's tests and demo
   prometheus python3-prometheus-client                      # /metrics checked by real parsers
+  libssl-dev openssl                                        # https:// etcd; the TLS tests' certificates
+  scdoc python3-yaml                                        # man pages; wfctl -o yaml read back
 )
 
 missing=()

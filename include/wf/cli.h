@@ -8,10 +8,11 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Splits a comma-separated endpoint list (spaces around items ignored) and
- * checks each item is http://host:port (host a name, IPv4 or [IPv6]; port
+ * checks each item is http://host:port or https://host:port (host a name, IPv4 or [IPv6]; port
  * 1..65535; one trailing '/' is dropped).  On success *out is a malloc'd
  * NULL-terminated array of malloc'd strings (free with wf_argv_free) and *n
  * its length; returns 0.  Returns -1 with a reason in why ("\"x\" is not an
@@ -45,6 +46,44 @@ enum wf_cli_kind { WF_CLI_ACTION, WF_CLI_PIPELINE, WF_CLI_STEP };
 int wf_cli_apply_prepare(json_t *doc, const char *prefix, const char *node,
                          enum wf_cli_kind *kind, char **etcd_key, char **label, char *err,
                          size_t errlen);
+
+/*
+ * v (borrowed) as one YAML document, malloc'd, ending in a newline; NULL if
+ * v is NULL or nests absurdly deep.  Object keys keep their order (the order
+ * `-o json` prints), empty objects and arrays are `{}` and `[]`, multi-line
+ * strings are literal blocks where YAML allows, and every string that a YAML
+ * 1.1 reader would type as something else ("8080", "1.21", "yes", "null",
+ * "", "2026-01-02") is quoted, so reading the text back gives v again.
+ */
+char *wf_cli_yaml_dump(const json_t *v);
+
+/*
+ * What `wfctl describe` shows about a step, as a new JSON object:
+ *   key, status, node, action, runner (when the action is known),
+ *   notes: [text...]: what could not be known or will fail (action not in
+ *          etcd, pipeline missing, a value that does not decode);
+ *   step: the stored object, every field, with the values of secret params
+ *         in `with` replaced by "******";
+ *   params: [{name, value, from, secret}...]: merged as the node merges them
+ *          (wf_params_merge: action defaults < pipeline with < step with;
+ *          from is "action default", "pipeline" or "step"), secret values
+ *          "******"; absent when the step does not decode;
+ *   params_error: the merge's validation message, when it fails;
+ *   timeline: create_at, start_at, end_at, update_at (Unix ms, when set),
+ *          waited_ms (start - create), ran_ms (end - start) or running_ms
+ *          (now_ms - start, while not complete).
+ * step, action and pipeline are stored values (borrowed); action and
+ * pipeline NULL when not found.  A param is secret when its name matches one
+ * of mask_globs (comma-separated globs, see wf_mask_name_matches) or the
+ * action marks it `secret: true`, as the node decides.
+ */
+json_t *wf_cli_describe(const json_t *step, const json_t *action, const json_t *pipeline,
+                        const char *mask_globs, int64_t now_ms);
+
+/* The model above as text for people: a header, the fields as YAML, a
+ * params table and the timeline in local time (TZ) with durations.
+ * Malloc'd. */
+char *wf_cli_describe_text(const json_t *model);
 
 /* wfctl: returns the process exit code (0 ok, 1 failure, 2 usage). */
 int wf_wfctl_main(int argc, char **argv);

@@ -39,6 +39,10 @@ typedef struct wf_config_s {
   char *etcd_password;    /* --etcd-password, or the content of --etcd-password-file
                              (one trailing newline stripped); wiped by wf_config_finish */
   char *etcd_password_file; /* --etcd-password-file / WORKFLOW_ETCD_PASSWORD_FILE */
+  char *etcd_cacert;      /* --etcd-cacert / WORKFLOW_ETCD_CACERT: CA for https:// endpoints;
+                             NULL = the system trust store */
+  char *etcd_cert;        /* --etcd-cert / WORKFLOW_ETCD_CERT: client certificate (with key) */
+  char *etcd_key;         /* --etcd-key / WORKFLOW_ETCD_KEY: its private key */
   unsigned etcd_watch_idle; /* --etcd-watch-idle seconds: probe a silent watch; default 10 */
   char *listen;           /* --listen / WORKFLOW_LISTEN: HOST:PORT of /healthz, /readyz,
                              /metrics; NULL = off (the default) */

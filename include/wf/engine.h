@@ -81,4 +81,22 @@ typedef void (*wf_engine_observe_cb)(enum wf_engine_obs what, double seconds, vo
  * the engine; data must stay valid until the engine is closed. */
 void wf_engine_set_observer(wf_engine_t *e, wf_engine_observe_cb cb, void *data);
 
+/* ---- reload (SIGHUP) ------------------------------------------------------------------
+ * A set of --actions-dir actions, read off the loop. */
+typedef struct wf_engine_actions_s wf_engine_actions_t;
+/* Reads and checks every action file of dir (NULL: none).  Blocking and
+ * independent of any engine: meant for a threadpool thread (uv_queue_work).
+ * Returns NULL with err filled if the dir or one of its files is unusable. */
+wf_engine_actions_t *wf_engine_actions_load(const char *dir, char *err, size_t errlen);
+void wf_engine_actions_free(wf_engine_actions_t *a);  /* NULL is a no-op */
+/* Applies the settings that can change while steps run: max_parallel,
+ * step_timeout_s, stop_grace_s and mask_params (strings copied; cfg's other
+ * fields are ignored), and replaces the file actions with `actions`
+ * (consumed; NULL keeps the current ones).  Running steps keep what they
+ * started with (timeout, grace, mask); steps started from now on get the new
+ * values.  A larger max_parallel starts waiting steps at once; a smaller one
+ * lets the running steps finish and holds new ones back. */
+void wf_engine_reconfigure(wf_engine_t *e, const wf_engine_cfg_t *cfg,
+                           wf_engine_actions_t *actions);
+
 #endif

@@ -52,6 +52,13 @@ typedef struct wf_etcd_opts_s {
    * wf_etcd_errmsg(). */
   const char *user;
   const char *password;
+  /* TLS for https:// endpoints (PEM files, read by wf_etcd_create): the CA
+   * that signed etcd's certificate (NULL = the system trust store), and a
+   * client certificate and key for --client-cert-auth (both or neither).
+   * Ignored for http:// endpoints. */
+  const char *tls_ca_file;
+  const char *tls_cert_file;
+  const char *tls_key_file;
 } wf_etcd_opts_t;
 
 typedef struct wf_etcd_kv_s {

@@ -1,8 +1,9 @@
 /*
- * http: an HTTP/1.1 client on libuv + llhttp, over TCP or a unix socket.
+ * http: an HTTP/1.1 client on libuv + llhttp, over TCP, TLS or a unix socket.
  * It knows nothing of etcd or Docker.
  *
- * A client is bound to one origin ("http://host:port" or "unix:///path") and
+ * A client is bound to one origin ("http://host:port", "https://host:port"
+ * or "unix:///path") and
  * keeps a small pool of idle keep-alive connections.  Each request either
  * buffers the whole body (bounded by max_body) and hands it to on_done, or
  * streams it through on_data as it arrives (chunked bodies are de-chunked;
@@ -25,10 +26,25 @@ typedef struct wf_http_header_s {
   const char *value;
 } wf_http_header_t;
 
+/* TLS for an https:// origin (OpenSSL, on the same loop: see client.c).  The
+ * server certificate is always verified, against ca_file and the origin's
+ * host (DNS name, or IP address for an IP literal).  PEM files, read when
+ * the client is created; paths are not kept. */
+typedef struct wf_http_tls_opts_s {
+  const char *ca_file;   /* CAs to trust; NULL = the system trust store */
+  const char *cert_file; /* client certificate (chain) for servers that ask; NULL = none */
+  const char *key_file;  /* its unencrypted private key; given with cert_file only */
+} wf_http_tls_opts_t;
+
 typedef struct wf_http_client_opts_s {
-  uint64_t connect_timeout_ms; /* default 5000 */
+  uint64_t connect_timeout_ms; /* default 5000; for https it covers the TLS handshake */
   unsigned max_idle;           /* idle keep-alive connections kept; default 4 */
   uint64_t idle_close_ms;      /* an idle pooled connection is closed after this; default 30000 */
+  /* Required for an https:// origin (an all-NULL struct is fine): a caller
+   * opts in to TLS, so one that does not know about it never gets an https
+   * client by accident.  Borrowed for the create call; ignored for other
+   * origins. */
+  const wf_http_tls_opts_t *tls;
 } wf_http_client_opts_t;
 
 typedef struct wf_http_req_opts_s {
@@ -58,7 +74,8 @@ typedef struct wf_http_cbs_s {
   void (*on_data)(wf_http_req_t *req, const char *p, size_t n, void *data);
   /* Always fires exactly once, last.  err is 0 when the response completed
    * (whatever its status), else a negative UV_E* / WF_E* code
-   * (UV_ECANCELED after wf_http_req_cancel or wf_http_client_close).
+   * (UV_ECANCELED after wf_http_req_cancel or wf_http_client_close;
+   * WF_ETLS for a TLS failure, whose text is wf_http_client_last_error).
    * status is the HTTP status or 0 if no head arrived.  In buffered mode
    * body/len hold the whole body (NUL-terminated, valid during the call);
    * in stream mode they are NULL/0.  The request is freed after this returns. */
@@ -67,10 +84,19 @@ typedef struct wf_http_cbs_s {
 } wf_http_cbs_t;
 
 /* Creates a client for `origin` ("http://127.0.0.1:2379", "http://localhost:2379",
- * "unix:///run/docker.sock").  Returns NULL if the origin cannot be parsed.
- * opts may be NULL for defaults. */
+ * "https://etcd-1:2379", "unix:///run/docker.sock").  Returns NULL if the
+ * origin cannot be parsed, or is https:// without opts->tls, or its TLS files
+ * cannot be used.  opts may be NULL for defaults. */
 wf_http_client_t *wf_http_client_create(uv_loop_t *loop, const char *origin,
                                         const wf_http_client_opts_t *opts);
+/* The same, and on failure writes why into err (errlen bytes; may be NULL/0):
+ * "not an http://, https:// or unix:// origin", "an https:// origin needs
+ * TLS options", or which TLS file failed and OpenSSL's reason
+ * ("CA file /x: No such file or directory", "client key /k does not match
+ * certificate /c").  Runs before the loop: it reads those files. */
+wf_http_client_t *wf_http_client_create_ex(uv_loop_t *loop, const char *origin,
+                                           const wf_http_client_opts_t *opts, char *err,
+                                           size_t errlen);
 
 /* Starts a request.  Returns NULL only for argument errors (NULL method/path,
  * client closing); every runtime failure goes to cbs->on_done later.  cbs is
@@ -96,5 +122,11 @@ void wf_http_client_close(wf_http_client_t *c, void (*close_cb)(void *data), voi
 
 /* The origin string the client was created with (borrowed). */
 const char *wf_http_client_origin(const wf_http_client_t *c);
+
+/* Text of the last TLS failure on this client (what a WF_ETLS on_done was
+ * about), e.g. "TLS handshake failed: server certificate rejected: unable to
+ * get local issuer certificate"; "" if none yet.  Borrowed, overwritten by
+ * the next failure.  The client also logs each new reason once (warn). */
+const char *wf_http_client_last_error(const wf_http_client_t *c);
 
 #endif

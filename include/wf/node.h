@@ -12,5 +12,10 @@
  * run.  Returns 0 after a clean shutdown, 2 for a start-up configuration
  * error (e.g. a bad --actions-dir file), 1 otherwise. */
 int wf_node_run(const wf_config_t *cfg);
+/* The same, with SIGHUP reloading the configuration: wf_config_load() runs
+ * again on argc/argv (borrowed for the whole run; cfg must have come from
+ * them) and the process environment.  wf_node_run is this with argv NULL,
+ * where SIGHUP is logged and ignored. */
+int wf_node_run2(const wf_config_t *cfg, int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ enum {
   WF_ECOMPACTED = -20004, /* etcd: the revision asked for is compacted */
   WF_ETOOBIG = -20005,  /* a bounded buffer would overflow */
   WF_ECLOSED = -20006,  /* the object was closed while the request was queued */
+  WF_ETLS = -20007,     /* TLS failed: certificate rejected, alert, not TLS (see http.h) */
 };
 /* Text for any code above (falls back to uv_strerror-like text via strerror). */
 const char *wf_strerror(int err);

@@ -110,6 +110,12 @@ static const opt_t opts[] = {
    "password of --etcd-user (visible in ps: prefer the file or the env)"},
   {"etcd-password-file", "WORKFLOW_ETCD_PASSWORD_FILE", K_OPTPATH, NULL, 0, 0,
    OFF(etcd_password_file), "FILE", "file holding the password of --etcd-user"},
+  {"etcd-cacert", "WORKFLOW_ETCD_CACERT", K_OPTPATH, NULL, 0, 0, OFF(etcd_cacert), "FILE",
+   "CA certificates (PEM) for https:// etcd endpoints; default: the system trust store"},
+  {"etcd-cert", "WORKFLOW_ETCD_CERT", K_OPTPATH, NULL, 0, 0, OFF(etcd_cert), "FILE",
+   "client certificate (PEM) for etcd's --client-cert-auth; needs --etcd-key"},
+  {"etcd-key", "WORKFLOW_ETCD_KEY", K_OPTPATH, NULL, 0, 0, OFF(etcd_key), "FILE",
+   "private key (PEM, unencrypted) of --etcd-cert"},
   {"etcd-watch-idle", "WORKFLOW_ETCD_WATCH_IDLE", K_UINT, "10", 1, 86400, OFF(etcd_watch_idle),
    "SEC", "a watch silent this long probes etcd; reconnects if it does not answer"},
   {"listen", "WORKFLOW_LISTEN", K_LISTEN, NULL, 0, 0, OFF(listen), "ADDR:PORT",
@@ -632,12 +638,54 @@ static int check_etcd_auth(loader_t *l, wf_config_t *cfg) {
   return 0;
 }
 
+/* ---- etcd TLS ----------------------------------------------------------------------- */
+
+/* A certificate needs its key and the reverse; each file must be readable
+ * now (the etcd client loads them before the loop; this names the flag).
+ * TLS files with no https:// endpoint would be silently unused: refused. */
+static int check_etcd_tls(loader_t *l, wf_config_t *cfg) {
+  static const char *const names[] = {"etcd-cacert", "etcd-cert", "etcd-key"};
+  char *const vals[] = {cfg->etcd_cacert, cfg->etcd_cert, cfg->etcd_key};
+  char src[3][512];
+  int https = 0;
+  for (size_t i = 0; i < 3; i++) {
+    size_t k = (size_t)(find_opt(names[i], strlen(names[i])) - opts);
+    source_name(l, &opts[k], l->slot[k].src, src[i], sizeof src[i]);
+  }
+  if (cfg->etcd_cert && !cfg->etcd_key) {
+    snprintf(l->err, l->errlen, "%s: needs --etcd-key (WORKFLOW_ETCD_KEY)", src[1]);
+    return -1;
+  }
+  if (cfg->etcd_key && !cfg->etcd_cert) {
+    snprintf(l->err, l->errlen, "%s: needs --etcd-cert (WORKFLOW_ETCD_CERT)", src[2]);
+    return -1;
+  }
+  for (size_t i = 0; i < cfg->netcd; i++)
+    if (strncmp(cfg->etcd[i], "https://", 8) == 0) https = 1;
+  for (size_t i = 0; i < 3; i++) {
+    if (!vals[i]) continue;
+    if (access(vals[i], R_OK) != 0) {
+      snprintf(l->err, l->errlen, "%s %.200s: %s", src[i], vals[i],
+               errno == ENOENT ? "no such file" : strerror(errno));
+      return -1;
+    }
+    if (!https) {
+      snprintf(l->err, l->errlen, "%s: no --etcd endpoint is https://, so it would not be used",
+               src[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* ---- etcd endpoint lists ------------------------------------------------------------ */
 
-/* One http://host:port[/] item; the normalised copy goes to *out. */
+/* One http://host:port[/] or https://host:port[/] item; the normalised copy
+ * goes to *out. */
 static int etcd_url_ok(const char *s, size_t n, char **out) {
-  if (n < 8 || strncmp(s, "http://", 7) != 0) return 0;
-  const char *p = s + 7, *end = s + n;
+  size_t skip = n > 8 && strncmp(s, "https://", 8) == 0 ? 8 : 7;
+  if (n < skip + 1 || (skip == 7 && strncmp(s, "http://", 7) != 0)) return 0;
+  const char *p = s + skip, *end = s + n;
   if (end[-1] == '/') end--;
   const char *host = p;
   if (*p == '[') {
@@ -683,7 +731,7 @@ int wf_cli_parse_etcd(const char *list, char ***out, size_t *n, char *why, size_
       goto fail;
     }
     if (!etcd_url_ok(p, (size_t)(q - p), &v[cnt])) {
-      snprintf(why, whylen, "\"%.*s\" is not an http://host:port URL",
+      snprintf(why, whylen, "\"%.*s\" is not an http://host:port or https://host:port URL",
                (int)((q - p) > 200 ? 200 : (q - p)), p);
       goto fail;
     }
@@ -737,6 +785,7 @@ enum wf_config_result wf_config_load(wf_config_t *cfg, int argc, char **argv, ch
   for (size_t i = 0; i < NOPTS; i++)
     if (i != ci && check(&l, cfg, i) != 0) goto out;
   if (check_etcd_auth(&l, cfg) != 0) goto out;
+  if (check_etcd_tls(&l, cfg) != 0) goto out;
 
   if (!cfg->name) {
     char host[256];
@@ -772,5 +821,8 @@ void wf_config_finish(wf_config_t *cfg) {
   free(cfg->etcd_user);
   wipe_free(cfg->etcd_password);
   free(cfg->etcd_password_file);
+  free(cfg->etcd_cacert);
+  free(cfg->etcd_cert);
+  free(cfg->etcd_key);
   memset(cfg, 0, sizeof *cfg);
 }

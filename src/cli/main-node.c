@@ -1,4 +1,5 @@
 /* workflow-node: the node agent's entry point (flags -> config -> node). */
+#include <signal.h>
 #include <stdio.h>
 
 #include "wf/config.h"
@@ -6,6 +7,9 @@
 #include "wf/util.h"
 
 int main(int argc, char **argv) {
+  /* SIGHUP means "reload" once the loop runs (node.c); until then it must
+   * not kill the agent (a `systemctl reload` right after the start). */
+  signal(SIGHUP, SIG_IGN);
   wf_config_t cfg;
   char err[1024];
   enum wf_config_result r = wf_config_load(&cfg, argc, argv, NULL, err, sizeof err);
@@ -15,7 +19,7 @@ int main(int argc, char **argv) {
     return r == WF_CONFIG_BAD ? 2 : 0;
   }
   wf_log_setup(cfg.log_level, cfg.log_json);
-  int rc = wf_node_run(&cfg);
+  int rc = wf_node_run2(&cfg, argc, argv);
   wf_config_finish(&cfg);
   return rc;
 }

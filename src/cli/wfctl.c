@@ -1,7 +1,7 @@
 /*
- * wfctl: the companion command for people (spec.md §8): apply, get, logs,
- * cancel and run, all straight against etcd through the same client the node
- * uses.
+ * wfctl: the companion command for people (spec.md §8): apply, get,
+ * describe, logs, cancel and run, all straight against etcd through the same
+ * client the node uses.
  *
  * One run of wfctl is one command driven on one uv loop: the command starts
  * a chain of etcd calls, each callback starts the next, and finish() closes
@@ -12,6 +12,12 @@
  * Reading the log file is plain read(2) from a 200 ms timer: wfctl is a
  * short-lived tool following one local file, so the node's no-blocking rule
  * (which protects many concurrent steps) buys nothing here.
+ *
+ * Output for people by default (aligned tables, `describe`'s sections), for
+ * programs with -o json|yaml (get also -o name, which the bash completion
+ * uses).  YAML is written with libyaml's emitter from the same JSON value
+ * tree `-o json` prints, in the same key order, quoting every string a YAML
+ * reader would otherwise take for a number, a date, a boolean or null.
  *
  * Exit codes: 0 done, 1 the command failed (or `run`'s step did not
  * succeed), 2 usage error.
@@ -28,11 +34,14 @@
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
+#include <yaml.h>
 
 #include "wf-version.h"
 #include "wf/cli.h"
 #include "wf/codec.h"
 #include "wf/etcd.h"
+#include "wf/mask.h"
+#include "wf/model.h"
 #include "wf/util.h"
 #include "wf/yaml.h"
 
@@ -45,9 +54,14 @@ extern char **environ;
 #define STEP_POLL_TICKS 5
 #define CANCEL_TRIES 5
 #define MAX_CELL 80
+/* What `describe` hides, unless --mask-params or WORKFLOW_MASK_PARAMS say
+ * otherwise: the node's default (config.c). */
+#define DEFAULT_MASK "*PASSWORD*,*SECRET*,*TOKEN*"
 
-enum cmd { CMD_APPLY, CMD_GET, CMD_LOGS, CMD_CANCEL, CMD_RUN };
+enum cmd { CMD_APPLY, CMD_GET, CMD_LOGS, CMD_CANCEL, CMD_RUN, CMD_DESCRIBE };
 enum get_kind { GET_STEPS, GET_ACTIONS, GET_NODES };
+/* -o: table (get) or text (describe) is the default for people. */
+enum out_fmt { OUT_TABLE, OUT_JSON, OUT_YAML, OUT_NAME };
 
 typedef struct ctl_s ctl_t;
 typedef void (*read_cb)(ctl_t *c, int err, const wf_etcd_kv_t *kv);
@@ -67,7 +81,9 @@ struct ctl_s {
   const char *node;
   const char *log_root;
   const char *action;
-  int json_out;
+  const char *out_arg;  /* -o as given; checked per command */
+  enum out_fmt out;
+  const char *mask_params;
   int follow;
   unsigned timeout;
   json_t *with;
@@ -85,6 +101,10 @@ struct ctl_s {
   size_t ncells, capcells;
   size_t iname;
   int missing;
+  size_t nprinted;    /* -o yaml: documents written (separators) */
+
+  /* describe: what was read (owned; NULL = not found) */
+  json_t *d_step, *d_action, *d_pipeline;
 
   /* one step being read / cancelled / followed */
   char *step_key;     /* as the user wrote it */
@@ -119,8 +139,12 @@ static void usage(FILE *out) {
           "commands:\n"
           "  apply -f FILE [--node NAME]     store actions, pipelines, steps (YAML or JSON;\n"
           "                                  FILE - reads standard input)\n"
-          "  get steps|actions|nodes [NAME...] [-o json]\n"
-          "                                  list objects as a table or JSON lines\n"
+          "  get steps|actions|nodes [NAME...] [-o table|json|yaml|name]\n"
+          "                                  list objects as a table, JSON lines, YAML\n"
+          "                                  documents or names\n"
+          "  describe STEP_KEY [-o text|json|yaml] [--mask-params GLOBS]\n"
+          "                                  every field, the merged params (secrets\n"
+          "                                  masked) and the timeline of a step\n"
           "  logs STEP_KEY [-f] [--log-root DIR]\n"
           "                                  print a step's log file (-f: follow to the end)\n"
           "  cancel STEP_KEY                 ask the step's node to cancel it\n"
@@ -413,6 +437,371 @@ int wf_cli_apply_prepare(json_t *doc, const char *prefix, const char *node,
   return -1;
 }
 
+/* ---- YAML output (pure, unit-tested) --------------------------------------------------- */
+
+/* libyaml picks the quoting style itself (it quotes "a: b", "#x", control
+ * characters...), but it does not know which plain scalars a reader would
+ * type as something else.  A string that could read back as a number, a
+ * date, a boolean or null is therefore emitted quoted.  Any first character
+ * that can start such a value counts, which quotes a few strings that did not
+ * need it ("-x", "1st") and misses none. */
+static int reads_as_non_string(const char *s) {
+  static const char *const words[] = {"null", "true", "false", "yes", "no", "on", "off", "y",
+                                      "n", NULL};
+  if (!s[0] || strchr("0123456789+-.~=<", s[0])) return 1;
+  for (const char *const *w = words; *w; w++)
+    if (strcasecmp(s, *w) == 0) return 1;
+  return 0;
+}
+
+static int emit_event(yaml_emitter_t *em, yaml_event_t *ev, int ok) {
+  return ok && yaml_emitter_emit(em, ev) ? 0 : -1;
+}
+
+static int emit_scalar(yaml_emitter_t *em, const char *s, size_t len, int is_string) {
+  yaml_event_t ev;
+  int quote = is_string && reads_as_non_string(s);
+  /* Multi-line text (logs, scripts) reads best as a literal block; libyaml
+   * falls back to a quoted style where a block is not allowed. */
+  yaml_scalar_style_t style =
+      is_string && memchr(s, '\n', len) ? YAML_LITERAL_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE;
+  return emit_event(em, &ev, yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s,
+                                                          (int)len, !quote, 1, style));
+}
+
+/* The shortest text that reads back as the same double, always with a '.'
+ * (YAML 1.1 readers take "1e+20" for a string). */
+static void real_text(double d, char *out, size_t len) {
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(out, len, "%.*g", prec, d);
+    if (strtod(out, NULL) == d) break;
+  }
+  if (strpbrk(out, ".in")) return; /* has a point, or is inf/nan (JSON has neither) */
+  char *e = strchr(out, 'e');
+  char tail[32];
+  snprintf(tail, sizeof tail, "%s", e ? e : "");
+  size_t head = e ? (size_t)(e - out) : strlen(out);
+  snprintf(out + head, len - head, ".0%s", tail);
+}
+
+static int emit_value(yaml_emitter_t *em, const json_t *v, int depth) {
+  yaml_event_t ev;
+  char num[64];
+  if (depth > 512) return -1;
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: {
+    const char *k;
+    json_t *x;
+    yaml_mapping_style_t st = json_object_size(v) ? YAML_BLOCK_MAPPING_STYLE
+                                                  : YAML_FLOW_MAPPING_STYLE;
+    if (emit_event(em, &ev, yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, st)) != 0)
+      return -1;
+    /* Insertion order: the order of the stored JSON, as `-o json` prints. */
+    json_object_foreach((json_t *)v, k, x) {
+      if (emit_scalar(em, k, strlen(k), 1) != 0 || emit_value(em, x, depth + 1) != 0)
+        return -1;
+    }
+    return emit_event(em, &ev, yaml_mapping_end_event_initialize(&ev));
+  }
+  case JSON_ARRAY: {
+    size_t i;
+    json_t *x;
+    yaml_sequence_style_t st = json_array_size(v) ? YAML_BLOCK_SEQUENCE_STYLE
+                                                  : YAML_FLOW_SEQUENCE_STYLE;
+    if (emit_event(em, &ev, yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, st)) != 0)
+      return -1;
+    json_array_foreach(v, i, x) {
+      if (emit_value(em, x, depth + 1) != 0) return -1;
+    }
+    return emit_event(em, &ev, yaml_sequence_end_event_initialize(&ev));
+  }
+  case JSON_STRING:
+    return emit_scalar(em, json_string_value(v), json_string_length(v), 1);
+  case JSON_INTEGER:
+    snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return emit_scalar(em, num, strlen(num), 0);
+  case JSON_REAL:
+    real_text(json_real_value(v), num, sizeof num);
+    return emit_scalar(em, num, strlen(num), 0);
+  case JSON_TRUE: return emit_scalar(em, "true", 4, 0);
+  case JSON_FALSE: return emit_scalar(em, "false", 5, 0);
+  case JSON_NULL: return emit_scalar(em, "null", 4, 0);
+  }
+  return -1;
+}
+
+static int yaml_out(void *data, unsigned char *p, size_t n) {
+  return wf_buf_append(data, p, n) == 0;
+}
+
+char *wf_cli_yaml_dump(const json_t *v) {
+  yaml_emitter_t em;
+  yaml_event_t ev;
+  wf_buf_t b;
+  char *out = NULL;
+  if (!v || !yaml_emitter_initialize(&em)) return NULL;
+  wf_buf_init(&b, 1u << 30);
+  yaml_emitter_set_output(&em, yaml_out, &b);
+  yaml_emitter_set_unicode(&em, 1);
+  yaml_emitter_set_indent(&em, 2);
+  yaml_emitter_set_width(&em, -1);  /* never fold long lines */
+  if (emit_event(&em, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING)) != 0 ||
+      emit_event(&em, &ev, yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1)) != 0 ||
+      emit_value(&em, v, 0) != 0 ||
+      emit_event(&em, &ev, yaml_document_end_event_initialize(&ev, 1)) != 0 ||
+      emit_event(&em, &ev, yaml_stream_end_event_initialize(&ev)) != 0 ||
+      !yaml_emitter_flush(&em))
+    goto out;
+  out = wf_strndup(b.data ? b.data : "", b.len);
+out:
+  yaml_emitter_delete(&em);
+  wf_buf_finish(&b);
+  return out;
+}
+
+/* ---- describe: the model and its text (pure, unit-tested) ------------------------------- */
+
+static const char *const secret_text = WF_MASK_TEXT;
+
+/* Secret as the node decides it (engine.c build_mask): the name matches a
+ * --mask-params glob, or the action marks the run param secret. */
+static int param_secret(const Wf__Action *a, const char *globs, const char *name) {
+  if (globs && globs[0] && wf_mask_name_matches(globs, name)) return 1;
+  for (size_t k = 0; a && k < a->n_run_params; k++)
+    if (a->run_params[k]->secret && a->run_params[k]->key_name &&
+        strcmp(a->run_params[k]->key_name, name) == 0)
+      return 1;
+  return 0;
+}
+
+/* Where a merged param's value came from (later wins, as in the merge). */
+static const char *param_from(const Wf__Step *st, const Wf__Pipeline *p, const char *key) {
+  for (size_t i = 0; i < st->n_with; i++)
+    if (strcmp(st->with[i]->key, key) == 0) return "step";
+  for (size_t i = 0; p && i < p->n_with; i++)
+    if (strcmp(p->with[i]->key, key) == 0) return "pipeline";
+  return "action default";
+}
+
+static int64_t jint(const json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+static void note(json_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(json_t *m, const char *fmt, ...) {
+  va_list ap;
+  char buf[1024];
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  json_array_append_new(json_object_get(m, "notes"), json_string(buf));
+}
+
+static void set_ms(json_t *o, const char *key, int64_t v) {
+  if (v > 0) json_object_set_new(o, key, json_integer(v));
+}
+
+json_t *wf_cli_describe(const json_t *step, const json_t *action, const json_t *pipeline,
+                        const char *mask_globs, int64_t now_ms) {
+  char err[512];
+  Wf__Action empty_action = WF__ACTION__INIT;
+  Wf__Step *st = NULL;
+  Wf__Action *a = NULL;
+  Wf__Pipeline *p = NULL;
+  json_t *m = json_object();
+  char *status = status_name(step);
+  json_object_set_new(m, "key", json_string(jstr(step, "key")));
+  json_object_set_new(m, "status", json_string(status));
+  json_object_set_new(m, "node", json_string(step_node(step)));
+  json_object_set_new(m, "action", json_string(jstr(step, "action")));
+  json_object_set_new(m, "notes", json_array());
+
+  st = (Wf__Step *)wf_codec_decode(&wf__step__descriptor, step, 0, err, sizeof err);
+  if (!st) note(m, "the step does not decode (%s): params not merged", err);
+  if (action) {
+    a = (Wf__Action *)wf_codec_decode(&wf__action__descriptor, action, 0, err, sizeof err);
+    if (!a) note(m, "action %s is invalid (%s)", jstr(step, "action"), err);
+  } else {
+    note(m, "action %s is not in etcd (a node may have it in its --actions-dir): its "
+         "defaults and secret flags are not known here", jstr(step, "action"));
+  }
+  if (a) {
+    const char *rt = wf_enum_name(&wf__runner__type__descriptor, a->runner_type);
+    json_object_set_new(m, "runner", json_string(rt ? rt : "UNKNOWN"));
+  }
+  /* Pipeline steps (create_type PIPELINE, the zero value) take the
+   * pipeline's `with` too; the caller read it, or found nothing. */
+  if (st && st->create_type == WF__STEP__CREATE__BY__PIPELINE) {
+    if (pipeline) {
+      p = (Wf__Pipeline *)wf_codec_decode(&wf__pipeline__descriptor, pipeline, 0, err,
+                                          sizeof err);
+      if (!p) note(m, "pipeline %s/%s is invalid (%s)", st->namespace_, st->pipeline_id, err);
+    } else {
+      note(m, "pipeline %s/%s not found: the node would fail this step", st->namespace_,
+           st->pipeline_id);
+    }
+  }
+
+  /* The stored step, every field, with secret `with` values hidden. */
+  json_t *shown = json_deep_copy(step);
+  json_t *with = json_object_get(shown, "with");
+  const char *k;
+  json_t *x;
+  json_object_foreach(with, k, x) {
+    if (param_secret(a, mask_globs, k)) json_object_set_new(with, k, json_string(secret_text));
+  }
+  json_object_set_new(m, "step", shown);
+
+  if (st) {
+    wf_params_t params;
+    char *perr = NULL;
+    wf_params_init(&params);
+    wf_params_merge(a ? a : &empty_action, p, st, &params, &perr);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < params.n; i++) {
+      const char *name = params.kv[i].key;
+      int secret = param_secret(a, mask_globs, name);
+      json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:b}", "name", name, "value",
+                                           secret ? secret_text : params.kv[i].value, "from",
+                                           param_from(st, p, name), "secret", secret));
+    }
+    json_object_set_new(m, "params", arr);
+    if (perr) json_object_set_new(m, "params_error", json_string(perr));
+    free(perr);
+    wf_params_finish(&params);
+  }
+
+  /* Timeline: the stored times (Unix ms) and the spans between them. */
+  json_t *tl = json_object();
+  const json_t *sj = json_object_get(step, "status");
+  int64_t created = st ? st->create_at : jint(step, "create_at");
+  int64_t updated = st ? st->update_at : jint(step, "update_at");
+  int64_t started = st && st->status ? st->status->start_at : jint(sj, "start_at");
+  int64_t ended = st && st->status ? st->status->end_at : jint(sj, "end_at");
+  set_ms(tl, "create_at", created);
+  set_ms(tl, "start_at", started);
+  set_ms(tl, "end_at", ended);
+  set_ms(tl, "update_at", updated);
+  if (created > 0 && started >= created) set_ms(tl, "waited_ms", started - created);
+  if (started > 0 && ended >= started) set_ms(tl, "ran_ms", ended - started);
+  else if (started > 0 && ended <= 0 && !status_complete(status) && now_ms >= started)
+    set_ms(tl, "running_ms", now_ms - started);
+  json_object_set_new(m, "timeline", tl);
+
+  free(status);
+  wf_codec_free((ProtobufCMessage *)st);
+  wf_codec_free((ProtobufCMessage *)a);
+  wf_codec_free((ProtobufCMessage *)p);
+  return m;
+}
+
+/* "850ms", "12.3s", "4m05s", "2h03m", "3d04h". */
+static void fmt_duration(int64_t ms, char *out, size_t len) {
+  int64_t s = ms / 1000;
+  if (ms < 1000) snprintf(out, len, "%lldms", (long long)ms);
+  else if (ms < 60000) snprintf(out, len, "%.1fs", (double)ms / 1000.0);
+  else if (s < 3600) snprintf(out, len, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+  else if (s < 86400)
+    snprintf(out, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+  else snprintf(out, len, "%lldd%02lldh", (long long)(s / 86400), (long long)(s / 3600 % 24));
+}
+
+/* Local time with milliseconds and the zone's name. */
+static void fmt_local(int64_t ms, char *out, size_t len) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  char a[32], z[16];
+  localtime_r(&t, &tm);
+  strftime(a, sizeof a, "%Y-%m-%d %H:%M:%S", &tm);
+  strftime(z, sizeof z, "%Z", &tm);
+  snprintf(out, len, "%s.%03d %s", a, (int)(ms % 1000), z);
+}
+
+/* One line of text for a table cell or a header: no control characters. */
+static void put_clean(wf_buf_t *b, const char *s, size_t max) {
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n && i < max; i++)
+    wf_buf_printf(b, "%c", (unsigned char)s[i] < 0x20 ? ' ' : s[i]);
+  if (n > max) wf_buf_printf(b, "...");
+}
+
+char *wf_cli_describe_text(const json_t *m) {
+  wf_buf_t b;
+  wf_buf_init(&b, 1u << 30);
+  const char *node = jstr(m, "node");
+  wf_buf_printf(&b, "Step:     %s\nStatus:   %s%s%s\nAction:   %s", jstr(m, "key"),
+                jstr(m, "status"), node[0] ? " on " : "", node, jstr(m, "action"));
+  if (jstr(m, "runner")[0]) wf_buf_printf(&b, " (%s runner)", jstr(m, "runner"));
+  wf_buf_printf(&b, "\n");
+  size_t i;
+  json_t *x;
+  json_array_foreach(json_object_get(m, "notes"), i, x) {
+    wf_buf_printf(&b, "Note:     %s\n", json_string_value(x));
+  }
+
+  /* Every field, as YAML, indented under its heading. */
+  wf_buf_printf(&b, "\nFields:\n");
+  char *y = wf_cli_yaml_dump(json_object_get(m, "step"));
+  for (const char *line = y; line && *line;) {
+    const char *nl = strchr(line, '\n');
+    size_t n = nl ? (size_t)(nl - line) : strlen(line);
+    wf_buf_printf(&b, "  %.*s\n", (int)n, line);
+    line += n + (nl ? 1 : 0);
+  }
+  free(y);
+
+  wf_buf_printf(&b, "\nParams (action defaults < pipeline with < step with):\n");
+  json_t *params = json_object_get(m, "params");
+  if (!params) {
+    wf_buf_printf(&b, "  (not merged)\n");
+  } else if (json_array_size(params) == 0) {
+    wf_buf_printf(&b, "  (none)\n");
+  } else {
+    size_t wn = 4, wv = 5;
+    json_array_foreach(params, i, x) {
+      size_t ln = strlen(jstr(x, "name")), lv = strlen(jstr(x, "value"));
+      if (ln > wn) wn = ln;
+      if (lv > wv) wv = lv > MAX_CELL ? MAX_CELL + 3 : lv;
+    }
+    wf_buf_printf(&b, "  %-*s   %-*s   %s\n", (int)wn, "NAME", (int)wv, "VALUE", "FROM");
+    json_array_foreach(params, i, x) {
+      wf_buf_t cell;
+      wf_buf_init(&cell, 4096);
+      put_clean(&cell, jstr(x, "value"), MAX_CELL);
+      wf_buf_printf(&b, "  %-*s   %-*s   %s\n", (int)wn, jstr(x, "name"), (int)wv,
+                    cell.data ? cell.data : "", jstr(x, "from"));
+      wf_buf_finish(&cell);
+    }
+  }
+  if (jstr(m, "params_error")[0]) wf_buf_printf(&b, "  error: %s\n", jstr(m, "params_error"));
+
+  wf_buf_printf(&b, "\nTimeline (local time):\n");
+  const json_t *tl = json_object_get(m, "timeline");
+  static const char *const rows[][3] = {
+      {"created", "create_at", NULL}, {"started", "start_at", "waited_ms"},
+      {"ended", "end_at", "ran_ms"}, {"updated", "update_at", NULL},
+  };
+  for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+    int64_t at = jint(tl, rows[r][1]);
+    char when[64] = "-", span[32];
+    if (at > 0) fmt_local(at, when, sizeof when);
+    wf_buf_printf(&b, "  %-9s %s", rows[r][0], when);
+    const char *sk = rows[r][2];
+    if (sk && json_object_get(tl, sk)) {
+      fmt_duration(jint(tl, sk), span, sizeof span);
+      wf_buf_printf(&b, "   (%s %s)", strcmp(sk, "ran_ms") == 0 ? "ran" : "waited", span);
+    } else if (r == 2 && json_object_get(tl, "running_ms")) {
+      fmt_duration(jint(tl, "running_ms"), span, sizeof span);
+      wf_buf_printf(&b, "   (running for %s)", span);
+    }
+    wf_buf_printf(&b, "\n");
+  }
+  char *out = wf_strndup(b.data ? b.data : "", b.len);
+  wf_buf_finish(&b);
+  return out;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------- */
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
@@ -468,8 +857,8 @@ static json_t *parse_step(ctl_t *c, const wf_etcd_kv_t *kv) {
   json_error_t je;
   json_t *s = json_loadb(kv->value, kv->value_len, 0, &je);
   if (!json_is_object(s)) {
-    fprintf(stderr, "wfctl: step \"%s\": stored value is not a JSON object (%s)\n",
-            c->step_key, s ? "wrong type" : je.text);
+    fprintf(stderr, "wfctl: step \"%s\": stored value is not a JSON object (%s) (etcd %s)\n",
+            c->step_key, s ? "wrong type" : je.text, endpoint(c));
     json_decref(s);
     return NULL;
   }
@@ -594,7 +983,7 @@ static void logs_on_step(ctl_t *c, int err, const wf_etcd_kv_t *kv) {
   }
   if (!kv) {
     if (c->tick_on) {
-      fprintf(stderr, "wfctl: step \"%s\" was deleted\n", c->step_key);
+      fprintf(stderr, "wfctl: step \"%s\" was deleted (etcd %s)\n", c->step_key, endpoint(c));
       logs_end(c, 1);
     } else {
       step_not_found(c);
@@ -615,8 +1004,8 @@ static void logs_on_step(ctl_t *c, int err, const wf_etcd_kv_t *kv) {
 
   if (!c->follow) {
     if (!c->log_path) {
-      fprintf(stderr, "wfctl: step \"%s\" has no log yet (status %s)\n", c->step_key,
-              c->last_status);
+      fprintf(stderr, "wfctl: step \"%s\" has no log yet (status %s) (etcd %s)\n", c->step_key,
+              c->last_status, endpoint(c));
       finish(c, 1);
       return;
     }
@@ -642,7 +1031,7 @@ static void run_on_events(wf_etcd_watch_t *w, const wf_etcd_event_t *ev, size_t 
     if (strcmp(ev[i].kv.key, c->etcd_key) != 0) continue;  /* a longer key, same prefix */
     if (ev[i].type == WF_ETCD_DELETE) {
       tail_drain(c);
-      fprintf(stderr, "wfctl: step %s was deleted\n", c->step_key);
+      fprintf(stderr, "wfctl: step %s was deleted (etcd %s)\n", c->step_key, endpoint(c));
       finish(c, 1);
       return;
     }
@@ -687,7 +1076,7 @@ static void run_on_reread(ctl_t *c, int err, const wf_etcd_kv_t *kv) {
   }
   if (!kv) {
     tail_drain(c);
-    fprintf(stderr, "wfctl: step %s was deleted\n", c->step_key);
+    fprintf(stderr, "wfctl: step %s was deleted (etcd %s)\n", c->step_key, endpoint(c));
     finish(c, 1);
     return;
   }
@@ -910,6 +1299,95 @@ static int run_start(ctl_t *c) {
   return 0;
 }
 
+/* ---- describe ------------------------------------------------------------------------------ */
+
+/* A stored value for the describe model: the JSON, or a string (which the
+ * codec refuses, so the model notes the object as invalid). */
+static json_t *load_stored(const wf_etcd_kv_t *kv) {
+  json_t *v = json_loadb(kv->value, kv->value_len, 0, NULL);
+  return v ? v : json_string("(not JSON)");
+}
+
+static void describe_render(ctl_t *c) {
+  json_t *m = wf_cli_describe(c->d_step, c->d_action, c->d_pipeline, c->mask_params,
+                              wf_now_ms());
+  char *s = c->out == OUT_JSON   ? json_dumps(m, JSON_INDENT(2))
+            : c->out == OUT_YAML ? wf_cli_yaml_dump(m)
+                                 : wf_cli_describe_text(m);
+  json_decref(m);
+  if (!s) {
+    fprintf(stderr, "wfctl: step \"%s\": cannot format it\n", c->step_key);
+    finish(c, 1);
+    return;
+  }
+  printf("%s%s", s, c->out == OUT_JSON ? "\n" : "");
+  free(s);
+  finish(c, 0);
+}
+
+static void describe_on_pipeline(ctl_t *c, int err, const wf_etcd_kv_t *kv) {
+  if (err) {
+    char what[600];
+    snprintf(what, sizeof what, "reading the pipeline of step \"%s\"", c->step_key);
+    etcd_fail(c, what, err);
+    finish(c, 1);
+    return;
+  }
+  if (kv) c->d_pipeline = load_stored(kv);
+  describe_render(c);
+}
+
+static void describe_on_action(ctl_t *c, int err, const wf_etcd_kv_t *kv) {
+  if (err) {
+    char what[600];
+    snprintf(what, sizeof what, "reading action \"%s\" of step \"%s\"",
+             jstr(c->d_step, "action"), c->step_key);
+    etcd_fail(c, what, err);
+    finish(c, 1);
+    return;
+  }
+  if (kv) c->d_action = load_stored(kv);
+  /* Pipeline steps merge the pipeline's `with` too (as engine.c does). */
+  Wf__Step *st = (Wf__Step *)wf_codec_decode(&wf__step__descriptor, c->d_step, 0, NULL, 0);
+  if (st && st->create_type == WF__STEP__CREATE__BY__PIPELINE) {
+    char *key = wf_asprintf("%s/workflow/pipelines/%s/%s", c->prefix, st->namespace_,
+                            st->pipeline_id);
+    wf_codec_free((ProtobufCMessage *)st);
+    read_key(c, key, describe_on_pipeline);
+    free(key);
+    return;
+  }
+  wf_codec_free((ProtobufCMessage *)st);
+  describe_render(c);
+}
+
+static void describe_on_step(ctl_t *c, int err, const wf_etcd_kv_t *kv) {
+  if (err) {
+    char what[300];
+    snprintf(what, sizeof what, "reading step \"%s\"", c->step_key);
+    etcd_fail(c, what, err);
+    finish(c, 1);
+    return;
+  }
+  if (!kv) {
+    step_not_found(c);
+    finish(c, 1);
+    return;
+  }
+  c->d_step = parse_step(c, kv);
+  if (!c->d_step) {
+    finish(c, 1);
+    return;
+  }
+  char *name, *version;
+  wf_action_ref_split(jstr(c->d_step, "action"), &name, &version);
+  char *key = wf_asprintf("%s/workflow/actions/%s@%s", c->prefix, name, version);
+  free(name);
+  free(version);
+  read_key(c, key, describe_on_action);
+  free(key);
+}
+
 /* ---- get ----------------------------------------------------------------------------------- */
 
 static const char *kind_word(enum get_kind k) {
@@ -935,23 +1413,48 @@ static void fmt_time(int64_t ms, char *out, size_t len) {
   strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* One object in a machine-readable form: a JSON line, a YAML document, or
+ * its name as `get NAME` and the other commands take it. */
+static void get_emit(ctl_t *c, const json_t *o, const char *last) {
+  char *s = NULL;
+  switch (c->out) {
+  case OUT_JSON:
+    s = json_dumps(o, JSON_COMPACT);
+    if (s) printf("%s\n", s);
+    break;
+  case OUT_YAML:
+    s = wf_cli_yaml_dump(o);
+    if (s) printf("%s%s", c->nprinted ? "---\n" : "", s);
+    break;
+  case OUT_NAME:
+    /* An action's key ends in name@version; a step's and node's in their
+     * name, which the stored object normally repeats. */
+    if (c->gk == GET_STEPS && jstr(o, "key")[0]) printf("%s\n", jstr(o, "key"));
+    else if (c->gk == GET_NODES && jstr(o, "instance_name")[0])
+      printf("%s\n", jstr(o, "instance_name"));
+    else printf("%s\n", last);
+    break;
+  case OUT_TABLE: break;
+  }
+  free(s);
+  c->nprinted++;
+}
+
 static void get_row(ctl_t *c, const wf_etcd_kv_t *kv) {
   json_error_t je;
   json_t *o = json_loadb(kv->value, kv->value_len, 0, &je);
   if (!json_is_object(o)) {
-    fprintf(stderr, "wfctl: skipping %s: not a JSON object\n", kv->key);
-    json_decref(o);
-    return;
-  }
-  if (c->json_out) {
-    char *s = json_dumps(o, JSON_COMPACT);
-    printf("%s\n", s);
-    free(s);
+    fprintf(stderr, "wfctl: skipping %s: not a JSON object (etcd %s)\n", kv->key, endpoint(c));
     json_decref(o);
     return;
   }
   const char *last = strrchr(kv->key, '/');
   last = last ? last + 1 : kv->key;
+  if (c->out != OUT_TABLE) {
+    get_emit(c, o, last);
+    json_decref(o);
+    return;
+  }
   switch (c->gk) {
   case GET_STEPS: {
     char *st = status_name(o);
@@ -1001,7 +1504,7 @@ static void get_print(ctl_t *c) {
       {"NAME", "VERSION", "RUNNER", "DESCRIPTION", NULL},
       {"NAME", "ADDRESS", "VERSION", "ONLINE", NULL},
   };
-  if (c->json_out) return;
+  if (c->out != OUT_TABLE) return;
   size_t nrows = c->ncells / c->ncols;
   if (nrows == 0) {
     if (!c->missing) fprintf(stderr, "wfctl: no %ss found\n", kind_word(c->gk));
@@ -1195,7 +1698,7 @@ typedef struct flag_s {
 } flag_t;
 
 enum { F_ETCD, F_PREFIX, F_HELP, F_FILE, F_NODE, F_OUTPUT, F_FOLLOW, F_LOGROOT, F_WITH,
-       F_TIMEOUT };
+       F_TIMEOUT, F_MASK };
 
 static const flag_t global_flags[] = {
     {"--etcd", NULL, 1, F_ETCD}, {"--prefix", NULL, 1, F_PREFIX},
@@ -1206,6 +1709,9 @@ static const flag_t apply_flags[] = {
     {NULL, NULL, 0, 0},
 };
 static const flag_t get_flags[] = {{"--output", "-o", 1, F_OUTPUT}, {NULL, NULL, 0, 0}};
+static const flag_t describe_flags[] = {
+    {"--output", "-o", 1, F_OUTPUT}, {"--mask-params", NULL, 1, F_MASK}, {NULL, NULL, 0, 0},
+};
 static const flag_t logs_flags[] = {
     {"--follow", "-f", 0, F_FOLLOW}, {"--log-root", NULL, 1, F_LOGROOT}, {NULL, NULL, 0, 0},
 };
@@ -1264,11 +1770,8 @@ static int set_flag(ctl_t *c, const flag_t *f, const char *v, const char **etcd_
   case F_NODE: c->node = v; break;
   case F_FOLLOW: c->follow = 1; break;
   case F_LOGROOT: c->log_root = v; break;
-  case F_OUTPUT:
-    if (strcmp(v, "json") == 0) c->json_out = 1;
-    else if (strcmp(v, "table") == 0) c->json_out = 0;
-    else return usage_error("-o: \"%s\" is not json or table", v);
-    break;
+  case F_OUTPUT: c->out_arg = v; break;  /* checked with the command */
+  case F_MASK: c->mask_params = v; break;
   case F_TIMEOUT:
     if (parse_uint_arg(v, 31536000u, &c->timeout) != 0)
       return usage_error("--timeout: \"%s\" is not a whole number of seconds", v);
@@ -1305,6 +1808,9 @@ static void ctl_finish(ctl_t *c) {
   free(c->log_path);
   free(c->open_error);
   free(c->prefix);
+  json_decref(c->d_step);
+  json_decref(c->d_action);
+  json_decref(c->d_pipeline);
   wf_argv_free(c->endpoints);
   json_decref(c->with);
   if (c->fd >= 0) close(c->fd);
@@ -1340,6 +1846,7 @@ static int parse_args(ctl_t *c, int argc, char **argv) {
       else if (strcmp(cmdword, "logs") == 0) c->cmd = CMD_LOGS, cmd_flags = logs_flags;
       else if (strcmp(cmdword, "cancel") == 0) c->cmd = CMD_CANCEL;
       else if (strcmp(cmdword, "run") == 0) c->cmd = CMD_RUN, cmd_flags = run_flags;
+      else if (strcmp(cmdword, "describe") == 0) c->cmd = CMD_DESCRIBE, cmd_flags = describe_flags;
       else if (strcmp(cmdword, "version") == 0 || strcmp(cmdword, "help") == 0) {
         /* handled below */
       } else {
@@ -1371,6 +1878,19 @@ static int parse_args(ctl_t *c, int argc, char **argv) {
     return EXIT_USAGE;
   }
   c->prefix = wf_strdup(p);
+  if (!c->mask_params) c->mask_params = env_or("WORKFLOW_MASK_PARAMS", DEFAULT_MASK);
+  if (c->out_arg) {
+    /* get: table|json|yaml|name; describe: text|json|yaml. */
+    const char *o = c->out_arg;
+    int is_get = c->cmd == CMD_GET;
+    if (strcmp(o, "json") == 0) c->out = OUT_JSON;
+    else if (strcmp(o, "yaml") == 0) c->out = OUT_YAML;
+    else if (is_get && strcmp(o, "name") == 0) c->out = OUT_NAME;
+    else if (strcmp(o, is_get ? "table" : "text") == 0) c->out = OUT_TABLE;
+    else
+      return usage_error(is_get ? "-o: \"%s\" is not table, json, yaml or name"
+                                : "-o: \"%s\" is not text, json or yaml", o);
+  }
 
   switch (c->cmd) {
   case CMD_APPLY:
@@ -1392,6 +1912,7 @@ static int parse_args(ctl_t *c, int argc, char **argv) {
     break;
   case CMD_LOGS:
   case CMD_CANCEL:
+  case CMD_DESCRIBE:
     if (c->npos != 1) return usage_error("%s: expects one STEP_KEY", cmdword);
     if (!wf_cli_name_ok(c->pos[0]))
       return usage_error("\"%s\" is not a valid step key", c->pos[0]);
@@ -1434,6 +1955,7 @@ int wf_wfctl_main(int argc, char **argv) {
     case CMD_GET: get_start(&c); break;
     case CMD_LOGS: read_key(&c, c.etcd_key, logs_on_step); break;
     case CMD_CANCEL: read_key(&c, c.etcd_key, cancel_on_read); break;
+    case CMD_DESCRIBE: read_key(&c, c.etcd_key, describe_on_step); break;
     case CMD_RUN:
       if (run_start(&c) != 0) finish(&c, 1);
       break;

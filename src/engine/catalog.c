@@ -2,9 +2,11 @@
  * catalog: the actions a node can run, by "name@version" (see
  * engine-internal.h).  The etcd part rides on an informer over
  * P/workflow/actions/; each value is decoded once when it changes, not per
- * step.  The --actions-dir part is read once, synchronously, at start-up
- * (before the loop runs), so a broken file stops the agent with a clear
- * message instead of failing steps later.
+ * step.  The --actions-dir part is read synchronously at start-up (before
+ * the loop runs), so a broken file stops the agent with a clear message
+ * instead of failing steps later.  On SIGHUP the node reads the dir again
+ * off the loop (wf__catalog_dir_load on the threadpool) and swaps the new set
+ * in whole; a broken file then keeps the old set.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -78,7 +80,14 @@ static void on_synced(wf_informer_t *inf, int first, void *data) {
   }
 }
 
-static int load_dir(wf_catalog_t *c, const char *dir, char *err, size_t errlen) {
+/* A set of --actions-dir actions, loaded apart from any catalog. */
+struct wf_engine_actions_s {
+  wf_map_t map;  /* ref -> Wf__Action* */
+};
+
+/* Reads every action file of dir into m (ref -> Wf__Action*).  Touches
+ * nothing but m, so it may run on a threadpool thread. */
+static int load_dir(wf_map_t *m, const char *dir, char *err, size_t errlen) {
   DIR *d = opendir(dir);
   if (!d) {
     snprintf(err, errlen, "--actions-dir %s: %s", dir, strerror(errno));
@@ -118,7 +127,7 @@ static int load_dir(wf_catalog_t *c, const char *dir, char *err, size_t errlen) 
         rc = -1;
       } else {
         char *ref = wf_asprintf("%s@%s", a->name, a->version);
-        wf_codec_free(wf_map_put(&c->dir_actions, ref, a));
+        wf_codec_free(wf_map_put(m, ref, a));
         free(ref);
       }
     }
@@ -138,7 +147,7 @@ wf_catalog_t *wf__catalog_create(uv_loop_t *loop, wf_etcd_t *etcd, const char *p
   wf_map_init(&c->dir_actions);
   c->on_synced = synced_cb;
   c->data = data;
-  if (dir && load_dir(c, dir, err, errlen) != 0) {
+  if (dir && load_dir(&c->dir_actions, dir, err, errlen) != 0) {
     free_actions(&c->dir_actions);
     free(c);
     return NULL;
@@ -152,6 +161,31 @@ wf_catalog_t *wf__catalog_create(uv_loop_t *loop, wf_etcd_t *etcd, const char *p
 }
 
 void wf__catalog_start(wf_catalog_t *c) { wf_informer_start(c->inf); }
+
+wf_engine_actions_t *wf__catalog_dir_load(const char *dir, char *err, size_t errlen) {
+  wf_engine_actions_t *a = wf_calloc(1, sizeof *a);
+  wf_map_init(&a->map);
+  if (dir && load_dir(&a->map, dir, err, errlen) != 0) {
+    wf__catalog_dir_free(a);
+    return NULL;
+  }
+  return a;
+}
+
+void wf__catalog_dir_free(wf_engine_actions_t *a) {
+  if (!a) return;
+  free_actions(&a->map);
+  free(a);
+}
+
+size_t wf__catalog_dir_swap(wf_catalog_t *c, wf_engine_actions_t *a) {
+  /* Jobs copy the action they resolve (engine.c action_copy), so no job
+   * holds a pointer into the set freed here. */
+  free_actions(&c->dir_actions);
+  c->dir_actions = a->map;
+  free(a);
+  return c->dir_actions.count;
+}
 
 const Wf__Action *wf__catalog_get(wf_catalog_t *c, const char *ref) {
   const Wf__Action *a = wf_map_get(&c->etcd_actions, ref);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "wf/codec.h"
+#include "wf/engine.h"
 #include "wf/etcd.h"
 
 /* ---- work queue ----------------------------------------------------------------
@@ -30,8 +31,8 @@ void wf__queue_close(wf_queue_t *q, void (*cb)(void *), void *data);
 /* ---- action catalog --------------------------------------------------------------
  * Actions by "name@version": the etcd catalog under P/workflow/actions/
  * (listed and watched through an informer) and the YAML/JSON files of
- * --actions-dir, loaded once at start-up.  An etcd action wins over a file
- * action of the same name@version. */
+ * --actions-dir, loaded at start-up and again on SIGHUP.  An etcd action
+ * wins over a file action of the same name@version. */
 typedef struct wf_catalog_s wf_catalog_t;
 /* dir may be NULL.  Returns NULL with err filled if the dir cannot be read
  * or a file in it is invalid (start-up error: the operator must fix it). */
@@ -40,6 +41,14 @@ wf_catalog_t *wf__catalog_create(uv_loop_t *loop, wf_etcd_t *etcd, const char *p
                                  void (*on_synced)(void *data), void *data, char *err,
                                  size_t errlen);
 void wf__catalog_start(wf_catalog_t *c);
+/* Reads the action files of dir (NULL: none) into a new set, for a reload.
+ * Blocking and pure (no loop, no catalog): safe on a threadpool thread.
+ * Returns NULL with err filled when the dir or a file in it is unusable. */
+wf_engine_actions_t *wf__catalog_dir_load(const char *dir, char *err, size_t errlen);
+void wf__catalog_dir_free(wf_engine_actions_t *a);  /* NULL is a no-op */
+/* Replaces the catalog's file actions with a's (a is consumed); returns how
+ * many there are now.  Pointers from wf__catalog_get die with the old set. */
+size_t wf__catalog_dir_swap(wf_catalog_t *c, wf_engine_actions_t *a);
 /* Borrowed; valid until the next loop iteration that handles an etcd event. */
 const Wf__Action *wf__catalog_get(wf_catalog_t *c, const char *ref);
 int wf__catalog_synced(const wf_catalog_t *c);

@@ -1325,3 +1325,32 @@ void wf_engine_set_observer(wf_engine_t *e, wf_engine_observe_cb cb, void *data)
   e->observe = cb;
   e->observe_data = data;
 }
+
+/* ---- reload (SIGHUP) -------------------------------------------------------------------------------- */
+
+wf_engine_actions_t *wf_engine_actions_load(const char *dir, char *err, size_t errlen) {
+  return wf__catalog_dir_load(dir, err, errlen);
+}
+
+void wf_engine_actions_free(wf_engine_actions_t *a) { wf__catalog_dir_free(a); }
+
+void wf_engine_reconfigure(wf_engine_t *e, const wf_engine_cfg_t *cfg,
+                           wf_engine_actions_t *actions) {
+  if (e->closing) {
+    wf__catalog_dir_free(actions);
+    return;
+  }
+  /* Read where a job starts (job_run, can_start), so running jobs keep the
+   * values they started with. */
+  e->max_parallel = cfg->max_parallel ? cfg->max_parallel : 16;
+  e->step_timeout_s = cfg->step_timeout_s;
+  e->stop_grace_s = cfg->stop_grace_s;
+  free(e->mask_params);
+  e->mask_params = wf_strdup(cfg->mask_params ? cfg->mask_params : "");
+  if (actions) {
+    size_t n = wf__catalog_dir_swap(e->catalog, actions);
+    wf_info(NULL, "actions dir reloaded: %zu actions from files", n);
+  }
+  /* More slots: start waiting steps now rather than at the next event. */
+  pump_waiting(e);
+}

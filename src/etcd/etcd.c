@@ -123,12 +123,15 @@ wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts) {
   e->nerr = wf_calloc(opts->nendpoints * WF__ETCD_NOPS, sizeof *e->nerr);
   wf_http_client_opts_t ho = {0};
   ho.connect_timeout_ms = e->connect_timeout_ms;
+  wf_http_tls_opts_t tls = {opts->tls_ca_file, opts->tls_cert_file, opts->tls_key_file};
+  ho.tls = &tls;  /* used by https:// endpoints only */
   for (size_t i = 0; i < opts->nendpoints; i++) {
     if (!opts->endpoints[i] || !*opts->endpoints[i]) continue;
     char *u = normalise_url(opts->endpoints[i]);
-    wf_http_client_t *c = wf_http_client_create(loop, u, &ho);
+    char why[512];
+    wf_http_client_t *c = wf_http_client_create_ex(loop, u, &ho, why, sizeof why);
     if (!c) {
-      wf_warn(NULL, "etcd: ignoring endpoint \"%s\": not a URL", opts->endpoints[i]);
+      wf_warn(NULL, "etcd: ignoring endpoint \"%s\": %s", opts->endpoints[i], why);
       free(u);
       continue;
     }

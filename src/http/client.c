@@ -1,7 +1,7 @@
 /*
  * http/client.c: the HTTP/1.1 client behind include/wf/http.h, on libuv and
- * llhttp.  It talks to one origin (TCP or a unix socket) and knows nothing of
- * etcd or Docker.
+ * llhttp.  It talks to one origin (TCP, TLS over TCP, or a unix socket) and
+ * knows nothing of etcd or Docker.
  *
  * Design (shaped after h2o's lib/common/http1client.c):
  *
@@ -50,10 +50,28 @@
  *   by the close, or a request still being written when the answer came are
  *   never pooled.
  *
+ * - TLS (https://, OpenSSL through tls.c): the socket is still a libuv
+ *   stream on this loop; OpenSSL sits between two memory BIOs.  Ciphertext
+ *   is read into a per-connection buffer (cbuf) and fed to OpenSSL, which
+ *   hands back plaintext into rbuf for llhttp, so everything above (pause,
+ *   drain, pooling) works on plaintext as before.  What OpenSSL queues for
+ *   the peer is copied into a heap write request per flush (tls_wreq_t,
+ *   freed in its callback) and uv_write'n; write_pending counts them.  The
+ *   handshake runs after the TCP connect while the connection is still
+ *   CONN_CONNECTING, under the same connect timer, and the request is
+ *   attached only once it completed.  While a user pause stops llhttp, the
+ *   ciphertext already read stays inside OpenSSL (tls_more) and the socket
+ *   is not read, so memory stays bounded by one read plus one record.
+ *   A connection closed in good health sends close_notify best-effort
+ *   (uv_try_write: nothing waits for it); the SSL object dies with the
+ *   connection, on every path, in conn_maybe_free.
+ *
  * - Errors: llhttp parse errors and a 101 are WF_EPROTO; head over
  *   max_header or buffered body over max_body are WF_ETOOBIG; a connection
- *   closed before the response ended is UV_EOF; the rest are libuv's codes.
- *   Zero in any client or request option means its documented default.
+ *   closed before the response ended is UV_EOF; a TLS failure is WF_ETLS
+ *   (reason in wf_http_client_last_error, logged once per new reason); the
+ *   rest are libuv's codes.  Zero in any client or request option means its
+ *   documented default.
  */
 #include "wf/http.h"
 
@@ -66,9 +84,14 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "tls-internal.h"
 #include "wf/util.h"
 
 #define READ_BUF_SIZE (64 * 1024)
+/* Ciphertext read per socket read on a TLS connection: one full record
+ * (16 KiB of payload plus header, MAC or tag and padding) per read. */
+#define CIPHER_BUF_SIZE (16 * 1024 + 512)
+#define TLS_ERR_LEN 256
 #define MAX_ADDRS 8
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_MAX_IDLE 4
@@ -102,10 +125,10 @@ static void list_remove(link_t *n) {
 }
 
 /* ---- types ---------------------------------------------------------------------- */
-enum origin_kind { ORIGIN_TCP, ORIGIN_UNIX };
+enum origin_kind { ORIGIN_TCP, ORIGIN_UNIX };  /* https is ORIGIN_TCP with tls set */
 
 enum conn_state {
-  CONN_CONNECTING, /* resolving or connecting, a request attached */
+  CONN_CONNECTING, /* resolving, connecting or in the TLS handshake, a request attached */
   CONN_ACTIVE,     /* request written (or being written), response being read */
   CONN_IDLE,       /* in the pool; read only to notice EOF */
   CONN_CLOSING,    /* uv_close issued; freed when the last handle reports closed */
@@ -113,7 +136,7 @@ enum conn_state {
 
 enum timer_mode {
   TM_NONE,
-  TM_CONNECT,  /* connect (and name resolution) deadline */
+  TM_CONNECT,  /* connect (name resolution, TLS handshake) deadline */
   TM_RESPONSE, /* no response byte for timeout_ms */
   TM_IDLE,     /* pooled connection unused for idle_close_ms */
   TM_DRAIN,    /* 0 ms: re-feed bytes kept while the request was paused */
@@ -139,6 +162,10 @@ struct wf_http_client_s {
   char *path;        /* unix socket path */
   int have_addr;     /* host is a literal: addr is ready, no DNS */
   struct sockaddr_storage addr;
+  int https;         /* the origin is https:// */
+  wf__tls_ctx_t *tls; /* https: CA, client certificate and key, loaded at create */
+  char tls_err[TLS_ERR_LEN];    /* wf_http_client_last_error */
+  char tls_logged[TLS_ERR_LEN]; /* last reason logged at warn: repeats go to debug */
 
   uint64_t connect_timeout_ms;
   unsigned max_idle;
@@ -174,7 +201,7 @@ struct conn_s {
   int open_handles;
   int io_inited;
   int gai_pending;
-  int write_pending;
+  int write_pending; /* uv_writes in flight (plain: at most one, wreq) */
   int reading;
   int in_feed;  /* llhttp is on the stack: pause/resume only set flags */
   uv_getaddrinfo_t gai;
@@ -183,6 +210,11 @@ struct conn_s {
   struct sockaddr_storage *addrs; /* resolved addresses, tried in order */
   size_t naddrs, addr_idx;
   unsigned served; /* responses completed here; > 0 means reused */
+
+  wf__tls_t *tls; /* https only, from the TCP connect on; freed with conn */
+  char *cbuf;     /* https: ciphertext read buffer (CIPHER_BUF_SIZE) */
+  int tls_more;   /* a pause stopped us reading plaintext out of OpenSSL */
+  int tls_dead;   /* the session or the socket failed: no close_notify */
 
   wf_http_req_t *req;
   llhttp_t parser;
@@ -301,6 +333,8 @@ static void conn_maybe_free(conn_t *conn) {
   if (conn->open_handles > 0 || conn->gai_pending) return;
   list_remove(&conn->link);
   free(conn->addrs);
+  wf__tls_destroy(conn->tls);
+  free(conn->cbuf);
   free(conn);
   c->nconns--;
   client_maybe_free(c);
@@ -336,6 +370,23 @@ static conn_t *conn_new(wf_http_client_t *c) {
   return conn;
 }
 
+/* Tells a TLS peer we are done (close_notify), best-effort: uv_try_write
+ * sends it now or never, so the close waits for nothing.  Not after a
+ * failure: the session or the socket is already gone then. */
+static void tls_close_notify(conn_t *conn) {
+  char buf[256];
+  size_t n;
+  uv_buf_t b;
+
+  if (!conn->tls || conn->tls_dead || !conn->io_inited) return;
+  wf__tls_shutdown(conn->tls);
+  n = wf__tls_out_pending(conn->tls);
+  if (n == 0 || n > sizeof(buf)) return;
+  n = wf__tls_out_take(conn->tls, buf, n);
+  b = uv_buf_init(buf, (unsigned)n);
+  (void)uv_try_write(&conn->io.stream, &b, 1);
+}
+
 /* Closes the connection; it must have no request attached.  Safe from any
  * callback: memory goes away in the handles' close callbacks. */
 static void conn_close(conn_t *conn) {
@@ -344,6 +395,7 @@ static void conn_close(conn_t *conn) {
     list_remove(&conn->pool_link);
     conn->client->npool--;
   }
+  tls_close_notify(conn);
   conn->state = CONN_CLOSING;
   conn->tmode = TM_NONE;
   if (conn->gai_pending) uv_cancel((uv_req_t *)&conn->gai);
@@ -378,6 +430,7 @@ static void pool_put(conn_t *conn) {
   conn->served++;
   conn->parser_paused = 0;
   conn->pend_len = conn->pend_off = 0;
+  conn->tls_more = 0;
   list_push_front(&c->pool, &conn->pool_link);
   c->npool++;
   while (c->npool > c->max_idle)
@@ -410,6 +463,8 @@ static void complete_req(conn_t *conn, int err) {
   wf_http_client_t *c = conn->client;
   int reuse = err == 0 && conn->keep_alive && !conn->write_pending && !c->closing && !req->fresh;
 
+  /* TLS works again: the next failure is news and is logged at warn. */
+  if (err == 0 && conn->tls) c->tls_logged[0] = '\0';
   detach(conn);
   queue_done(req, err);
   if (reuse)
@@ -632,6 +687,9 @@ static void feed(conn_t *conn, const char *p, size_t n) {
   }
   stop = llhttp_get_error_pos(&conn->parser);
   if (conn->res_complete) {
+    /* Bytes after the response belong to no request: such a connection is
+     * not reused.  (Over TLS, records still inside OpenSSL are looked at
+     * once the connection is pooled: see tls_pump.) */
     if (stop != p + n) conn->keep_alive = 0;
     complete_req(conn, 0);
     return;
@@ -664,14 +722,233 @@ static void on_eof(conn_t *conn, int err) {
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   conn_t *conn = h->data;
   (void)hint;
-  /* Reading is stopped while parser_paused, so the buffer is free here. */
-  *buf = uv_buf_init(conn->rbuf, sizeof(conn->rbuf));
+  /* Reading is stopped while parser_paused, so the buffer is free here.
+   * TLS reads ciphertext apart: rbuf then holds the plaintext OpenSSL
+   * hands out. */
+  if (conn->cbuf)
+    *buf = uv_buf_init(conn->cbuf, CIPHER_BUF_SIZE);
+  else
+    *buf = uv_buf_init(conn->rbuf, sizeof(conn->rbuf));
+}
+
+/* ---- TLS ---------------------------------------------------------------------------- */
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* One flush of what OpenSSL queued for the peer; owns its bytes (freed in
+ * on_tls_write, which libuv calls for every write, with UV_ECANCELED after
+ * uv_close, and before the close callback that frees the connection). */
+typedef struct tls_wreq_s {
+  uv_write_t req;
+  conn_t *conn;
+  char data[];
+} tls_wreq_t;
+
+static void on_tls_write(uv_write_t *w, int status) {
+  tls_wreq_t *wr = container_of(w, tls_wreq_t, req);
+  conn_t *conn = wr->conn;
+
+  free(wr);
+  conn->write_pending--;
+  if (conn->state == CONN_CLOSING) return;
+  if (status < 0) {
+    conn->tls_dead = 1;
+    conn_fail(conn, status); /* closes an idle one, fails a request */
+    return;
+  }
+  /* The response timeout counts from the end of a (possibly long) upload. */
+  if (conn->state == CONN_ACTIVE && conn->write_pending == 0 && !conn->in_feed)
+    update_read_state(conn);
+}
+
+/* Sends what OpenSSL queued (handshake flights, the request, alerts).
+ * Returns 0, or the uv_write error after the connection was failed with it. */
+static int tls_flush(conn_t *conn) {
+  tls_wreq_t *wr;
+  uv_buf_t b;
+  size_t n;
+  int r;
+
+  if (conn->state == CONN_CLOSING) return 0;
+  n = wf__tls_out_pending(conn->tls);
+  if (n == 0) return 0;
+  wr = wf_malloc(sizeof(*wr) + n);
+  wr->conn = conn;
+  n = wf__tls_out_take(conn->tls, wr->data, n);
+  b = uv_buf_init(wr->data, (unsigned)n);
+  r = uv_write(&wr->req, &conn->io.stream, &b, 1, on_tls_write);
+  if (r < 0) {
+    free(wr);
+    conn->tls_dead = 1;
+    conn_fail(conn, r);
+    return r;
+  }
+  conn->write_pending++;
+  return 0;
+}
+
+/* The TLS session failed (why: its reason): keep it for
+ * wf_http_client_last_error, log it, and fail the connection with WF_ETLS.
+ * Each new reason is logged once at warn; a repeat (every reconnect of a
+ * watch to a server that keeps refusing us) goes to debug until a request
+ * succeeds over TLS again. */
+static void tls_fail(conn_t *conn, const char *why) {
+  wf_http_client_t *c = conn->client;
+
+  conn->tls_dead = 1;
+  snprintf(c->tls_err, sizeof(c->tls_err), "%s", why);
+  if (!conn->req) {
+    wf_debug(NULL, "http %s: pooled connection dropped (%s)", c->origin, why);
+    conn_close(conn);
+    return;
+  }
+  if (strcmp(c->tls_logged, why) != 0) {
+    snprintf(c->tls_logged, sizeof(c->tls_logged), "%s", why);
+    wf_warn(NULL, "http %s: %s", c->origin, why);
+  } else {
+    wf_debug(NULL, "http %s: %s", c->origin, why);
+  }
+  conn_fail(conn, WF_ETLS);
+}
+
+/* A record arrived on a pooled connection: session tickets and key updates
+ * keep it usable; data, close_notify or an error do not. */
+static void tls_idle_read(conn_t *conn) {
+  ssize_t n = wf__tls_read(conn->tls, conn->rbuf, sizeof(conn->rbuf));
+
+  if (tls_flush(conn) != 0 || conn->state != CONN_IDLE) return;
+  if (n == 0) return;
+  conn->tls_dead = n < 0;
+  wf_debug(NULL, "http %s: pooled connection dropped (%s)", conn->client->origin,
+           n > 0 ? "unexpected bytes" : n == UV_EOF ? "close_notify" : wf__tls_error(conn->tls));
+  conn_close(conn);
+}
+
+/* Moves plaintext out of OpenSSL into llhttp until OpenSSL needs more
+ * ciphertext, the user pauses (tls_more: resumed through drain), or the
+ * response ends. */
+static void tls_pump(conn_t *conn) {
+  wf_http_req_t *req = conn->req;
+  ssize_t n;
+
+  conn->tls_more = 0;
+  for (;;) {
+    if (req->paused || conn->parser_paused) {
+      conn->tls_more = 1;
+      break;
+    }
+    n = wf__tls_read(conn->tls, conn->rbuf, sizeof(conn->rbuf));
+    if (n == 0) break;
+    if (n < 0) {
+      /* A fatal error may have queued an alert for the peer. */
+      if (tls_flush(conn) != 0) return;
+      if (n == UV_EOF) {
+        /* close_notify: a body delimited by the close ends here. */
+        conn->tls_dead = 1;
+        on_eof(conn, UV_EOF);
+      } else {
+        tls_fail(conn, wf__tls_error(conn->tls));
+      }
+      return;
+    }
+    conn->got_bytes = 1;
+    feed(conn, conn->rbuf, (size_t)n);
+    if (gone(conn, req)) break;
+  }
+  /* The response ended and the connection is pooled, but the same read
+   * brought more records (typically the server's close_notify right behind
+   * its answer): judge them now, as if they came while idle, rather than
+   * hand out a connection that is already closed. */
+  if (conn->state == CONN_IDLE && wf__tls_buffered(conn->tls)) {
+    tls_idle_read(conn);
+    return;
+  }
+  tls_flush(conn);
+}
+
+/* Advances the handshake; once it is done the request goes out. */
+static void tls_handshake_step(conn_t *conn) {
+  int r = wf__tls_handshake(conn->tls);
+
+  if (tls_flush(conn) != 0) return;
+  if (r == 1) return; /* more from the server; the connect timer still runs */
+  if (r < 0) {
+    tls_fail(conn, wf__tls_error(conn->tls));
+    return;
+  }
+  timer_disarm(conn);
+  wf_debug(NULL, "http %s: TLS session established", conn->client->origin);
+  attach(conn, conn->req);
+}
+
+static void tls_on_read(conn_t *conn, ssize_t nread, const uv_buf_t *buf) {
+  if (nread < 0) {
+    conn->tls_dead = 1;
+    if (conn->state == CONN_IDLE) {
+      wf_debug(NULL, "http %s: pooled connection dropped (%s)", conn->client->origin,
+               errstr((int)nread));
+      conn_close(conn);
+    } else if (conn->state == CONN_CONNECTING && nread == UV_EOF) {
+      /* Typically a server that does not speak TLS on this port, or one
+       * that refused our hello without an alert. */
+      tls_fail(conn, "TLS handshake failed: the server closed the connection");
+    } else if (conn->state == CONN_CONNECTING) {
+      conn_fail(conn, (int)nread);
+    } else {
+      on_eof(conn, (int)nread);
+    }
+    return;
+  }
+  if (wf__tls_feed(conn->tls, buf->base, (size_t)nread) < 0) {
+    tls_fail(conn, wf__tls_error(conn->tls));
+    return;
+  }
+  switch (conn->state) {
+    case CONN_CONNECTING:
+      tls_handshake_step(conn);
+      break;
+    case CONN_IDLE:
+      tls_idle_read(conn);
+      break;
+    case CONN_ACTIVE:
+      tls_pump(conn);
+      if (conn->state == CONN_ACTIVE) update_read_state(conn);
+      break;
+    case CONN_CLOSING:
+      break;
+  }
+}
+
+/* TCP is up on an https connection: start the session and its handshake.
+ * Reading starts now (update_read_state only reads for a request or the
+ * pool); the connect timer keeps running until the handshake is done. */
+static void tls_start(conn_t *conn) {
+  wf_http_client_t *c = conn->client;
+  char err[TLS_ERR_LEN];
+  int r;
+
+  conn->tls = wf__tls_create(c->tls, c->host, err, sizeof(err));
+  if (!conn->tls) {
+    tls_fail(conn, err);
+    return;
+  }
+  conn->cbuf = wf_malloc(CIPHER_BUF_SIZE);
+  r = uv_read_start(&conn->io.stream, on_alloc, on_read);
+  if (r < 0) {
+    conn_fail(conn, r);
+    return;
+  }
+  conn->reading = 1;
+  tls_handshake_step(conn);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   conn_t *conn = s->data;
 
   if (nread == 0 || conn->state == CONN_CLOSING) return;
+  if (conn->tls) {
+    tls_on_read(conn, nread, buf);
+    return;
+  }
   if (conn->state == CONN_IDLE) {
     /* EOF, an error or bytes nobody asked for: unusable either way. */
     wf_debug(NULL, "http %s: pooled connection dropped (%s)", conn->client->origin,
@@ -697,7 +974,7 @@ static void update_read_state(conn_t *conn) {
   if (conn->state == CONN_IDLE)
     want = 1;
   else if (conn->state == CONN_ACTIVE)
-    want = !req->paused && !conn->parser_paused;
+    want = !req->paused && !conn->parser_paused && !conn->tls_more;
   else
     return;
   if (want && !conn->reading) {
@@ -712,7 +989,7 @@ static void update_read_state(conn_t *conn) {
     conn->reading = 0;
   }
   if (conn->state != CONN_ACTIVE) return;
-  if (!req->paused && conn->parser_paused)
+  if (!req->paused && (conn->parser_paused || conn->tls_more))
     timer_arm(conn, TM_DRAIN, 0);
   else if (want && req->timeout_ms > 0)
     timer_arm(conn, TM_RESPONSE, req->timeout_ms);
@@ -721,12 +998,16 @@ static void update_read_state(conn_t *conn) {
 }
 
 static void drain(conn_t *conn) {
-  const char *p = conn->rbuf + conn->pend_off;
-  size_t n = conn->pend_len;
+  if (conn->parser_paused) {
+    const char *p = conn->rbuf + conn->pend_off;
+    size_t n = conn->pend_len;
 
-  conn->parser_paused = 0;
-  conn->pend_off = conn->pend_len = 0;
-  feed(conn, p, n);
+    conn->parser_paused = 0;
+    conn->pend_off = conn->pend_len = 0;
+    feed(conn, p, n);
+  }
+  /* Then the plaintext OpenSSL still holds from reads before the pause. */
+  if (conn->state == CONN_ACTIVE && conn->tls) tls_pump(conn);
   if (conn->state == CONN_ACTIVE) update_read_state(conn);
 }
 
@@ -755,7 +1036,7 @@ static void on_timer(uv_timer_t *t) {
 static void on_write(uv_write_t *w, int status) {
   conn_t *conn = container_of(w, conn_t, wreq);
 
-  conn->write_pending = 0;
+  conn->write_pending--;
   if (conn->state != CONN_ACTIVE) return;
   if (status < 0) {
     conn_fail(conn, status);
@@ -781,13 +1062,25 @@ static void attach(conn_t *conn, wf_http_req_t *req) {
   conn->head_bytes = conn->head_raw = conn->hdr_start = 0;
   conn->parser_paused = 0;
   conn->pend_off = conn->pend_len = 0;
+  conn->tls_more = 0;
+  if (conn->tls) {
+    /* Encrypted into OpenSSL's queue, then sent by tls_flush; the plain
+     * request stays in req->wbuf for a retry. */
+    if (wf__tls_write(conn->tls, req->wbuf, req->wlen) < 0) {
+      tls_fail(conn, wf__tls_error(conn->tls));
+      return;
+    }
+    if (tls_flush(conn) != 0) return;
+    update_read_state(conn);
+    return;
+  }
   b = uv_buf_init(req->wbuf, (unsigned)req->wlen);
   r = uv_write(&conn->wreq, &conn->io.stream, &b, 1, on_write);
   if (r < 0) {
     conn_fail(conn, r);
     return;
   }
-  conn->write_pending = 1;
+  conn->write_pending++;
   update_read_state(conn);
 }
 
@@ -810,8 +1103,12 @@ static void on_connect(uv_connect_t *cr, int status) {
     connect_failed(conn, status);
     return;
   }
-  timer_disarm(conn);
   if (conn->client->kind == ORIGIN_TCP) uv_tcp_nodelay(&conn->io.tcp, 1);
+  if (conn->client->tls) {
+    tls_start(conn);
+    return;
+  }
+  timer_disarm(conn);
   attach(conn, conn->req);
 }
 
@@ -936,8 +1233,14 @@ static int parse_origin(wf_http_client_t *c, const char *origin) {
     c->host_header = wf_strdup("localhost");
     return 0;
   }
-  if (strncasecmp(origin, "http://", 7) != 0) return -1;
-  auth = origin + 7;
+  if (strncasecmp(origin, "http://", 7) == 0) {
+    auth = origin + 7;
+  } else if (strncasecmp(origin, "https://", 8) == 0) {
+    auth = origin + 8;
+    c->https = 1;
+  } else {
+    return -1;
+  }
   end = auth + strlen(auth);
   if (end > auth && end[-1] == '/') end--;
   if (memchr(auth, '/', (size_t)(end - auth)) || memchr(auth, '@', (size_t)(end - auth)))
@@ -967,7 +1270,7 @@ static int parse_origin(wf_http_client_t *c, const char *origin) {
   if (port) {
     if (parse_port(port, portlen, c->port_str, sizeof(c->port_str)) < 0) return -1;
   } else {
-    strcpy(c->port_str, "80");
+    strcpy(c->port_str, c->https ? "443" : "80");
   }
   c->kind = ORIGIN_TCP;
   c->host = wf_strndup(host, hostlen);
@@ -982,6 +1285,7 @@ static int parse_origin(wf_http_client_t *c, const char *origin) {
 
 /* ---- public API --------------------------------------------------------------------- */
 static void client_free(wf_http_client_t *c) {
+  wf__tls_ctx_destroy(c->tls);
   free(c->origin);
   free(c->host);
   free(c->host_header);
@@ -1001,13 +1305,44 @@ static void client_maybe_free(wf_http_client_t *c) {
 
 wf_http_client_t *wf_http_client_create(uv_loop_t *loop, const char *origin,
                                         const wf_http_client_opts_t *opts) {
-  wf_http_client_t *c;
+  return wf_http_client_create_ex(loop, origin, opts, NULL, 0);
+}
 
-  if (!loop || !origin) return NULL;
+wf_http_client_t *wf_http_client_create_ex(uv_loop_t *loop, const char *origin,
+                                           const wf_http_client_opts_t *opts, char *err,
+                                           size_t errlen) {
+  wf_http_client_t *c;
+  char scratch[1];
+
+  if (!err || errlen == 0) {
+    err = scratch;
+    errlen = sizeof(scratch);
+  }
+  err[0] = '\0';
+  if (!loop || !origin) {
+    snprintf(err, errlen, "no loop or no origin");
+    return NULL;
+  }
   c = wf_calloc(1, sizeof(*c));
   if (parse_origin(c, origin) < 0) {
+    snprintf(err, errlen, "\"%.200s\" is not an http://host:port, https://host:port or "
+             "unix:///path origin", origin);
     client_free(c);
     return NULL;
+  }
+  if (c->https) {
+    if (!opts || !opts->tls) {
+      snprintf(err, errlen, "%.200s: an https:// origin needs TLS options", origin);
+      client_free(c);
+      return NULL;
+    }
+    /* The files are read here, before the loop runs (start-up), and never
+     * again: every connection shares the loaded context. */
+    c->tls = wf__tls_ctx_create(opts->tls, err, errlen);
+    if (!c->tls) {
+      client_free(c);
+      return NULL;
+    }
   }
   c->loop = loop;
   c->origin = wf_strdup(origin);
@@ -1025,6 +1360,8 @@ wf_http_client_t *wf_http_client_create(uv_loop_t *loop, const char *origin,
 }
 
 const char *wf_http_client_origin(const wf_http_client_t *c) { return c ? c->origin : NULL; }
+
+const char *wf_http_client_last_error(const wf_http_client_t *c) { return c ? c->tls_err : ""; }
 
 /* 1 if s is non-empty and holds none of the bytes in bad (nor controls). */
 static int clean_token(const char *s, const char *bad) {

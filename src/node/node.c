@@ -12,6 +12,17 @@
  * node key, revokes the lease and closes every handle so the loop ends by
  * itself.  A second signal cuts the drain short.
  *
+ * Reload (SIGHUP): the config is loaded again from the same command line,
+ * environment and --config file, and the --actions-dir files are read again,
+ * both on the threadpool (file reads and YAML parsing stay off the loop);
+ * the result is applied on the loop.  What can change under running steps
+ * (log level and format, --max-parallel, --step-timeout, --stop-grace,
+ * --drain-timeout, --mask-params, the file actions) is applied; a changed
+ * setting the agent cannot switch live (name, etcd, prefix, log dir, ...)
+ * is logged as needing a restart and keeps its running value.  A config or
+ * action file that does not load changes nothing: the agent logs why and
+ * goes on with what it has.  Running steps are never touched.
+ *
  * HTTP endpoint (--listen, off by default): /healthz, /readyz and /metrics
  * on the same loop (http/server.c, node/metrics.c).  It is bound once the
  * engine exists but before anything starts, so a taken port stops the agent
@@ -54,6 +65,15 @@ typedef struct node_s {
 
   uv_signal_t sigterm, sigint;
   uv_timer_t deadline;   /* hard stop if the shutdown hangs */
+  /* SIGHUP reload: the command line to load the config from again (NULL:
+   * reload off), the reload in flight, and whether another SIGHUP came
+   * meanwhile.  drain_timeout and stop_grace are the live values. */
+  uv_signal_t sighup;
+  int argc;
+  char **argv;
+  struct reload_s *reload;
+  int reload_again;
+  unsigned drain_timeout, stop_grace;
   int signals;
   int stopping;
   int exit_code;
@@ -265,6 +285,7 @@ static void on_etcd_closed(void *data) {
   uv_close((uv_handle_t *)&n->reg_timer, on_handle_closed);
   uv_close((uv_handle_t *)&n->sigterm, on_handle_closed);
   uv_close((uv_handle_t *)&n->sigint, on_handle_closed);
+  uv_close((uv_handle_t *)&n->sighup, on_handle_closed);
   uv_close((uv_handle_t *)&n->deadline, on_handle_closed);
 }
 
@@ -329,24 +350,172 @@ static void on_signal(uv_signal_t *s, int signum) {
   n->signals++;
   if (n->signals == 1) {
     wf_info(NULL, "%s: stopping (drain timeout %u s)", signum == SIGINT ? "SIGINT" : "SIGTERM",
-            n->cfg->drain_timeout);
+            n->drain_timeout);
     n->stopping = 1;
     uv_timer_start(&n->deadline, on_deadline,
-                   ((uint64_t)n->cfg->drain_timeout + (uint64_t)n->cfg->stop_grace + 15) * 1000,
-                   0);
-    wf_engine_drain(n->engine, n->cfg->drain_timeout, on_drained, n);
+                   ((uint64_t)n->drain_timeout + (uint64_t)n->stop_grace + 15) * 1000, 0);
+    wf_engine_drain(n->engine, n->drain_timeout, on_drained, n);
   } else if (n->signals == 2) {
     wf_warn(NULL, "second signal: stopping running steps now");
     wf_engine_drain(n->engine, 0, on_drained, n);
   }
 }
 
+/* ---- reload (SIGHUP) ---------------------------------------------------------------------- */
+
+/* One reload in flight: loaded on the threadpool, applied on the loop. */
+typedef struct reload_s {
+  uv_work_t req;
+  node_t *n;
+  wf_config_t cfg;
+  enum wf_config_result result;
+  wf_engine_actions_t *actions;
+  char err[1024];
+} reload_t;
+
+/* Threadpool: touches only r and the command line, which never changes. */
+static void reload_work(uv_work_t *req) {
+  reload_t *r = req->data;
+  r->result = wf_config_load(&r->cfg, r->n->argc, r->n->argv, NULL, r->err, sizeof r->err);
+  if (r->result != WF_CONFIG_OK) return;
+  r->actions = wf_engine_actions_load(r->cfg.actions_dir, r->err, sizeof r->err);
+  if (!r->actions) r->result = WF_CONFIG_BAD;
+}
+
+static int str_differs(const char *a, const char *b) {
+  return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+static int list_differs(char **a, char **b) {
+  for (; a && b && *a && *b; a++, b++)
+    if (strcmp(*a, *b) != 0) return 1;
+  return (a && *a) || (b && *b);
+}
+
+static void note_if(wf_buf_t *names, int changed, const char *flag) {
+  if (changed) wf_buf_printf(names, "%s%s", names->len ? ", " : "", flag);
+}
+
+/* Settings the running agent is built on (its key, its connections, the
+ * docker runner): a new value is reported, not applied. */
+static void note_restart_only(const node_t *n, const wf_config_t *c) {
+  const wf_config_t *o = n->cfg;
+  wf_buf_t names;
+  wf_buf_init(&names, 4096);
+  note_if(&names, str_differs(o->name, c->name), "--name");
+  note_if(&names, list_differs(o->etcd, c->etcd), "--etcd");
+  note_if(&names, str_differs(o->prefix, c->prefix), "--prefix");
+  note_if(&names, str_differs(o->log_dir, c->log_dir), "--log-dir");
+  note_if(&names, str_differs(o->docker_host, c->docker_host), "--docker-host");
+  note_if(&names, str_differs(o->listen, c->listen), "--listen");
+  note_if(&names, o->ttl != c->ttl, "--ttl");
+  note_if(&names, o->resync != c->resync, "--resync");
+  note_if(&names, str_differs(o->address, c->address), "--address");
+  note_if(&names, list_differs(o->allow_mounts, c->allow_mounts), "--allow-mount");
+  note_if(&names, o->docker_wait != c->docker_wait, "--docker-wait");
+  note_if(&names, o->pull_timeout != c->pull_timeout, "--pull-timeout");
+  note_if(&names, o->keep_containers != c->keep_containers, "--keep-containers");
+  note_if(&names, str_differs(o->etcd_user, c->etcd_user), "--etcd-user");
+  /* Only that it changed, never the value. */
+  note_if(&names, str_differs(o->etcd_password, c->etcd_password), "--etcd-password");
+  note_if(&names, o->etcd_watch_idle != c->etcd_watch_idle, "--etcd-watch-idle");
+  note_if(&names, str_differs(o->etcd_cacert, c->etcd_cacert), "--etcd-cacert");
+  note_if(&names, str_differs(o->etcd_cert, c->etcd_cert), "--etcd-cert");
+  note_if(&names, str_differs(o->etcd_key, c->etcd_key), "--etcd-key");
+  if (names.len)
+    wf_warn(NULL, "SIGHUP: %s changed; that needs a restart (the running value stays)",
+            names.data);
+  wf_buf_finish(&names);
+}
+
+static void reload_apply(node_t *n, reload_t *r) {
+  static const char *const levels[] = {"debug", "info", "warn", "error"};
+  const wf_config_t *c = &r->cfg;
+  note_restart_only(n, c);
+  wf_log_setup(c->log_level, c->log_json);
+  wf_engine_cfg_t ec = {
+      .max_parallel = c->max_parallel,
+      .step_timeout_s = c->step_timeout,
+      .stop_grace_s = c->stop_grace,
+      .mask_params = c->mask_params,
+  };
+  wf_engine_reconfigure(n->engine, &ec, r->actions);
+  r->actions = NULL;
+  n->drain_timeout = c->drain_timeout;
+  n->stop_grace = c->stop_grace;
+  wf_info(NULL, "SIGHUP: configuration reloaded: max parallel %u, step timeout %u s, stop grace "
+          "%u s, drain timeout %u s, log level %s, log format %s", c->max_parallel,
+          c->step_timeout, c->stop_grace, c->drain_timeout, levels[c->log_level],
+          c->log_json ? "json" : "text");
+}
+
+static void reload_start(node_t *n);
+
+static void on_reload_done(uv_work_t *req, int status) {
+  reload_t *r = req->data;
+  node_t *n = r->n;
+  n->reload = NULL;
+  /* From the first SIGTERM on, the engine is draining or gone: drop it. */
+  if (status == 0 && !n->stopping && n->engine) {
+    if (r->result == WF_CONFIG_OK)
+      reload_apply(n, r);
+    else
+      wf_error(NULL, "SIGHUP: configuration not reloaded: %s; keeping the running "
+               "configuration", r->err[0] ? r->err : "unusable command line");
+  }
+  wf_engine_actions_free(r->actions);
+  wf_config_finish(&r->cfg);
+  free(r);
+  if (n->reload_again && !n->stopping && n->engine) {
+    n->reload_again = 0;
+    reload_start(n);
+  }
+}
+
+static void reload_start(node_t *n) {
+  if (n->reload) {
+    /* The files may have changed after that load read them: once more. */
+    n->reload_again = 1;
+    return;
+  }
+  reload_t *r = wf_calloc(1, sizeof *r);
+  r->n = n;
+  r->req.data = r;
+  int rc = uv_queue_work(&n->loop, &r->req, reload_work, on_reload_done);
+  if (rc != 0) {
+    wf_error(NULL, "SIGHUP: cannot start the reload (%s)", uv_strerror(rc));
+    free(r);
+    return;
+  }
+  n->reload = r;
+}
+
+static void on_sighup(uv_signal_t *s, int signum) {
+  node_t *n = s->data;
+  if (n->stopping) {
+    wf_info(NULL, "SIGHUP ignored: shutting down");
+    return;
+  }
+  if (!n->argv) {
+    wf_warn(NULL, "SIGHUP ignored: the agent was started without a command line to reload");
+    return;
+  }
+  wf_info(NULL, "SIGHUP: reloading the configuration and the actions dir");
+  reload_start(n);
+}
+
 /* ---- run ------------------------------------------------------------------------------------ */
 
-int wf_node_run(const wf_config_t *cfg) {
+int wf_node_run(const wf_config_t *cfg) { return wf_node_run2(cfg, 0, NULL); }
+
+int wf_node_run2(const wf_config_t *cfg, int argc, char **argv) {
   node_t n;
   memset(&n, 0, sizeof n);
   n.cfg = cfg;
+  n.argc = argc;
+  n.argv = argv;
+  n.drain_timeout = cfg->drain_timeout;
+  n.stop_grace = cfg->stop_grace;
   /* A step's pipe or a peer's socket closing must be an error, not a kill. */
   signal(SIGPIPE, SIG_IGN);
   srand((unsigned)(wf_now_ms() ^ (int64_t)getpid()));
@@ -358,6 +527,9 @@ int wf_node_run(const wf_config_t *cfg) {
   eo.watch_idle_ms = (uint64_t)cfg->etcd_watch_idle * 1000;
   eo.user = cfg->etcd_user;  /* config.c checked: both or neither */
   eo.password = cfg->etcd_password;
+  eo.tls_ca_file = cfg->etcd_cacert;  /* https:// endpoints; config.c checked */
+  eo.tls_cert_file = cfg->etcd_cert;
+  eo.tls_key_file = cfg->etcd_key;
   n.etcd = wf_etcd_create(&n.loop, &eo);
   if (!n.etcd) {
     wf_error(NULL, "no usable etcd endpoint");
@@ -416,9 +588,11 @@ int wf_node_run(const wf_config_t *cfg) {
   n.deadline.data = &n;
   uv_signal_init(&n.loop, &n.sigterm);
   uv_signal_init(&n.loop, &n.sigint);
-  n.sigterm.data = n.sigint.data = &n;
+  uv_signal_init(&n.loop, &n.sighup);
+  n.sigterm.data = n.sigint.data = n.sighup.data = &n;
   uv_signal_start(&n.sigterm, on_signal, SIGTERM);
   uv_signal_start(&n.sigint, on_signal, SIGINT);
+  uv_signal_start(&n.sighup, on_sighup, SIGHUP);
 
   wf_info(NULL, "workflow-node %s starting: node %s, etcd %s, prefix %s, log dir %s, "
           "max parallel %u", WF_VERSION, cfg->name, wf_etcd_endpoint(n.etcd), cfg->prefix,

@@ -112,6 +112,7 @@ const char *wf_strerror(int err) {
     case WF_ECOMPACTED: return "revision compacted";
     case WF_ETOOBIG: return "message too large";
     case WF_ECLOSED: return "closed";
+    case WF_ETLS: return "TLS error";
     default: break;
   }
   /* libuv's codes are negated errnos, except these two ranges (util/ stays

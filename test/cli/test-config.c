@@ -286,14 +286,14 @@ static void test_bad(void) {
              "--docker-host", NULL);
   expect_bad(load(&cfg, no_env, "--docker-host", "unix://", NULL), &cfg, "--docker-host", NULL);
   static const char *const bad_urls[] = {
-      "https://a:2379", "http://a", "http://a:0", "http://a:65536", "http://:2379",
+      "ftp://a:2379", "https://a", "http://a", "http://a:0", "http://a:65536", "http://:2379",
       "127.0.0.1:2379", "http://a:2379/v3", "http://a:23x9", "", "http://a:1,,http://b:2",
       "http://a b:1", "http://[zz]:1",
   };
   for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++)
     expect_bad(load(&cfg, no_env, "--etcd", bad_urls[i], NULL), &cfg, "--etcd", NULL);
-  expect_bad(load(&cfg, no_env, "--etcd", "https://a:2379", NULL), &cfg,
-             "\"https://a:2379\" is not an http://host:port URL", NULL);
+  expect_bad(load(&cfg, no_env, "--etcd", "ftp://a:2379", NULL), &cfg,
+             "\"ftp://a:2379\" is not an http://host:port or https://host:port URL", NULL);
 
   /* environment: the variable is named */
   char *e1[] = {"WORKFLOW_MAX_PARALLEL=abc", NULL};
@@ -344,8 +344,8 @@ static void test_bad(void) {
   expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"ttl\"", "single value", NULL);
   write_cfg("etcd: [http://a:1, 5]\n");
   expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"etcd\"", "item 2", NULL);
-  write_cfg("etcd: [http://a:1, \"https://b:2\"]\n");
-  expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"etcd\"", "https://b:2", NULL);
+  write_cfg("etcd: [http://a:1, \"ftp://b:2\"]\n");
+  expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"etcd\"", "ftp://b:2", NULL);
   write_cfg("prefix: a/b\n");
   expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"prefix\"", NULL);
   write_cfg("log-level: 3\n");

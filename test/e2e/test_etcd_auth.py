@@ -140,8 +140,11 @@ def main():
         check(status_of(s.get_step("w1"))["status"] == "PENDDING",
               "a step ran with a wrong password: %s", status_of(s.get_step("w1")))
         check(not os.path.exists(os.path.join(marks, "w1")), "step w1 ran")
-        check(s.c.get(s.node_key("node-wrong")) is None, "the node registered with a wrong password")
-        wrong.stop(timeout=T(30), expect_clean=False)
+        check(s.c.get(s.node_key("node-wrong")) is None,
+              "the node registered with a wrong password")
+        rc = wrong.stop(timeout=T(30), expect_clean=False)
+        check(rc == 0, "the agent with the wrong password exited %s on SIGTERM", rc)
+        wrong.check_sanitizers()
         log("the agent with the wrong password ran nothing and exited (status %s)",
             wrong.proc.returncode)
 

@@ -44,6 +44,10 @@ def main():
         check(stalls, "the agent did not log a stalled watch during the %ds freeze" % FREEZE_S)
         log("agent said: %s", stalls[0].strip())
 
+        retries = a.stderr_lines_with("step=across writing status")
+        check(retries, "the final write of 'across' did not fail during the freeze (it should "
+              "have timed out and been retried)")
+        log("during the freeze: %s", retries[0].strip())
         st = s.wait_step("across", timeout=60)
         check(status_of(st)["status"] == "SUCCEEDED",
               "the step that ended during the freeze: %s", status_of(st))

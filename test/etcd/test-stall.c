@@ -1,10 +1,11 @@
 /*
  * test-stall: a watch on a frozen etcd (SIGSTOP, through
- * test/etcd/with_etcd_pid.py).  A quiet but healthy watch is left alone
- * (its idle probes are answered); a frozen member is noticed within the idle
- * deadline plus the probe timeout, the watch drops its stream, keeps trying
- * while etcd is frozen, and after SIGCONT resumes with no event missed or
- * repeated.
+ * test/etcd/with_etcd_pid.py, whose etcd sends progress notifications every
+ * second).  A quiet but healthy watch is left alone (its idle probes are
+ * answered); with an idle deadline above the progress interval it sends no
+ * probe at all; a frozen member is noticed within the idle deadline plus the
+ * probe timeout, the watch drops its stream, keeps trying while etcd is
+ * frozen, and after SIGCONT resumes with no event missed or repeated.
  */
 #include "etcd-sync.h"
 #include "src/etcd/etcd-internal.h"
@@ -62,6 +63,49 @@ static void test_quiet(void) {
   RUN_UNTIL(r.n == 1);
   ASSERT_EQ(r.connected, 1);
   wf_etcd_watch_cancel(w);
+}
+
+/* Range requests sent by a client so far (the metrics counters count every
+ * attempt, probes included). */
+static uint64_t ranges(const wf_etcd_t *e) { return e->nreq[WF__ETCD_RANGE]; }
+
+/* Progress notifications count as traffic: with an idle deadline longer
+ * than etcd's progress interval, a quiet watch never needs a probe. */
+static void test_progress_notifications(void) {
+  const char *ep = wf_test_etcd();
+  const char *pms = getenv("WF_TEST_ETCD_PROGRESS_MS");
+  ASSERT_NOT_NULL(pms);
+  wf_etcd_opts_t o;
+  memset(&o, 0, sizeof o);
+  o.endpoints = &ep;
+  o.nendpoints = 1;
+  o.watch_idle_ms = (uint64_t)atoi(pms) * 5 / 2;
+  wf_etcd_t *e = wf_etcd_create(&t_loop, &o);
+  ASSERT_NOT_NULL(e);
+  rec_t r;
+  memset(&r, 0, sizeof r);
+  wf_etcd_watch_t *w = wf_etcd_watch(e, "/p/", 3, 0, &cbs, &r);
+  ASSERT_NOT_NULL(w);
+  RUN_UNTIL(r.connected == 1);
+  uint64_t before = ranges(e);
+  t_sleep_ms(o.watch_idle_ms * 2);
+  ASSERT_EQ(ranges(e), before);
+  ASSERT_EQ(r.disconnected, 0);
+  /* ... while the fast client's watch (deadline under the interval) does
+   * probe: the counter moves there. */
+  rec_t r2;
+  memset(&r2, 0, sizeof r2);
+  wf_etcd_watch_t *w2 = wf_etcd_watch(fast, "/p2/", 4, 0, &cbs, &r2);
+  RUN_UNTIL(r2.connected == 1);
+  uint64_t fbefore = ranges(fast);
+  t_sleep_ms(IDLE_MS * 4);
+  ASSERT(ranges(fast) > fbefore);
+  ASSERT_EQ(r2.disconnected, 0);
+  wf_etcd_watch_cancel(w2);
+  wf_etcd_watch_cancel(w);
+  int closed = 0;
+  wf_etcd_close(e, t_close_cb, &closed);
+  RUN_UNTIL(closed);
 }
 
 static void test_frozen(void) {
@@ -139,6 +183,7 @@ int main(void) {
   fast = wf_etcd_create(&t_loop, &o);
   ASSERT_NOT_NULL(fast);
   test_quiet();
+  test_progress_notifications();
   test_frozen();
   test_write_then_freeze();
   int closed = 0;

@@ -14,11 +14,19 @@ end-to-end tests.
         d.broken_image    # REGISTRY/wf/broken:1: pulling it fails mid-stream
         d.stop_dockerd()  # SIGTERM, like an engine restart (kill=True: SIGKILL)
         d.start_dockerd() # back on the same socket and data
+        d.api("GET", "/containers/json?all=1")  # -> (status, parsed JSON or text)
+        d.containers(label="workflow.node=n1")  # the list, all states
 """
+import http.client
+import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import tempfile
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 UP = os.path.join(HERE, "docker-up.sh")
@@ -107,7 +115,38 @@ class Dockerd:
         that is not alive)."""
         return self.start()
 
+    def api(self, method, path, body=None, timeout=60):
+        """One Engine API 1.41 request on the socket: (status, JSON or text)."""
+        conn = _UnixHTTPConnection(self.sock, timeout)
+        try:
+            headers = {"Host": "d"}
+            data = None
+            if body is not None:
+                data = json.dumps(body).encode()
+                headers["Content-Type"] = "application/json"
+            conn.request(method, "/v1.41" + path, body=data, headers=headers)
+            r = conn.getresponse()
+            raw = r.read().decode(errors="replace")
+            try:
+                return r.status, json.loads(raw) if raw else None
+            except ValueError:
+                return r.status, raw
+        finally:
+            conn.close()
+
+    def containers(self, label=None):
+        """Every container (running or not), optionally only those with label
+        ("key=value")."""
+        q = "/containers/json?all=1"
+        if label:
+            q += "&filters=" + urllib.parse.quote(json.dumps({"label": [label]}))
+        st, v = self.api("GET", q)
+        if st != 200:
+            raise RuntimeError("containers/json: %s %s" % (st, v))
+        return v
+
     def cleanup(self):
+        _live.discard(self)
         subprocess.run(["bash", DOWN], env=self._script_env(CLEAN="1" if self.owns_dir else "0"),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
         if self.owns_dir and os.path.isdir(self.dir):
@@ -115,6 +154,7 @@ class Dockerd:
             print("docker harness: %s left behind (mounts?)" % self.dir)
 
     def __enter__(self):
+        _cleanup_on_sigterm(self)
         try:
             return self.start()
         except BaseException:
@@ -123,6 +163,63 @@ class Dockerd:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+# meson test's timeout sends SIGTERM to the test's process group and SIGKILL
+# 0.5 s later, which would leave dockerd (in its own session) running.  A
+# process that has no SIGTERM handler of its own gets one: it hands every live
+# Dockerd's cleanup to docker-down.sh in a new session, then exits 124.
+_live = set()
+
+
+def _on_sigterm(*_):
+    for d in list(_live):
+        _live.discard(d)
+        subprocess.Popen(["bash", DOWN], env=d._script_env(CLEAN="1" if d.owns_dir else "0"),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+        d.cleanup = lambda: None  # the detached docker-down.sh does it
+    sys.exit(124)
+
+
+def _cleanup_on_sigterm(d):
+    _live.add(d)
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("d", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+# ---- for the end-to-end tests (test/e2e/test_docker_*.py) -----------------------------
+
+def docker_action(name, argv=None, image=None, version="v1", **params):
+    """An action object for the DOCKER runner: IMAGE_URL (+ IMAGE_VERSION if
+    the image has a ":tag"), IMAGE_CMD as a JSON array (argv a list) or
+    verbatim (argv a string: the comma form), plus any other runner params."""
+    rp = {}
+    if image:
+        repo, _, tag = image.rpartition(":")
+        if repo and "/" not in tag:
+            rp["IMAGE_URL"], rp["IMAGE_VERSION"] = repo, tag
+        else:
+            rp["IMAGE_URL"] = image
+    if argv is not None:
+        rp["IMAGE_CMD"] = argv if isinstance(argv, str) else json.dumps(argv)
+    rp.update(params)
+    return {"name": name, "version": version, "runner_type": "DOCKER",
+            "runner_params": rp, "run_params": []}
 
 
 def available():

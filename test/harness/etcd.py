@@ -5,6 +5,10 @@ by the end-to-end tests in test/e2e/.
     Etcd(auth_token_ttl="2")          # --auth-token simple --auth-token-ttl 2
     e.enable_auth("root", "secret")   # user root (role root), then auth enable
     e.pause(); e.resume()             # SIGSTOP / SIGCONT: a frozen member
+    Etcd(tls={"ca": CA, "cert": CRT, "key": KEY})
+        # also serves https on e.tls_url (e.tls_port) with that server
+        # certificate and --client-cert-auth (clients need a certificate
+        # signed by CA); e.url stays plain http for the harness itself
 """
 import json
 import os
@@ -26,8 +30,9 @@ def free_port():
 
 
 class Etcd:
-    def __init__(self, data_dir=None, extra_args=(), auth_token_ttl=None):
+    def __init__(self, data_dir=None, extra_args=(), auth_token_ttl=None, tls=None):
         self.owns_dir = data_dir is None
+        self.tls = tls
         self.dir = data_dir or tempfile.mkdtemp(prefix="wf-etcd-")
         self._pick_ports()
         self.extra_args = list(extra_args)
@@ -63,17 +68,31 @@ class Etcd:
         while self.peer_port == self.client_port:
             self.peer_port = free_port()
         self.url = "http://127.0.0.1:%d" % self.client_port
+        self.tls_port, self.tls_url = None, None
+        if getattr(self, "tls", None):
+            self.tls_port = free_port()
+            while self.tls_port in (self.client_port, self.peer_port):
+                self.tls_port = free_port()
+            self.tls_url = "https://127.0.0.1:%d" % self.tls_port
 
     def _start(self, timeout):
         peer = "http://127.0.0.1:%d" % self.peer_port
+        client_urls = self.url
+        tls_args = []
+        if self.tls_url:
+            # One plain listener (health checks, the tests' own client) and
+            # one https listener that demands a client certificate.
+            client_urls += "," + self.tls_url
+            tls_args = ["--cert-file", self.tls["cert"], "--key-file", self.tls["key"],
+                        "--trusted-ca-file", self.tls["ca"], "--client-cert-auth"]
         args = [
             shutil.which("etcd") or "/usr/bin/etcd",
             "--name", "wf", "--data-dir", os.path.join(self.dir, "data"),
             "--logger=zap", "--log-outputs=stderr", "--log-level=warn",
-            "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+            "--listen-client-urls", client_urls, "--advertise-client-urls", client_urls,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", "wf=" + peer,
-        ] + self.extra_args
+        ] + tls_args + self.extra_args
         self.log = open(self.log_path, "ab")
         log_start = self.log.tell()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,

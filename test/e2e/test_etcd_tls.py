@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""TLS to etcd: a real etcd serving https with --client-cert-auth, and
+certificates made here with the openssl CLI (a CA, a server certificate for
+127.0.0.1 and localhost, a client certificate, and an unrelated CA).
+
+The harness keeps a plain http listener on the same etcd for its own client;
+the agent only ever talks to the https one.
+
+* Python's ssl module shows the https port is real: without a client
+  certificate etcd refuses; with one it answers.
+* Flags: a certificate without a key (and the reverse), a missing file, TLS
+  files with no https endpoint, the same from the environment and the config
+  file, exit 2 naming the flag; a key that does not match its certificate
+  exits 2 with the reason.
+* An agent with --etcd https://127.0.0.1:PORT --etcd-cacert --etcd-cert
+  --etcd-key registers and runs a LOCAL step to SUCCEEDED; so does one on
+  https://localhost:PORT (host name check and SNI).
+* An agent without the client certificate, and one trusting the wrong CA,
+  stay up, log a clear TLS error once per reason (not once per retry),
+  register nothing and run nothing, and exit cleanly on SIGTERM."""
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from e2e import Scenario, run, check, sh, status_of, log, T, WORKFLOW_NODE  # noqa: E402
+from etcd import Etcd  # noqa: E402
+
+
+def openssl(cwd, *args):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(d):
+    """PEM files in d; returns their paths by name."""
+    os.makedirs(d)
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca, cn in (("ca", "wf-e2e-ca"), ("ca2", "wf-e2e-other-ca")):
+        openssl(d, "req", "-x509", *newkey, "-keyout", ca + ".key", "-out", ca + ".crt",
+                "-days", "2", "-subj", "/CN=" + cn)
+    leaves = {
+        # etcd's gRPC gateway presents the server certificate as a client
+        # certificate to etcd itself: it needs clientAuth too.
+        "server": "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                  "extendedKeyUsage=serverAuth,clientAuth\n",
+        "client": "extendedKeyUsage=clientAuth\n",
+    }
+    for name, ext in leaves.items():
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write(ext)
+        openssl(d, "req", *newkey, "-keyout", name + ".key", "-out", name + ".csr",
+                "-subj", "/CN=wf-e2e-" + name)
+        openssl(d, "x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".crt")
+    return {n: os.path.join(d, n) for n in ("ca.crt", "ca2.crt", "server.crt", "server.key",
+                                            "client.crt", "client.key")}
+
+
+def python_sees_client_cert_auth(url, pem):
+    """etcd's https port answers with our client certificate, refuses without."""
+    ctx = ssl.create_default_context(cafile=pem["ca.crt"])
+    try:
+        urllib.request.urlopen(url + "/health", timeout=5, context=ctx).read()
+        check(False, "etcd answered https without a client certificate")
+    except (OSError, ssl.SSLError) as e:
+        log("without a client certificate python's ssl says: %s", e)
+    ctx.load_cert_chain(pem["client.crt"], pem["client.key"])
+    with urllib.request.urlopen(url + "/health", timeout=5, context=ctx) as r:
+        body = r.read()
+    check(b"true" in body, "etcd /health over https: %r", body)
+    log("with the client certificate etcd answers over https: %s", body.decode().strip())
+
+
+def bad_flags(s, pem):
+    """Exit 2 naming the flag, variable or config key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKFLOW_")}
+    url = s.etcd.tls_url
+    cfg = os.path.join(s.tmp, "tls-config.yaml")
+    with open(cfg, "w") as f:
+        f.write("etcd: %s\netcd-cert: %s\n" % (url, pem["client.crt"]))
+    missing = os.path.join(s.tmp, "nope.pem")
+    cases = [
+        (["--etcd", url, "--etcd-cert", pem["client.crt"]], {},
+         "--etcd-cert: needs --etcd-key"),
+        (["--etcd", url, "--etcd-key", pem["client.key"]], {},
+         "--etcd-key: needs --etcd-cert"),
+        (["--etcd", url], {"WORKFLOW_ETCD_CERT": pem["client.crt"]},
+         "WORKFLOW_ETCD_CERT: needs --etcd-key"),
+        (["--config", cfg], {}, 'key "etcd-cert": needs --etcd-key'),
+        (["--etcd", url, "--etcd-cert", missing, "--etcd-key", pem["client.key"]], {},
+         "--etcd-cert %s: no such file" % missing),
+        (["--etcd", url], {"WORKFLOW_ETCD_CACERT": missing},
+         "WORKFLOW_ETCD_CACERT %s: no such file" % missing),
+        (["--etcd", s.etcd.url, "--etcd-cacert", pem["ca.crt"]], {},
+         "--etcd-cacert: no --etcd endpoint is https://"),
+        # Readable but wrong: found when the etcd client loads them.
+        (["--etcd", url, "--etcd-cacert", pem["ca.crt"], "--etcd-cert", pem["client.crt"],
+          "--etcd-key", pem["server.key"]], {}, "does not match certificate"),
+    ]
+    for args, extra, want in cases:
+        r = subprocess.run([WORKFLOW_NODE, "--name", "node-flags", "--prefix", s.prefix] + args,
+                           env=dict(env, **extra), capture_output=True, text=True,
+                           timeout=T(30), cwd=s.tmp)
+        out = r.stdout + r.stderr
+        check(r.returncode == 2, "%s %s: exit %d, want 2: %s", args, extra, r.returncode, out)
+        check(want in out, "%s %s: %r does not say %r", args, extra, out, want)
+    log("bad TLS flag combinations exit 2 naming the flag")
+
+
+def good_agent(s, name, url, pem, marks):
+    a = s.agent(name=name, etcd_url=url,
+                args=["--etcd-cacert", pem["ca.crt"], "--etcd-cert", pem["client.crt"],
+                      "--etcd-key", pem["client.key"]])
+    key = "ok-" + name
+    s.put_step(key, "mark@v1", node=name)
+    st = s.wait_step(key, timeout=30)
+    check(status_of(st)["status"] == "SUCCEEDED", "%s: %s", key, status_of(st))
+    with open(os.path.join(marks, key)) as f:
+        check(f.read().splitlines() == ["run"], "step %s did not run exactly once", key)
+    check(not a.stderr_lines_with("TLS"), "TLS complaints from a good agent:\n%s",
+          a.stderr_tail())
+    log("%s on %s ran its step to SUCCEEDED", name, url)
+    return a
+
+
+def refused_agent(s, name, args, want, marks):
+    """An agent etcd refuses (or that refuses etcd): alive, clear, idle."""
+    a = s.agent(name=name, etcd_url=s.etcd.tls_url, args=args, register=False)
+    s.put_step("w-" + name, "mark@v1", node=name)
+    deadline = time.time() + T(20)
+    while not a.stderr_lines_with(want) and time.time() < deadline:
+        a.assert_alive("while etcd refuses it")
+        time.sleep(0.2)
+    lines = a.stderr_lines_with(want)
+    check(lines, "%s: no log line saying %r; stderr:\n%s", name, want, a.stderr_tail())
+    log("%s: %s", name, lines[0].strip())
+    time.sleep(T(3))  # several retries: the reason is logged once, not per retry
+    a.assert_alive("after its TLS failures")
+    n = len(a.stderr_lines_with(want))
+    check(n <= 2, "%s: the TLS reason was logged %d times", name, n)
+    check(s.c.get(s.node_key(name)) is None, "%s registered", name)
+    check(status_of(s.get_step("w-" + name))["status"] == "PENDDING",
+          "a step ran on %s: %s", name, status_of(s.get_step("w-" + name)))
+    check(not os.path.exists(os.path.join(marks, "w-" + name)), "step w-%s ran" % name)
+    # SIGTERM: shuts down cleanly even though etcd never let it in (it
+    # cannot unregister; the exit status says so, no sanitizer report).
+    rc = a.stop(timeout=T(60), expect_clean=False)
+    a.check_sanitizers()
+    check(rc is not None and rc >= 0, "%s died from signal %s", name, -rc if rc else rc)
+    log("%s: alive throughout, ran nothing, exit status %s", name, rc)
+
+
+def main():
+    s = Scenario("etcd_tls")
+    pem = make_certs(os.path.join(s.tmp, "tls"))
+    s.etcd = Etcd(data_dir=os.path.join(s.tmp, "etcd"),
+                  tls={"ca": pem["ca.crt"], "cert": pem["server.crt"], "key": pem["server.key"]})
+    with s:
+        log("etcd https listener %s (client certificates required)", s.etcd.tls_url)
+        python_sees_client_cert_auth(s.etcd.tls_url, pem)
+        bad_flags(s, pem)
+
+        marks = os.path.join(s.tmp, "marks")
+        os.makedirs(marks)
+        s.put_action("mark", sh("echo run >> %s/$WORKFLOW_STEP_KEY" % marks))
+
+        good_agent(s, "node-ip", s.etcd.tls_url, pem, marks)
+        good_agent(s, "node-name", "https://localhost:%d" % s.etcd.tls_port, pem, marks)
+
+        refused_agent(s, "node-nocert", ["--etcd-cacert", pem["ca.crt"]],
+                      "bad certificate (the server wants a client certificate? none is "
+                      "configured)", marks)
+        refused_agent(s, "node-wrongca",
+                      ["--etcd-cacert", pem["ca2.crt"], "--etcd-cert", pem["client.crt"],
+                       "--etcd-key", pem["client.key"]],
+                      "server certificate rejected: unable to get local issuer certificate",
+                      marks)
+
+
+run(main)
