@@ -168,8 +168,8 @@ static void on_grant(int err, int64_t id, int64_t ttl, void *data) {
     return;
   }
   if (err) {
-    wf_warn(NULL, "cannot reach etcd at %s to register (%s); retrying",
-            wf_etcd_endpoint(n->etcd), wf_strerror(err));
+    wf_warn(NULL, "cannot register with etcd at %s (%s); retrying", wf_etcd_endpoint(n->etcd),
+            err == WF_EETCD ? wf_etcd_errmsg(n->etcd) : wf_strerror(err));
     reg_retry(n, on_reg_timer_grant);
     return;
   }

@@ -21,6 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import docker as docker_harness  # noqa: E402
 from docker import Dockerd, available  # noqa: E402
 
 args = sys.argv[1:]
@@ -39,11 +40,12 @@ proc = None
 
 
 def on_term(*_):
-    # meson's timeout: stop the test, then let the with-block stop dockerd
-    # (started in its own session, so the group kill does not reach it).
+    # meson's timeout: stop the test, then hand dockerd's cleanup to a
+    # detached docker-down.sh (meson's SIGKILL follows within a second, too
+    # soon for an orderly stop here; dockerd runs in its own session).
     if proc and proc.poll() is None:
         proc.kill()
-    raise SystemExit(124)
+    docker_harness._on_sigterm()
 
 
 signal.signal(signal.SIGTERM, on_term)
