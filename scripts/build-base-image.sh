@@ -55,9 +55,8 @@ fi
 ROOT=$WORK_DIR/rootfs
 cleanup() {
   # debootstrap may leave /proc etc. mounted inside the rootfs if it fails.
-  for m in $(awk -v d="$ROOT/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-  done
+  awk -v d="$ROOT/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r |
+    while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   [ "$own_dir" = 1 ] && rm -rf "$WORK_DIR"
   return 0
 }
