@@ -48,7 +48,7 @@ N_DISPATCH = knob("BENCH_DISPATCH_N", 500, 150)
 N_CLAIM_FLOOR = knob("BENCH_CLAIM_FLOOR_N", 300, 100)
 N_THROUGHPUT = knob("BENCH_THROUGHPUT_N", 2000, 500)
 LOG_MIB = knob("BENCH_LOG_MIB", 1024, 256)
-LOG_REPS = knob("BENCH_LOG_REPS", 3, 1)
+LOG_REPS = knob("BENCH_LOG_REPS", 5, 1)
 N_MEM_LIST = knob("BENCH_MEM_LIST_N", 10000, 2000)
 N_MEM_SLEEP = knob("BENCH_MEM_SLEEP_N", 200, 50)
 N_RELIST = knob("BENCH_RELIST_N", 100000, 20000)
@@ -144,8 +144,9 @@ class Bench:
             "" if met is None else ("  (met)" if met else "  (MISSED)"))
         return r
 
-    def agent(self, name, prefix, args=(), ready=True, timeout=120):
-        a = Agent(self.etcd.url, name, prefix=prefix, log_dir=os.path.join(self.tmp, "logs", name),
+    def agent(self, name, prefix, args=(), ready=True, timeout=120, log_dir=None):
+        a = Agent(self.etcd.url, name, prefix=prefix,
+                  log_dir=log_dir or os.path.join(self.tmp, "logs", name),
                   workdir=self.tmp, args=["--stop-grace", "1", "--drain-timeout", "1"] + list(args),
                   binary=NODE_BIN, stderr_path=os.path.join(self.tmp, "agent-%s.stderr" % name))
         try:
@@ -399,46 +400,58 @@ class Bench:
     def part3(self):
         P, node = "b3", "bench-3"
         size = LOG_MIB << 20
-        self.put_action(P, "dump", "head,-c,%d,/dev/zero" % size)
-        a = self.agent(node, P)
-        w, seen, _ = self.watch_statuses(P)
-        sp = self.steps_prefix(P)
-        logdir = os.path.join(self.tmp, "logs", node)
-        agent_s, base_s = [], []
-        for r in range(LOG_REPS):
-            # baseline: the same command, redirected to a file by the shell
-            f = os.path.join(self.tmp, "logs", "baseline.out")
-            os.makedirs(os.path.dirname(f), exist_ok=True)
-            t = now()
-            subprocess.run(["sh", "-c", "head -c %d /dev/zero > %s" % (size, f)], check=True)
-            base_s.append(now() - t)
-            os.unlink(f)
-            key = "log%d" % r
-            self.gw.call("kv/put", {"key": b64(sp + key),
-                                    "value": b64(dumps(user_step(key, node, "dump@v1")))})
-            self.loop.run_until(lambda: any(s in seen.get(sp + key, ()) for s in FINAL), 600,
-                                "the log step")
-            d = seen[sp + key]
-            if "SUCCEEDED" not in d:
-                raise PartError("log step: %s\n%s" % (sorted(d), a.stderr_tail()))
-            agent_s.append(d["SUCCEEDED"] - d["RUNNING"])
-            path = None
-            for root, _, files in os.walk(logdir):
-                if key in files:
-                    path = os.path.join(root, key)
-            got = os.path.getsize(path) if path else -1
-            if got != size:
-                raise PartError("log file of %s holds %d bytes, not %d" % (key, got, size))
-            os.unlink(path)
-        hwm = proc_status_kb(a.pid, "VmHWM")
-        w.close()
-        self.stop_agent(a)
-        am, bm = median(agent_s), median(base_s)
-        rate, brate = LOG_MIB / am, LOG_MIB / bm
-        self.details["3"] = {"mib": LOG_MIB, "reps": LOG_REPS, "agent_s": agent_s,
-                             "shell_s": base_s, "agent_vmhwm_kb": hwm}
-        self.row("3", "log throughput (%d MiB to stdout)" % LOG_MIB, rate, "MiB/s", brate,
-                 "sh: cmd > file", rate / brate, "of shell", ">= 0.8x shell", rate / brate >= 0.8)
+        # tmpfs by default: on this VM's shared disk, dirty-page writeback
+        # made identical 1 GiB writes vary 5x between reps (whoever writes
+        # when the kernel starts throttling pays), which said nothing about
+        # the agent.  BENCH_LOG_DISK=1 measures on disk instead.
+        on_disk = os.environ.get("BENCH_LOG_DISK") == "1"
+        root = os.path.join(self.tmp, "logs") if on_disk else \
+            tempfile.mkdtemp(prefix="wf-bench-logs-", dir="/dev/shm")
+        logdir = os.path.join(root, node)
+        try:
+            self.put_action(P, "dump", "head,-c,%d,/dev/zero" % size)
+            a = self.agent(node, P, log_dir=logdir)
+            w, seen, _ = self.watch_statuses(P)
+            sp = self.steps_prefix(P)
+            agent_s, base_s = [], []
+            for r in range(LOG_REPS):
+                # baseline: the same command, redirected to a file by the shell
+                f = os.path.join(root, "baseline.out")
+                t = now()
+                subprocess.run(["sh", "-c", "head -c %d /dev/zero > %s" % (size, f)], check=True)
+                base_s.append(now() - t)
+                os.unlink(f)
+                key = "log%d" % r
+                self.gw.call("kv/put", {"key": b64(sp + key),
+                                        "value": b64(dumps(user_step(key, node, "dump@v1")))})
+                self.loop.run_until(lambda: any(s in seen.get(sp + key, ()) for s in FINAL), 600,
+                                    "the log step")
+                d = seen[sp + key]
+                if "SUCCEEDED" not in d:
+                    raise PartError("log step: %s\n%s" % (sorted(d), a.stderr_tail()))
+                agent_s.append(d["SUCCEEDED"] - d["RUNNING"])
+                path = None
+                for dirpath, _, files in os.walk(logdir):
+                    if key in files:
+                        path = os.path.join(dirpath, key)
+                got = os.path.getsize(path) if path else -1
+                if got != size:
+                    raise PartError("log file of %s holds %d bytes, not %d" % (key, got, size))
+                os.unlink(path)
+            hwm = proc_status_kb(a.pid, "VmHWM")
+            w.close()
+            self.stop_agent(a)
+        finally:
+            if not on_disk:
+                shutil.rmtree(root, ignore_errors=True)
+        ratios = [b / a_ for a_, b in zip(agent_s, base_s)]
+        am, bm, rm = median(agent_s), median(base_s), median(ratios)
+        self.details["3"] = {"mib": LOG_MIB, "reps": LOG_REPS, "on": "disk" if on_disk else "tmpfs",
+                             "agent_s": agent_s, "shell_s": base_s, "pair_ratios": ratios,
+                             "agent_vmhwm_kb": hwm}
+        self.row("3", "log throughput (%d MiB to stdout, log dir on %s)"
+                 % (LOG_MIB, "disk" if on_disk else "tmpfs"), LOG_MIB / am, "MiB/s", LOG_MIB / bm,
+                 "sh: cmd > file", rm, "of shell (median of pairs)", ">= 0.8x shell", rm >= 0.8)
         self.row("3", "agent peak RSS during it (VmHWM)", hwm / 1024.0, "MB", None, "", None, "",
                  "< 32 MB", hwm < 32 * 1024)
 
