@@ -462,6 +462,8 @@ class Bench:
         a = self.agent(node, P)
         time.sleep(1.0)
         idle = proc_status_kb(a.pid, "VmRSS")
+        idle_anon = proc_status_kb(a.pid, "RssAnon")
+        idle_libs = rss_of_mappings(a.pid, ("libcrypto", "libssl"))
         self.stop_agent(a)
         # baseline: a Go etcd client (etcdctl) watching the same prefix, idle
         env = dict(os.environ, ETCDCTL_API="3")
@@ -476,7 +478,9 @@ class Bench:
         self.extra_pids.remove(p.pid)
         self.row("4", "RSS idle", idle / 1024.0, "MB", go_idle / 1024.0,
                  "etcdctl watch (Go client), idle", idle / go_idle, "x Go client", "< 4 MB",
-                 idle < 4 * 1024)
+                 idle < 4 * 1024,
+                 note="of which anonymous %.2f MB; OpenSSL's mapped pages %.2f MB"
+                      % (idle_anon / 1024.0, idle_libs / 1024.0))
 
         # after listing N of its own completed steps + N of other nodes
         sp = self.steps_prefix(P)
@@ -492,7 +496,9 @@ class Bench:
         cache = re.findall(r"step cache ready: (\d+) steps", a.stderr_text()[a.ready_from:])
         self.stop_agent(a)
         _, go_list_kb, _ = self.etcdctl(["get", "--prefix", sp])
-        self.details["4"] = {"idle_kb": idle, "go_idle_kb": go_idle, "listed_kb": listed,
+        self.details["4"] = {"idle_kb": idle, "idle_anon_kb": idle_anon,
+                             "idle_openssl_kb": idle_libs, "go_idle_kb": go_idle,
+                             "listed_kb": listed,
                              "listed_hwm_kb": listed_hwm, "cache_ready": cache,
                              "etcdctl_get_maxrss_kb": go_list_kb}
         self.row("4", "RSS after listing %d own + %d other completed steps" % (N_MEM_LIST, N_MEM_LIST),
@@ -855,6 +861,22 @@ class Bench:
         print("\n%s; %d CPUs, load at end %.1f; etcd data on %s; %.0f s%s; JSON: %s" % (
             doc["date"], doc["cpus"], doc["load_avg_at_end"][0], self.etcd_on, doc["seconds"],
             " (BENCH_QUICK)" if QUICK else "", self.out))
+
+
+def rss_of_mappings(pid, names):
+    """Rss (kB) of the mappings of pid whose path contains one of names."""
+    total, cur = 0, False
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                parts = line.split()
+                if parts and "-" in parts[0] and not parts[0].endswith(":"):
+                    cur = len(parts) > 5 and any(n in parts[5] for n in names)
+                elif cur and parts and parts[0] == "Rss:":
+                    total += int(parts[1])
+    except OSError:
+        pass
+    return total
 
 
 def parse_stamp(s):

@@ -110,7 +110,7 @@ enum phase {
   PH_DONE,
 };
 
-enum tmode { TM_NONE, TM_ENGINE, TM_PULL, TM_KILL, TM_LINGER, TM_PRIOR };
+enum tmode { TM_NONE, TM_ENGINE, TM_PULL, TM_KILL, TM_LINGER, TM_PRIOR, TM_REINSPECT };
 
 enum policy { PULL_IF_NOT_PRESENT, PULL_ALWAYS, PULL_NEVER };
 
@@ -139,6 +139,7 @@ struct wf_run_s {
   enum phase phase;
   uv_timer_t timer;
   enum tmode tmode;
+  int reinspected;    /* the OOM re-check below was done */
   int timer_closed;
   uint64_t engine_deadline;  /* uv_now() ms */
   wf_docker_waiter_t *waiter;
@@ -332,6 +333,7 @@ static void timer_disarm(wf_run_t *run) {
 
 static void send_kill(wf_run_t *run);
 static void after_wait(wf_run_t *run);
+static void do_inspect(wf_run_t *run);
 static void begin_logs(wf_run_t *run);
 
 static void on_timer(uv_timer_t *t) {
@@ -348,6 +350,9 @@ static void on_timer(uv_timer_t *t) {
     case TM_PULL:
       run->pull_timed_out = 1;
       wf_docker_pull_cancel(run->pull);
+      break;
+    case TM_REINSPECT:
+      do_inspect(run);
       break;
     case TM_KILL:
       if (!run->wait_done) {
@@ -714,10 +719,25 @@ static void on_inspect(wf_run_t *run, int err, int status, const char *body, siz
     run->have_exit = 1;
   }
   serr = json_string_value(json_object_get(state, "Error"));
+  if (!json_is_true(json_object_get(state, "OOMKilled")) && run->exit_code == 137 &&
+      run->mem_text && !run->canceled && !run->reinspected) {
+    /* Killed under a memory limit but not (yet) flagged: dockerd records
+     * OOMKilled from the kernel's OOM event, which can arrive just after
+     * the wait answered.  Look once more, a moment later. */
+    run->reinspected = 1;
+    json_decref(root);
+    timer_arm(run, TM_REINSPECT, 300);
+    return;
+  }
   if (json_is_true(json_object_get(state, "OOMKilled")))
     set_error(run, "container was OOM-killed (%s%s), exit code %d",
               run->mem_text ? "memory limit " : "no CONTAINER_MEMORY: the host ran out of memory",
               run->mem_text ? run->mem_text : "", run->exit_code);
+  else if (run->exit_code == 137 && run->mem_text && !run->canceled)
+    /* SIGKILLed under a memory limit that nobody asked to stop: the OOM
+     * killer, whose event dockerd missed (it happens on cgroup v1). */
+    set_error(run, "container was OOM-killed (memory limit %s), exit code 137 (inferred: "
+              "killed at its memory limit, docker did not flag it)", run->mem_text);
   else if (serr && *serr && !run->start_failed && run->exit_code != 0)
     set_error(run, "container %.12s: %s", run->id, serr);
   json_decref(root);
