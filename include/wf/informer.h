@@ -49,6 +49,12 @@ typedef struct wf_informer_cbs_s {
    * dropped it.  deleted = 1 when etcd deleted the key.  entry is freed after
    * this returns. */
   void (*on_delete)(wf_informer_t *inf, wf_cache_entry_t *entry, int deleted, void *data);
+  /* Optional: a cheap look at the raw value before it is parsed.  Returns 1
+   * when the filter would certainly say DROP, so the value is dropped
+   * without being parsed (an entry cached under that key is removed, as for
+   * a DROP); 0 to parse it and ask the filter.  Most values a node sees on a
+   * shared etcd are other nodes' steps: this is what keeps their cost low. */
+  int (*skip)(wf_informer_t *inf, const char *key, const char *value, size_t len, void *data);
   /* A full list finished (the first one: the cache is warm).  Optional. */
   void (*on_synced)(wf_informer_t *inf, int first, void *data);
 } wf_informer_cbs_t;

@@ -151,6 +151,13 @@ char *wf__etcd_req_lease_id(int64_t id, size_t *len);  /* keepalive, revoke */
 char *wf__etcd_req_watch(const char *key, size_t klen, const char *end, size_t elen,
                          int64_t start_revision, size_t *len);
 
+/* ---- fast path (parse.c) -------------------------------------------------------------------
+ * List pages (RANGE answers) and watch messages are first read by a one-pass
+ * scanner that accepts only plain gateway JSON and otherwise hands the text
+ * to jansson, whose results and errors stay the reference.  Tests set this
+ * to 0 to compare the two paths; nothing else touches it. */
+extern int wf__etcd_fast_json;
+
 /* ---- responses (parse.c) ------------------------------------------------------------ */
 enum wf__etcd_op {
   WF__ETCD_RANGE, WF__ETCD_PUT, WF__ETCD_TXN, WF__ETCD_DELETE, WF__ETCD_COMPACT,

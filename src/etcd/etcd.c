@@ -289,35 +289,39 @@ static void call_complete(call_t *c, int err, const wf__etcd_resp_t *r) {
   }
 }
 
-/* A list page arrived: hand it over and ask for the next one.  Returns 1 if
+/* A list page arrived: ask for the next one, then hand this one over, so
+ * that etcd builds page n+1 while the caller digests page n.  Returns 1 if
  * the call goes on (a request is in flight), 0 when it is finished. */
 static int list_page(call_t *c, int *err, const wf__etcd_resp_t *r) {
   wf_etcd_t *e = c->e;
   if (c->list_rev == 0) c->list_rev = r->revision;
-  if (r->nkvs > 0) c->on_page(r->kvs, r->nkvs, c->data);
-  if (e->closing) {
-    *err = UV_ECANCELED;
-    return 0;
+  int more = r->more && r->nkvs > 0 && !e->closing;
+  if (more) {
+    /* The next page starts just after the last key: key + "\0" is the
+     * smallest key above it. */
+    const wf_etcd_kv_t *last = &r->kvs[r->nkvs - 1];
+    char *next = wf_malloc(last->key_len + 1);
+    memcpy(next, last->key, last->key_len);
+    next[last->key_len] = '\0';
+    wf_etcd_range_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.limit = c->page_size;
+    o.revision = c->list_rev;
+    free(c->body);
+    c->body = wf__etcd_req_range(next, last->key_len + 1, c->end, c->elen, &o, &c->body_len);
+    free(next);
+    c->tries = 0;
+    c->auth_retried = 0;  /* a long list may outlive more than one token */
+    c->ep = e->cur;
+    *err = call_send(c);
+    if (*err) more = 0;
   }
-  if (!r->more || r->nkvs == 0) return 0;
-  /* The next page starts just after the last key: key + "\0" is the
-   * smallest key above it. */
-  const wf_etcd_kv_t *last = &r->kvs[r->nkvs - 1];
-  char *next = wf_malloc(last->key_len + 1);
-  memcpy(next, last->key, last->key_len);
-  next[last->key_len] = '\0';
-  wf_etcd_range_opts_t o;
-  memset(&o, 0, sizeof o);
-  o.limit = c->page_size;
-  o.revision = c->list_rev;
-  free(c->body);
-  c->body = wf__etcd_req_range(next, last->key_len + 1, c->end, c->elen, &o, &c->body_len);
-  free(next);
-  c->tries = 0;
-  c->auth_retried = 0;  /* a long list may outlive more than one token */
-  c->ep = e->cur;
-  *err = call_send(c);
-  return *err == 0;
+  /* In flight or not, this page is whole: hand it over.  If the caller
+   * closes the client from here, the request in flight ends with
+   * UV_ECANCELED through the usual path. */
+  if (r->nkvs > 0 && *err == 0) c->on_page(r->kvs, r->nkvs, c->data);
+  if (!more && e->closing && *err == 0) *err = UV_ECANCELED;
+  return more;
 }
 
 /* The call's outcome is known (err, or the 2xx body): parse it, hand it to

@@ -252,6 +252,500 @@ char *wf__etcd_req_watch(const char *key, size_t klen, const char *end, size_t e
   return dump(root, len);
 }
 
+/* ---- fast path for list pages and watch messages ---------------------------------------
+ * jansson spends about 100 instructions per byte, most of them in long
+ * base64 strings, and a list page or a watch event is almost all base64: a
+ * 1,000-key page of Go-format steps cost ~200 M instructions before the
+ * values were even looked at.  The gateway's answers are machine-written and
+ * regular, so these two are first read by the one-pass scanner below, which
+ * accepts only the plain case: strings of printable ASCII without escapes,
+ * integers of at most 18 digits, nesting below FAST_MAX_DEPTH, no repeated
+ * key among those it extracts, nothing but whitespace after the value.  On
+ * anything else, and wherever a field rule below would fail, it answers
+ * FAST_NO and the jansson path parses the same bytes, with the same results
+ * and errors as before.  So it never decides anything jansson would decide
+ * differently; it only decides faster. */
+#define FAST_NO 1
+#define FAST_MAX_DEPTH 16
+
+int wf__etcd_fast_json = 1;
+
+typedef struct fscan_s {
+  const char *p, *end;
+} fscan_t;
+
+static void fs_ws(fscan_t *s) {
+  while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+    s->p++;
+}
+
+static int fs_lit(fscan_t *s, const char *lit, size_t n) {
+  if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) return FAST_NO;
+  s->p += n;
+  return 0;
+}
+
+/* A plain string; *b / *n: its bytes without the quotes. */
+static int fs_str(fscan_t *s, const char **b, size_t *n) {
+  if (s->p >= s->end || *s->p != '"') return FAST_NO;
+  const char *q = ++s->p;
+  const char *end = s->end;
+  for (;; q++) {
+    if (q >= end) return FAST_NO;
+    unsigned char c = (unsigned char)*q;
+    if (c == '"') break;
+    if (c == '\\' || c < 0x20 || c >= 0x7f) return FAST_NO;
+  }
+  *b = s->p;
+  *n = (size_t)(q - s->p);
+  s->p = q + 1;
+  return 0;
+}
+
+/* A JSON integer of at most 18 digits (*is_int = 1, its value in *v);
+ * every other number is FAST_NO. */
+static int fs_num(fscan_t *s, int64_t *v, int *is_int) {
+  const char *q = s->p;
+  int neg = 0;
+  if (q < s->end && *q == '-') {
+    neg = 1;
+    q++;
+  }
+  const char *d0 = q;
+  while (q < s->end && *q >= '0' && *q <= '9') q++;
+  size_t nd = (size_t)(q - d0);
+  if (nd == 0 || (nd > 1 && *d0 == '0')) return FAST_NO;
+  int frac = 0;
+  if (q < s->end && *q == '.') {
+    frac = 1;
+    const char *f = ++q;
+    while (q < s->end && *q >= '0' && *q <= '9') q++;
+    if (q == f) return FAST_NO;
+  }
+  if (q < s->end && (*q == 'e' || *q == 'E')) {
+    frac = 1;
+    q++;
+    if (q < s->end && (*q == '+' || *q == '-')) q++;
+    const char *f = q;
+    while (q < s->end && *q >= '0' && *q <= '9') q++;
+    if (q == f) return FAST_NO;
+  }
+  /* Fractions and exponents never occur in the gateway's answers; jansson
+   * would also refuse some of them (overflow), so leave them to it. */
+  if (frac || nd > 18) return FAST_NO;
+  *is_int = !frac;
+  if (!frac) {
+    int64_t acc = 0;
+    for (const char *c = d0; c < d0 + nd; c++) acc = acc * 10 + (*c - '0');
+    *v = neg ? -acc : acc;
+  }
+  s->p = q;
+  return 0;
+}
+
+static int fs_skip(fscan_t *s, int depth);
+
+/* Calls on_key for each member of an object (s->p at '{'); on_key must
+ * consume the value (fs_skip it if it does not want it). */
+typedef int (*fs_member_cb)(fscan_t *s, const char *k, size_t kn, void *ctx, int depth);
+static int fs_object(fscan_t *s, int depth, fs_member_cb on_key, void *ctx) {
+  if (depth >= FAST_MAX_DEPTH || s->p >= s->end || *s->p != '{') return FAST_NO;
+  s->p++;
+  fs_ws(s);
+  if (s->p < s->end && *s->p == '}') {
+    s->p++;
+    return 0;
+  }
+  for (;;) {
+    const char *k;
+    size_t kn;
+    fs_ws(s);
+    if (fs_str(s, &k, &kn)) return FAST_NO;
+    fs_ws(s);
+    if (s->p >= s->end || *s->p != ':') return FAST_NO;
+    s->p++;
+    fs_ws(s);
+    if (on_key(s, k, kn, ctx, depth + 1)) return FAST_NO;
+    fs_ws(s);
+    if (s->p >= s->end) return FAST_NO;
+    if (*s->p == '}') {
+      s->p++;
+      return 0;
+    }
+    if (*s->p != ',') return FAST_NO;
+    s->p++;
+  }
+}
+
+static int skip_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+  return fs_skip(s, depth);
+}
+
+static int fs_skip(fscan_t *s, int depth) {
+  if (depth >= FAST_MAX_DEPTH || s->p >= s->end) return FAST_NO;
+  const char *b;
+  size_t n;
+  int64_t v;
+  int is_int;
+  switch (*s->p) {
+    case '"':
+      return fs_str(s, &b, &n);
+    case '{':
+      return fs_object(s, depth, skip_member, NULL);
+    case '[':
+      s->p++;
+      fs_ws(s);
+      if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return 0;
+      }
+      for (;;) {
+        fs_ws(s);
+        if (fs_skip(s, depth + 1)) return FAST_NO;
+        fs_ws(s);
+        if (s->p >= s->end) return FAST_NO;
+        if (*s->p == ']') {
+          s->p++;
+          return 0;
+        }
+        if (*s->p != ',') return FAST_NO;
+        s->p++;
+      }
+    case 't':
+      return fs_lit(s, "true", 4);
+    case 'f':
+      return fs_lit(s, "false", 5);
+    case 'n':
+      return fs_lit(s, "null", 4);
+    default:
+      return fs_num(s, &v, &is_int);
+  }
+}
+
+/* json_is_true(): only the literal true counts; any other value is false. */
+static int fs_bool(fscan_t *s, int *out, int depth) {
+  *out = s->p < s->end && *s->p == 't';
+  return fs_skip(s, depth);
+}
+
+/* The wf__etcd_i64 rules: a string of decimal digits (optional '-'), an
+ * integer, or null (= 0).  Anything those rules refuse is FAST_NO (jansson's
+ * path then reports it). */
+static int fs_i64(fscan_t *s, int64_t *out, int depth) {
+  *out = 0;
+  if (s->p >= s->end) return FAST_NO;
+  if (*s->p == 'n') return fs_lit(s, "null", 4);
+  if (*s->p == '"') {
+    const char *b;
+    size_t n, i = 0;
+    if (fs_str(s, &b, &n)) return FAST_NO;
+    int neg = 0;
+    if (n > 0 && b[0] == '-') {
+      neg = 1;
+      i = 1;
+    }
+    if (i == n || n - i > 18) return FAST_NO;
+    int64_t acc = 0;
+    for (; i < n; i++) {
+      if (b[i] < '0' || b[i] > '9') return FAST_NO;
+      acc = acc * 10 + (b[i] - '0');
+    }
+    *out = neg ? -acc : acc;
+    return 0;
+  }
+  int is_int;
+  if (fs_num(s, out, &is_int) || !is_int) return FAST_NO;
+  return 0;
+}
+
+/* rev_field(): 0 .. INT64_MAX - 1 (18 digits are far below). */
+static int fs_rev(fscan_t *s, int64_t *out, int depth) {
+  if (fs_i64(s, out, depth) || *out < 0) return FAST_NO;
+  return 0;
+}
+
+/* ---- KeyValue -------------------------------------------------------------------------- */
+typedef struct fkv_s {
+  const char *key, *value;  /* spans of the base64 text; NULL = absent (or null) */
+  size_t key_n, value_n;
+  int64_t create_revision, mod_revision, version, lease;
+  unsigned seen;            /* bit per extracted field: a repeat is FAST_NO */
+} fkv_t;
+
+static int fs_seen(unsigned *seen, unsigned bit) {
+  if (*seen & bit) return FAST_NO;
+  *seen |= bit;
+  return 0;
+}
+
+static int fs_b64_field(fscan_t *s, const char **b, size_t *n) {
+  *b = NULL;
+  *n = 0;
+  if (s->p < s->end && *s->p == 'n') return fs_lit(s, "null", 4);
+  return fs_str(s, b, n);
+}
+
+#define KEYIS(lit) (kn == sizeof(lit) - 1 && memcmp(k, lit, kn) == 0)
+
+static int kv_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+  fkv_t *kv = ctx;
+  if (KEYIS("key")) return fs_seen(&kv->seen, 1) || fs_b64_field(s, &kv->key, &kv->key_n);
+  if (KEYIS("value")) return fs_seen(&kv->seen, 2) || fs_b64_field(s, &kv->value, &kv->value_n);
+  if (KEYIS("create_revision"))
+    return fs_seen(&kv->seen, 4) || fs_rev(s, &kv->create_revision, depth);
+  if (KEYIS("mod_revision")) return fs_seen(&kv->seen, 8) || fs_rev(s, &kv->mod_revision, depth);
+  if (KEYIS("version")) return fs_seen(&kv->seen, 16) || fs_i64(s, &kv->version, depth);
+  if (KEYIS("lease")) return fs_seen(&kv->seen, 32) || fs_i64(s, &kv->lease, depth);
+  return fs_skip(s, depth);
+}
+
+/* Decodes what kv_member found into out (as wf__etcd_kv_parse would). */
+static int fkv_finish(const fkv_t *f, wf_etcd_kv_t *out) {
+  memset(out, 0, sizeof *out);
+  char *k = f->key ? wf_b64_decode(f->key, f->key_n, &out->key_len) : wf_strdup("");
+  char *v = f->value ? wf_b64_decode(f->value, f->value_n, &out->value_len) : wf_strdup("");
+  out->key = k;
+  out->value = v;
+  if (!k || !v) {
+    wf__etcd_kv_clear(out);
+    return FAST_NO;
+  }
+  out->create_revision = f->create_revision;
+  out->mod_revision = f->mod_revision;
+  out->version = f->version;
+  out->lease = f->lease;
+  return 0;
+}
+
+/* A growable array of parsed kvs / events. */
+typedef struct fkvs_s {
+  wf_etcd_kv_t *kvs;
+  size_t n, cap;
+} fkvs_t;
+
+static void fkvs_free(fkvs_t *a) {
+  wf__etcd_kvs_free(a->kvs, a->n);
+  a->kvs = NULL;
+  a->n = a->cap = 0;
+}
+
+static int fs_kv(fscan_t *s, wf_etcd_kv_t *out, int depth) {
+  fkv_t f;
+  memset(&f, 0, sizeof f);
+  if (fs_object(s, depth, kv_member, &f)) return FAST_NO;
+  return fkv_finish(&f, out);
+}
+
+/* An array of KeyValue, or null (= none). */
+static int fs_kvs(fscan_t *s, fkvs_t *a, int depth) {
+  if (s->p < s->end && *s->p == 'n') return fs_lit(s, "null", 4);
+  if (depth >= FAST_MAX_DEPTH || s->p >= s->end || *s->p != '[') return FAST_NO;
+  s->p++;
+  fs_ws(s);
+  if (s->p < s->end && *s->p == ']') {
+    s->p++;
+    return 0;
+  }
+  for (;;) {
+    fs_ws(s);
+    if (a->n == a->cap) {
+      a->cap = a->cap ? a->cap * 2 : 64;
+      a->kvs = wf_realloc(a->kvs, a->cap * sizeof *a->kvs);
+    }
+    if (fs_kv(s, &a->kvs[a->n], depth + 1)) return FAST_NO;
+    a->n++;
+    fs_ws(s);
+    if (s->p >= s->end) return FAST_NO;
+    if (*s->p == ']') {
+      s->p++;
+      return 0;
+    }
+    if (*s->p != ',') return FAST_NO;
+    s->p++;
+  }
+}
+
+static int header_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+  if (KEYIS("revision")) return fs_rev(s, ctx, depth);
+  return fs_skip(s, depth);
+}
+
+/* "header": an object whose "revision" follows rev_field; a repeated
+ * "revision" inside is FAST_NO through the caller's seen bit. */
+static int fs_header(fscan_t *s, int64_t *rev, int depth) {
+  if (s->p < s->end && *s->p != '{') return FAST_NO;
+  return fs_object(s, depth, header_member, rev);
+}
+
+/* The whole text is one value followed by whitespace only. */
+static int fs_end(fscan_t *s) {
+  fs_ws(s);
+  return s->p == s->end ? 0 : FAST_NO;
+}
+
+/* ---- range answers ---------------------------------------------------------------------------- */
+typedef struct frange_s {
+  int64_t revision, count;
+  int more;
+  fkvs_t kvs;
+  unsigned seen;
+} frange_t;
+
+static int range_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+  frange_t *r = ctx;
+  if (KEYIS("header")) return fs_seen(&r->seen, 1) || fs_header(s, &r->revision, depth);
+  if (KEYIS("kvs")) return fs_seen(&r->seen, 2) || fs_kvs(s, &r->kvs, depth);
+  if (KEYIS("more")) return fs_seen(&r->seen, 4) || fs_bool(s, &r->more, depth);
+  if (KEYIS("count")) return fs_seen(&r->seen, 8) || fs_i64(s, &r->count, depth);
+  return fs_skip(s, depth);
+}
+
+/* 0 with r filled, or FAST_NO (r untouched). */
+static int fast_range(const char *body, size_t len, wf__etcd_resp_t *r) {
+  fscan_t s = {body, body + len};
+  frange_t f;
+  memset(&f, 0, sizeof f);
+  fs_ws(&s);
+  if (fs_object(&s, 0, range_member, &f) || fs_end(&s)) {
+    fkvs_free(&f.kvs);
+    return FAST_NO;
+  }
+  r->revision = f.revision;
+  r->count = f.count;
+  r->more = f.more;
+  r->kvs = f.kvs.kvs;
+  r->nkvs = f.kvs.n;
+  if (!r->nkvs) {
+    free(r->kvs);
+    r->kvs = NULL;
+  }
+  return 0;
+}
+
+/* ---- watch messages ------------------------------------------------------------------------------ */
+typedef struct fevent_s {
+  int type;
+  wf_etcd_kv_t kv;
+  int have_kv;
+  unsigned seen;
+} fevent_t;
+
+static int event_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+  fevent_t *ev = ctx;
+  if (KEYIS("type")) {
+    if (fs_seen(&ev->seen, 1)) return FAST_NO;
+    if (s->p < s->end && *s->p == '"') {
+      const char *b;
+      size_t n;
+      if (fs_str(s, &b, &n)) return FAST_NO;
+      if (n == 3 && memcmp(b, "PUT", 3) == 0) ev->type = WF_ETCD_PUT;
+      else if (n == 6 && memcmp(b, "DELETE", 6) == 0) ev->type = WF_ETCD_DELETE;
+      else return FAST_NO;
+      return 0;
+    }
+    int64_t v;
+    int is_int;
+    if (fs_num(s, &v, &is_int) || !is_int || v < 0 || v > 1) return FAST_NO;
+    ev->type = v == 1 ? WF_ETCD_DELETE : WF_ETCD_PUT;
+    return 0;
+  }
+  if (KEYIS("kv")) {
+    if (fs_seen(&ev->seen, 2) || fs_kv(s, &ev->kv, depth)) return FAST_NO;
+    ev->have_kv = 1;
+    return 0;
+  }
+  return fs_skip(s, depth);
+}
+
+typedef struct fwatch_s {
+  wf__etcd_watch_msg_t *m;
+  size_t cap;
+  unsigned seen;
+} fwatch_t;
+
+static int fs_events(fscan_t *s, fwatch_t *w, int depth) {
+  wf__etcd_watch_msg_t *m = w->m;
+  if (s->p < s->end && *s->p == 'n') return fs_lit(s, "null", 4);
+  if (depth >= FAST_MAX_DEPTH || s->p >= s->end || *s->p != '[') return FAST_NO;
+  s->p++;
+  fs_ws(s);
+  if (s->p < s->end && *s->p == ']') {
+    s->p++;
+    return 0;
+  }
+  for (;;) {
+    fs_ws(s);
+    fevent_t ev;
+    memset(&ev, 0, sizeof ev);
+    if (fs_object(s, depth + 1, event_member, &ev) || !ev.have_kv) {
+      if (ev.have_kv) wf__etcd_kv_clear(&ev.kv);
+      return FAST_NO;
+    }
+    if (m->nevents == w->cap) {
+      w->cap = w->cap ? w->cap * 2 : 4;
+      m->events = wf_realloc(m->events, w->cap * sizeof *m->events);
+    }
+    m->events[m->nevents].type = (enum wf_etcd_event_type)ev.type;
+    m->events[m->nevents].kv = ev.kv;
+    m->nevents++;
+    fs_ws(s);
+    if (s->p >= s->end) return FAST_NO;
+    if (*s->p == ']') {
+      s->p++;
+      return 0;
+    }
+    if (*s->p != ',') return FAST_NO;
+    s->p++;
+  }
+}
+
+static int result_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+  fwatch_t *w = ctx;
+  wf__etcd_watch_msg_t *m = w->m;
+  if (KEYIS("header")) return fs_seen(&w->seen, 1) || fs_header(s, &m->header_revision, depth);
+  if (KEYIS("compact_revision"))
+    return fs_seen(&w->seen, 2) || fs_rev(s, &m->compact_revision, depth);
+  if (KEYIS("created")) return fs_seen(&w->seen, 4) || fs_bool(s, &m->created, depth);
+  if (KEYIS("canceled")) return fs_seen(&w->seen, 8) || fs_bool(s, &m->canceled, depth);
+  if (KEYIS("fragment")) return fs_seen(&w->seen, 16) || fs_bool(s, &m->fragment, depth);
+  if (KEYIS("events")) return fs_seen(&w->seen, 32) || fs_events(s, w, depth);
+  if (KEYIS("cancel_reason")) {
+    if (fs_seen(&w->seen, 64)) return FAST_NO;
+    if (s->p < s->end && *s->p == '"') {
+      const char *b;
+      size_t n;
+      if (fs_str(s, &b, &n)) return FAST_NO;
+      snprintf(m->msg, sizeof m->msg, "%.*s", (int)n, b);
+      return 0;
+    }
+    return fs_skip(s, depth);
+  }
+  return fs_skip(s, depth);
+}
+
+static int top_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+  fwatch_t *w = ctx;
+  if (KEYIS("result")) {
+    if (fs_seen(&w->seen, 128)) return FAST_NO;
+    if (s->p >= s->end || *s->p != '{') return FAST_NO;
+    return fs_object(s, depth, result_member, w);
+  }
+  if (KEYIS("error")) return FAST_NO; /* rare: the jansson path words it */
+  return fs_skip(s, depth);
+}
+
+/* 0 with m filled, or FAST_NO (m cleared). */
+static int fast_watch_msg(const char *line, size_t n, wf__etcd_watch_msg_t *m) {
+  fscan_t s = {line, line + n};
+  fwatch_t w = {m, 0, 0};
+  fs_ws(&s);
+  if (fs_object(&s, 0, top_member, &w) || fs_end(&s) || !(w.seen & 128)) {
+    wf__etcd_watch_msg_clear(m);
+    return FAST_NO;
+  }
+  return 0;
+}
+
 /* ---- responses ---------------------------------------------------------------------- */
 
 void wf__etcd_resp_clear(wf__etcd_resp_t *r) {
@@ -298,6 +792,7 @@ int wf__etcd_resp_parse(enum wf__etcd_op op, const char *body, size_t len,
   json_error_t je;
   memset(r, 0, sizeof *r);
   msg[0] = '\0';
+  if (op == WF__ETCD_RANGE && wf__etcd_fast_json && fast_range(body, len, r) == 0) return 0;
   /* A keepalive answer is a stream: one {"result":...} line, then maybe blank
    * lines.  Read just the first value. */
   size_t flags = op == WF__ETCD_KEEPALIVE ? JSON_DISABLE_EOF_CHECK : 0;
@@ -479,6 +974,7 @@ static int parse_events(const json_t *arr, wf__etcd_watch_msg_t *m) {
 int wf__etcd_watch_msg_parse(const char *line, size_t n, wf__etcd_watch_msg_t *m) {
   json_error_t je;
   memset(m, 0, sizeof *m);
+  if (wf__etcd_fast_json && fast_watch_msg(line, n, m) == 0) return 0;
   json_t *root = json_loadb(line, n, 0, &je);
   int e = 0;
   if (!json_is_object(root)) {

@@ -67,11 +67,15 @@ static void apply_put(wf_informer_t *inf, const char *key, const char *value, si
     e->gen = inf->gen; /* still there, already known */
     return;
   }
-  json_error_t je;
-  json_t *obj = json_loadb(value, vlen, 0, &je);
-  enum wf_filter_verdict v =
-      inf->cbs.filter(inf, key, obj, obj ? NULL : je.text, rev, inf->data);
-  json_decref(obj);
+  enum wf_filter_verdict v;
+  if (inf->cbs.skip && inf->cbs.skip(inf, key, value, vlen, inf->data)) {
+    v = WF_FILTER_DROP; /* certainly not kept: not even parsed */
+  } else {
+    json_error_t je;
+    json_t *obj = json_loadb(value, vlen, 0, &je);
+    v = inf->cbs.filter(inf, key, obj, obj ? NULL : je.text, rev, inf->data);
+    json_decref(obj);
+  }
   if (v == WF_FILTER_DROP) {
     if (e) {
       wf_map_del(&inf->cache, key);

@@ -566,6 +566,125 @@ static void test_revision_bounds(void) {
   json_decref(j);
 }
 
+/* ---- the fast path agrees with jansson ---------------------------------------------------------- */
+
+/* One parse with the fast path on or off, rendered to text so that two
+ * outcomes compare with strcmp: the error code, then every field. */
+static char *render_watch(const char *p, size_t n, int fast) {
+  wf__etcd_fast_json = fast;
+  wf__etcd_watch_msg_t m;
+  int e = wf__etcd_watch_msg_parse(p, n, &m);
+  wf__etcd_fast_json = 1;
+  wf_buf_t b;
+  wf_buf_init(&b, (size_t)1 << 24);
+  wf_buf_printf(&b, "e=%d", e);
+  if (e == 0) {
+    wf_buf_printf(&b, " err=%d cr=%d ca=%d fr=%d hr=%lld cmp=%lld msg=%s n=%zu", m.error,
+                  m.created, m.canceled, m.fragment, (long long)m.header_revision,
+                  (long long)m.compact_revision, m.msg, m.nevents);
+    for (size_t i = 0; i < m.nevents; i++) {
+      const wf_etcd_kv_t *kv = &m.events[i].kv;
+      wf_buf_printf(&b, " [%d %zu:%.*s %zu:", (int)m.events[i].type, kv->key_len,
+                    (int)kv->key_len, kv->key, kv->value_len);
+      wf_buf_append(&b, kv->value, kv->value_len);
+      wf_buf_printf(&b, " %lld %lld %lld %lld]", (long long)kv->create_revision,
+                    (long long)kv->mod_revision, (long long)kv->version, (long long)kv->lease);
+    }
+  }
+  wf__etcd_watch_msg_clear(&m);
+  wf_buf_append(&b, "", 1);
+  return b.data;
+}
+
+static char *render_range(const char *p, size_t n, int fast) {
+  wf__etcd_fast_json = fast;
+  wf__etcd_resp_t r;
+  char msg[256];
+  int e = wf__etcd_resp_parse(WF__ETCD_RANGE, p, n, &r, msg, sizeof msg);
+  wf__etcd_fast_json = 1;
+  wf_buf_t b;
+  wf_buf_init(&b, (size_t)1 << 24);
+  wf_buf_printf(&b, "e=%d", e);
+  if (e == 0) {
+    wf_buf_printf(&b, " rev=%lld more=%d count=%lld n=%zu", (long long)r.revision, r.more,
+                  (long long)r.count, r.nkvs);
+    for (size_t i = 0; i < r.nkvs; i++) {
+      const wf_etcd_kv_t *kv = &r.kvs[i];
+      wf_buf_printf(&b, " [%zu:%.*s %zu:", kv->key_len, (int)kv->key_len, kv->key,
+                    kv->value_len);
+      wf_buf_append(&b, kv->value, kv->value_len);
+      wf_buf_printf(&b, " %lld %lld %lld %lld]", (long long)kv->create_revision,
+                    (long long)kv->mod_revision, (long long)kv->version, (long long)kv->lease);
+    }
+  }
+  wf__etcd_resp_clear(&r);
+  wf_buf_append(&b, "", 1);
+  return b.data;
+}
+
+static void same(char *(*render)(const char *, size_t, int), const char *p, size_t n) {
+  char *a = render(p, n, 1), *b = render(p, n, 0);
+  if (strcmp(a, b) != 0)
+    WF_FAIL("fast and jansson paths differ on %.*s:\n fast    %s\n jansson %s", (int)n, p, a, b);
+  free(a);
+  free(b);
+}
+
+static const char *const WATCH_SAMPLES[] = {
+    "{\"result\":{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":"
+    "\"10276657743932975437\",\"revision\":\"8\",\"raft_term\":\"2\"},\"created\":true}}",
+    "{\"result\":{\"header\":{\"revision\":\"12\"},\"events\":[{\"kv\":{\"key\":\"L3cveA==\","
+    "\"create_revision\":\"9\",\"mod_revision\":\"12\",\"version\":\"4\",\"value\":\"eyJhIjoxfQ==\","
+    "\"lease\":\"7587\"}},{\"type\":\"DELETE\",\"kv\":{\"key\":\"L3cveQ==\",\"mod_revision\":\"12\"},"
+    "\"prev_kv\":{\"key\":\"L3cveQ==\",\"value\":\"MQ==\"}}],\"fragment\":true}}",
+    "{\"result\":{\"header\":{\"revision\":\"14\"},\"canceled\":true,\"compact_revision\":\"11\","
+    "\"cancel_reason\":\"mvcc: required revision has been compacted\"}}",
+    "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"transport is closing\","
+    "\"http_status\":\"Service Unavailable\"}}",
+    "{\"result\":{\"events\":[{\"type\":1,\"kv\":{\"key\":\"YQ==\"}},{\"type\":0,\"kv\":{}}]}}",
+    " {\"result\":{\"header\":{},\"events\":null,\"created\":false}} \n",
+};
+
+static const char *const RANGE_SAMPLES[] = {
+    "{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"100\",\"raft_term\":\"2\"},"
+    "\"kvs\":[{\"key\":\"YS8x\",\"create_revision\":\"3\",\"mod_revision\":\"9\",\"version\":\"2\","
+    "\"value\":\"eyJzdGF0dXMiOnt9fQ==\"},{\"key\":\"YS8y\",\"create_revision\":\"4\","
+    "\"mod_revision\":\"4\",\"version\":\"1\"}],\"more\":true,\"count\":\"5000\"}",
+    "{\"header\":{\"revision\":\"7\"}}",
+    "{\"header\":{\"revision\":\"7\"},\"kvs\":null,\"count\":0,\"more\":false}",
+};
+
+static void test_fast_path(void) {
+  /* The samples, every truncation, and every one-byte change to a
+   * character that matters to JSON, must parse the same both ways. */
+  static const char subst[] = "\"\\{}[],:0-9a \x01\xc3tfn.eE+";
+  for (int kind = 0; kind < 2; kind++) {
+    const char *const *samples = kind ? RANGE_SAMPLES : WATCH_SAMPLES;
+    size_t ns = kind ? sizeof RANGE_SAMPLES / sizeof *RANGE_SAMPLES
+                     : sizeof WATCH_SAMPLES / sizeof *WATCH_SAMPLES;
+    char *(*render)(const char *, size_t, int) = kind ? render_range : render_watch;
+    for (size_t i = 0; i < ns; i++) {
+      const char *s = samples[i];
+      size_t n = strlen(s);
+      char *buf = malloc(n + 1);
+      for (size_t cut = 0; cut <= n; cut++) same(render, s, cut);
+      for (size_t pos = 0; pos < n; pos++) {
+        for (const char *c = subst; *c; c++) {
+          memcpy(buf, s, n);
+          buf[pos] = *c;
+          same(render, buf, n);
+        }
+      }
+      free(buf);
+    }
+  }
+  /* Repeated keys: jansson keeps the last; the fast path leaves them to it. */
+  const char *dup = "{\"result\":{\"created\":false,\"created\":true}}";
+  same(render_watch, dup, strlen(dup));
+  const char *dupkv = "{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"YQ==\",\"key\":\"Yg==\"}]}";
+  same(render_range, dupkv, strlen(dupkv));
+}
+
 int main(void) {
   test_revision_bounds();
   test_i64();
@@ -577,6 +696,7 @@ int main(void) {
   test_splitter();
   test_watch_msgs();
   test_resume();
+  test_fast_path();
   printf("ok\n");
   return 0;
 }
