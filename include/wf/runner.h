@@ -73,6 +73,15 @@ typedef struct wf_runner_ops_s {
 
 extern const wf_runner_ops_t wf_runner_local;
 
+/* How the local runner starts children: 1 posix_spawn() + a pidfd (the
+ * default where the kernel has pidfd_open), 0 uv_spawn() (fork).  For tests,
+ * which run both; call before the first step. */
+void wf_runner_local_set_spawn_mode(int mode);
+
+/* Frees the local runner's cache of PATH searches (at exit, so that leak
+ * checkers see nothing). */
+void wf_runner_local_cleanup(void);
+
 /* Looks up a runner param by key (NULL if absent). */
 const char *wf_kv_get(const wf_kv_t *kv, size_t n, const char *key);
 

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 typedef struct call_s {
   wf_etcd_t *e;
@@ -105,6 +106,21 @@ static char *normalise_url(const char *u) {
   return s;
 }
 
+/* How many idle keep-alive connections to keep per endpoint.  Every running
+ * step has a txn in flight now and then (claim, final write): with only 4
+ * idle ones, a burst of --max-parallel 32 steps opened and closed a TCP
+ * connection, and a gateway stream in etcd, for 1.3 of its requests per step
+ * (strace, bench part 2).  But idle sockets hold descriptors that steps need
+ * for their pipes and log files (64 of them starved every step under
+ * `ulimit -n 64`, e2e-fault_few_fds), so the pool is 1/16 of the descriptor
+ * limit, between 4 and 32.  Idle ones still close after idle_close_ms. */
+static unsigned idle_pool_size(void) {
+  struct rlimit rl;
+  rlim_t n = 64;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) n = rl.rlim_cur / 16;
+  return n < 4 ? 4 : n > 32 ? 32 : (unsigned)n;
+}
+
 wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts) {
   if (!loop || !opts || !opts->endpoints || opts->nendpoints == 0) return NULL;
   wf_etcd_t *e = wf_calloc(1, sizeof *e);
@@ -123,6 +139,7 @@ wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts) {
   e->nerr = wf_calloc(opts->nendpoints * WF__ETCD_NOPS, sizeof *e->nerr);
   wf_http_client_opts_t ho = {0};
   ho.connect_timeout_ms = e->connect_timeout_ms;
+  ho.max_idle = idle_pool_size();
   wf_http_tls_opts_t tls = {opts->tls_ca_file, opts->tls_cert_file, opts->tls_key_file};
   ho.tls = &tls;  /* used by https:// endpoints only */
   for (size_t i = 0; i < opts->nendpoints; i++) {

@@ -20,6 +20,14 @@
  * fires once the count is back at or below half, which leaves the other
  * half to overlap the next disk write with the producer's reading.
  *
+ * A pipe's bytes can also go to the file without passing through user space
+ * (wf_logfile_splice): one uv_work_t on the threadpool calls splice(2) from
+ * the pipe into the file until the pipe is empty or a budget is spent.  It
+ * is one more kind of request in the same one-at-a-time state machine, so
+ * it starts only once the queue ahead of it is on disk.  A 1 GiB step
+ * output went through the loop's read buffers and a threadpool write at
+ * about 0.65x the speed of a shell redirect to a file (bench part 3).
+ *
  * A file opened for appending (a step that outlives an agent restart) adds
  * one fstat between the open and the first write, recording the size and
  * mtime the file had before this process wrote to it: the docker runner asks
@@ -35,10 +43,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "wf/util.h"
 
@@ -48,6 +58,14 @@
 /* Writes up to this size are copied into a chunk rather than queued as is. */
 #define SMALL_WRITE ((size_t)16 << 10)
 #define CHUNK_SIZE ((size_t)64 << 10)
+/* One splice(2) call moves at most this much; one threadpool job at most
+ * SPLICE_BUDGET, so that other files get their turn on the pool. */
+#define SPLICE_CHUNK ((size_t)1 << 20)
+#define SPLICE_BUDGET ((size_t)16 << 20)
+#define BOUNCE_SIZE ((size_t)64 << 10)
+/* How long a splice job waits for more from a pipe that was just busy. */
+#define SPLICE_LINGER_MS 2
+#define SPLICE_BATCH_NS 200000
 
 typedef struct qent_s {
   char *base;
@@ -92,6 +110,19 @@ struct wf_logfile_s {
   size_t write_cap;
   uv_buf_t iov[WRITE_MAX_BUFS];
   uint64_t written;
+
+  /* splice: the pending or running request, and what the job found.  The
+   * job reads only sp_* and fd, which the loop does not touch meanwhile. */
+  uv_work_t work;
+  wf_logfile_splice_cb sp_cb;  /* set while a splice is pending or running */
+  void *sp_data;
+  int sp_fd;
+  int sp_discard;     /* the file failed: drain the pipe, drop the bytes */
+  int sp_nosplice;    /* the file system refused splice: read + write */
+  char *bounce;       /* read + write buffer, allocated on first need */
+  size_t sp_moved;    /* job results */
+  int sp_status;
+  int sp_file_err;
 };
 
 /* ---- paths ---------------------------------------------------------------- */
@@ -194,6 +225,7 @@ static void enqueue(wf_logfile_t *f, char *owned, const char *src, size_t len) {
 
 static void pump(wf_logfile_t *f);
 static void on_open(uv_fs_t *req);
+static void start_splice(wf_logfile_t *f);
 
 /* A uv_fs_* call failed before it started: deliver err to handler on a
  * later tick, as if the request had completed with it. */
@@ -389,6 +421,7 @@ static void on_timer_closed(uv_handle_t *h) {
   q_drop_all(f);
   free(f->q);
   free(f->dirbuf);
+  free(f->bounce);
   free(f->path);
   free(f);
 }
@@ -410,12 +443,142 @@ static void on_fclose(uv_fs_t *req) {
   finish(f);
 }
 
+/* ---- splice ------------------------------------------------------------------ */
+
+/* Errors splice(2) or write(2) return for the file's side; any other error
+ * is the pipe's. */
+static int file_side(int e) {
+  return e == ENOSPC || e == EDQUOT || e == EFBIG || e == EIO || e == EROFS || e == EPERM;
+}
+
+/* Writes all of buf to fd (a regular file: short only on error). */
+static int write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? -errno : UV_EIO;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* On the threadpool.  Touches only the sp_* fields, bounce and fd. */
+static void splice_work(uv_work_t *w) {
+  wf_logfile_t *f = w->data;
+  size_t moved = 0, seen = 0;  /* seen: dropped bytes too, for the budget */
+  int status = 1;
+  while (seen < SPLICE_BUDGET) {
+    ssize_t n;
+    if (f->sp_discard || f->sp_nosplice) {
+      n = read(f->sp_fd, f->bounce, BOUNCE_SIZE);
+      if (n > 0 && !f->sp_discard) {
+        int r = write_all(f->fd, f->bounce, (size_t)n);
+        if (r < 0) {
+          /* The bytes read are lost with the file, as queued ones are. */
+          f->sp_file_err = r;
+          f->sp_discard = 1;
+          continue;
+        }
+      }
+    } else {
+      n = splice(f->sp_fd, NULL, f->fd, NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n < 0 && errno == EINVAL && moved == 0) {
+        f->sp_nosplice = 1;  /* this file system does not take splice */
+        continue;
+      }
+      if (n < 0 && file_side(errno)) {
+        f->sp_file_err = -errno;
+        f->sp_discard = 1;
+        continue;
+      }
+    }
+    if (n > 0) {
+      if (!f->sp_discard) moved += (size_t)n;
+      seen += (size_t)n;
+      continue;
+    }
+    if (n == 0) {
+      status = UV_EOF;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN) {
+      /* The writer is mid-stream: a moment's wait on the pool thread is
+       * far cheaper than the hand-off back to the loop, a poll, and a new
+       * job (that round trip per pipe-full held a 1 GiB output to 0.7x of
+       * a shell redirect).  A pipe that stays quiet returns at once. */
+      struct pollfd pfd = {.fd = f->sp_fd, .events = POLLIN};
+      if (seen > 0 && poll(&pfd, 1, SPLICE_LINGER_MS) > 0) {
+        /* Woken by the first bytes: let the pipe fill a little, so that
+         * a writer of small pieces does not wake us for each one. */
+        struct timespec ts = {0, SPLICE_BATCH_NS};
+        nanosleep(&ts, NULL);
+        continue;
+      }
+      status = 0;
+    } else {
+      status = -errno;
+    }
+    break;
+  }
+  f->sp_moved = moved;
+  f->sp_status = status;
+}
+
+static void on_splice_done(uv_work_t *w, int status) {
+  wf_logfile_t *f = w->data;
+  wf_logfile_splice_cb cb = f->sp_cb;
+  void *data = f->sp_data;
+  f->busy = 0;
+  f->sp_cb = NULL;
+  f->written += f->sp_moved;
+  bytes_total += f->sp_moved;  /* metrics */
+  if (f->sp_file_err) fail(f, f->sp_file_err);
+  cb(f, f->sp_moved, status < 0 ? status : f->sp_status, data);
+  pump(f);
+}
+
+static void start_splice(wf_logfile_t *f) {
+  int r;
+  f->sp_discard = f->err != 0;
+  f->sp_file_err = 0;
+  f->sp_moved = 0;
+  /* The bounce buffer is there before the first job, so that the job can
+   * fall back to read + write without allocating on the pool. */
+  if (!f->bounce) f->bounce = wf_malloc(BOUNCE_SIZE);
+  f->busy = 1;
+  r = uv_queue_work(f->loop, &f->work, splice_work, on_splice_done);
+  if (r < 0) {
+    /* Cannot happen (only for a NULL work_cb); report it as the pipe's. */
+    f->busy = 0;
+    f->sp_moved = 0;
+    f->sp_status = r;
+    on_splice_done(&f->work, r);
+  }
+}
+
+int wf_logfile_can_splice(const wf_logfile_t *f) { return !f->mask && !f->append; }
+
+int wf_logfile_splice(wf_logfile_t *f, int fd, wf_logfile_splice_cb cb, void *data) {
+  if (f->close_requested) return WF_ECLOSED;
+  if (f->sp_cb) return UV_EBUSY;
+  f->sp_cb = cb;
+  f->sp_data = data;
+  f->sp_fd = fd;
+  pump(f);
+  return 0;
+}
+
 /* Decides the next request, whenever none is in flight.  Safe to call from
  * anywhere, any number of times. */
 static void pump(wf_logfile_t *f) {
   if (f->busy || f->closing) return;
   if (f->fd >= 0 && !f->err && f->qlen > 0) {
     start_write(f);
+    return;
+  }
+  if (f->sp_cb && (f->fd >= 0 || f->err)) {
+    start_splice(f);
     return;
   }
   if (!f->close_requested) return;
@@ -447,6 +610,7 @@ static wf_logfile_t *open_file(uv_loop_t *loop, const char *path, size_t max_que
   f->write_cap = f->max_queue / 2;
   if (f->write_cap > WRITE_MAX_BYTES) f->write_cap = WRITE_MAX_BYTES;
   f->req.data = f;
+  f->work.data = f;
   uv_timer_init(loop, &f->timer);
   f->timer.data = f;
   start_open(f);

@@ -44,6 +44,7 @@
 #include "wf/etcd.h"
 #include "wf/httpd.h"
 #include "wf/metrics.h"
+#include "wf/runner.h"
 #include "wf/util.h"
 
 enum reg_state { REG_IDLE, REG_GRANTING, REG_PUTTING, REG_ALIVE, REG_STOPPING, REG_DONE };
@@ -616,5 +617,6 @@ int wf_node_run2(const wf_config_t *cfg, int argc, char **argv) {
   free(n.node_key);
   free(n.record);
   wf_node_metrics_destroy(n.metrics);  /* after the engine: it was its observer */
+  wf_runner_local_cleanup();
   return n.exit_code;
 }

@@ -17,6 +17,7 @@
 
 #include "wf-test.h"
 #include "wf/logstore.h"
+#include "wf/mask.h"
 #include "wf/runner.h"
 #include "wf/util.h"
 
@@ -58,6 +59,7 @@ typedef struct {
   uv_timer_t sample_timer;   /* samples heap_in_use() while the run goes */
   size_t heap_max;
   size_t max_queue;          /* for the log file; 0 = default */
+  int masked;                /* a mask on the log: output read, not spliced */
   const char *log_path;      /* NULL = a fresh file under tmpdir */
   int log_error_ok;          /* the log file is expected to fail */
   int cancel_twice;
@@ -138,12 +140,18 @@ static char *run_cmd(ctx_t *c, const char *cmd, const char *workdir, const char 
   char *out;
   FILE *fp;
   long n;
+  wf_mask_t *mask = NULL;
 
   if (c->log_path)
     snprintf(c->path, sizeof c->path, "%s", c->log_path);
   else
     snprintf(c->path, sizeof c->path, "%s/logs/step.%d", tmpdir, ++seq);
   c->log = wf_logfile_open(&c->loop, c->path, c->max_queue, &lcbs, c);
+  if (c->masked) {
+    static const char *const secret[] = {"not-in-any-output"};
+    mask = wf_mask_create(secret, 1);
+    wf_logfile_set_mask(c->log, mask);
+  }
   memset(&req, 0, sizeof req);
   req.step_key = "ns.step";
   req.runner_params = params;
@@ -158,6 +166,7 @@ static char *run_cmd(ctx_t *c, const char *cmd, const char *workdir, const char 
   if (!c->run) WF_FAIL("start(%s): %s", cmd, err);
   ASSERT_EQ(c->exited, 0);
   wf_test_close_loop(&c->loop);
+  wf_mask_destroy(mask);
   ASSERT_EQ(c->exited, 1);
   ASSERT_EQ(c->closed, 1);
   if (c->log_error_ok) {
@@ -397,7 +406,7 @@ static void test_escaped_daemon(void) {
   ASSERT_OK(kill(pid, SIGKILL));  /* still alive: it really escaped */
 }
 
-static void test_large(void) {
+static void test_large(int masked) {
   ctx_t c;
   size_t len;
   char *out;
@@ -411,14 +420,15 @@ static void test_large(void) {
   snprintf(cmd, sizeof cmd, "head,-c,%llu,/dev/zero", bytes);
   ASSERT_OK(getrusage(RUSAGE_SELF, &before));
   ctx_init(&c);
+  c.masked = masked;
   out = run_cmd(&c, cmd, NULL, no_env, 10, &len);
   ASSERT_OK(getrusage(RUSAGE_SELF, &after));
   ASSERT_EQ(c.exit_code, 0);
   ASSERT_EQ(len, bytes);
   secs = elapsed_s(&c);
-  printf("large: %llu bytes in %.2f s = %.0f MiB/s; max RSS %ld -> %ld KiB; "
+  printf("large (%s): %llu bytes in %.2f s = %.0f MiB/s; max RSS %ld -> %ld KiB; "
          "heap peak +%zu KiB\n",
-         bytes, secs, (double)bytes / secs / 1048576.0, before.ru_maxrss, after.ru_maxrss,
+         masked ? "read, masked" : "spliced", bytes, secs, (double)bytes / secs / 1048576.0, before.ru_maxrss, after.ru_maxrss,
          (c.heap_max - heap0) / 1024);
   /* The log queue holds ~1 MiB (in buffers of up to 64 KiB each): the
    * heap must not follow the output's size. */
@@ -429,11 +439,12 @@ static void test_large(void) {
 
 /* A tiny log queue: the runner pauses and resumes reading thousands of
  * times, and every byte still lands, in order. */
-static void test_backpressure(void) {
+static void test_backpressure(int masked) {
   ctx_t c;
   size_t len;
   char *out, want[64];
   ctx_init(&c);
+  c.masked = masked;
   c.max_queue = 4096;
   out = run_cmd(&c, "sh,-c,seq 1 100000", NULL, no_env, 5, &len);
   ASSERT_EQ(c.exit_code, 0);
@@ -444,6 +455,7 @@ static void test_backpressure(void) {
   free(out);
 
   ctx_init(&c);
+  c.masked = masked;
   c.max_queue = 4096;
   out = run_cmd(&c, "head,-c,30000000,/dev/zero", NULL, no_env, 5, &len);
   ASSERT_EQ(len, 30000000);
@@ -452,11 +464,12 @@ static void test_backpressure(void) {
 
 /* The log file fails (ENOSPC): the runner keeps draining the pipe, so the
  * job is not wedged on a full pipe and still ends normally. */
-static void test_log_failure(void) {
+static void test_log_failure(int masked) {
   ctx_t c;
   size_t len;
   char *out;
   ctx_init(&c);
+  c.masked = masked;
   c.log_path = "/dev/full";
   c.log_error_ok = 1;
   c.max_queue = 4096;
@@ -473,20 +486,32 @@ int main(int argc, char **argv) {
            getenv("WF_TEST_TMP") ? getenv("WF_TEST_TMP") : "/tmp");
   ASSERT_NOT_NULL(mkdtemp(tmpdir));
   if (argc > 1 && strcmp(argv[1], "large") == 0) {
-    test_large();
+    test_large(0);
+    test_large(1);
   } else {
+    /* Every case twice: posix_spawn + pidfd (the default), then the
+     * uv_spawn fallback for kernels without pidfd_open. */
+    for (int mode = 1; mode >= 0; mode--) {
+      wf_runner_local_set_spawn_mode(mode);
+      test_order_and_codes();
+      test_env();
+      test_workdir();
+      test_spawn_failure();
+      test_cancel();
+      test_daemon();
+      test_escaped_daemon();
+    }
+    wf_runner_local_set_spawn_mode(1);
     test_request_errors();
-    test_order_and_codes();
-    test_env();
-    test_workdir();
-    test_spawn_failure();
-    test_cancel();
-    test_daemon();
-    test_escaped_daemon();
-    test_backpressure();
-    test_log_failure();
-    test_large();
+    /* Output spliced into the log (the default), and read through the
+     * loop (a mask on the log file needs to see the bytes). */
+    for (int masked = 0; masked <= 1; masked++) {
+      test_backpressure(masked);
+      test_log_failure(masked);
+      test_large(masked);
+    }
   }
+  wf_runner_local_cleanup();
   nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
   printf("ok\n");
   return 0;

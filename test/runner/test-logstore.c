@@ -1,6 +1,8 @@
 /*
  * logstore: path rules, directory creation, byte-exact ordered writes,
- * backpressure, and the error paths (open failure, mkdir failure, ENOSPC).
+ * backpressure, the error paths (open failure, mkdir failure, ENOSPC), and
+ * splicing a pipe into the file (ordered with queued writes, the read+write
+ * fallback, draining into a failed file).
  * Every case runs on a real loop and ends with wf_test_close_loop.
  */
 #include <errno.h>
@@ -17,6 +19,7 @@
 
 #include "wf-test.h"
 #include "wf/logstore.h"
+#include "wf/mask.h"
 #include "wf/util.h"
 
 static char tmpdir[] = "/tmp/wf-test-logstore-XXXXXX";
@@ -443,6 +446,130 @@ static void test_short_write(void) {
   free(got);
 }
 
+/* ---- splice ---------------------------------------------------------------------- */
+
+static size_t sp_moved;
+static int sp_status, sp_calls;
+
+static void on_spliced(wf_logfile_t *f, size_t moved, int status, void *data) {
+  sp_moved += moved;
+  sp_status = status;
+  sp_calls++;
+}
+
+/* A non-blocking pipe holding n bytes of a pattern; the write end is closed
+ * when close_w, else returned in *w. */
+static int pattern_pipe(size_t n, int close_w, int *w) {
+  int fds[2];
+  char buf[4096];
+  ASSERT_OK(pipe2(fds, O_NONBLOCK | O_CLOEXEC));
+  ASSERT(fcntl(fds[0], F_SETPIPE_SZ, 1 << 20) >= (int)n);
+  for (size_t done = 0; done < n;) {
+    size_t k = n - done < sizeof buf ? n - done : sizeof buf;
+    for (size_t i = 0; i < k; i++) buf[i] = (char)('a' + (done + i) % 26);
+    ASSERT_EQ(write(fds[1], buf, k), (ssize_t)k);
+    done += k;
+  }
+  if (close_w) {
+    close(fds[1]);
+  } else {
+    *w = fds[1];
+  }
+  return fds[0];
+}
+
+static void check_pattern(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (char)('a' + i % 26)) WF_FAIL("byte %zu is %d", i, p[i]);
+}
+
+/* Spliced bytes land after what was queued before and before what is
+ * queued after; an empty pipe with a live writer says 0, a closed one EOF. */
+static void test_splice(int append) {
+  uv_loop_t loop;
+  char path[512];
+  const size_t n = 300000;
+  size_t len;
+  char *got;
+  int w, rd;
+  wf_logfile_t *f;
+  reset();
+  sp_moved = 0;
+  sp_calls = 0;
+  snprintf(path, sizeof path, "%s/splice/%s", tmpdir, append ? "append" : "plain");
+  ASSERT_OK(uv_loop_init(&loop));
+  f = append ? wf_logfile_open_append(&loop, path, 0, &cbs, NULL)
+             : wf_logfile_open(&loop, path, 0, &cbs, NULL);
+  ASSERT_EQ(wf_logfile_can_splice(f), !append);
+  ASSERT_OK(wf_logfile_write_copy(f, "head\n", 5));
+
+  /* A live writer, an empty pipe: status 0, nothing moved. */
+  rd = pattern_pipe(0, 0, &w);
+  ASSERT_OK(wf_logfile_splice(f, rd, on_spliced, NULL));
+  ASSERT_EQ(wf_logfile_splice(f, rd, on_spliced, NULL), UV_EBUSY);
+  ASSERT_EQ(sp_calls, 0);  /* never from inside the call */
+  while (sp_calls < 1) uv_run(&loop, UV_RUN_ONCE);
+  ASSERT_EQ(sp_status, 0);
+  ASSERT_EQ(sp_moved, 0);
+  close(w);
+  close(rd);
+
+  /* n bytes, then EOF (the plain file by splice(2), the O_APPEND one by
+   * the read + write fallback: splice(2) refuses appending files). */
+  rd = pattern_pipe(n, 1, NULL);
+  ASSERT_OK(wf_logfile_splice(f, rd, on_spliced, NULL));
+  while (sp_calls < 2) uv_run(&loop, UV_RUN_ONCE);
+  ASSERT_EQ(sp_status, UV_EOF);
+  ASSERT_EQ(sp_moved, n);
+  close(rd);
+  ASSERT_OK(wf_logfile_write_copy(f, "tail\n", 5));
+  wf_logfile_close(f);
+  ASSERT_EQ(wf_logfile_splice(f, 0, on_spliced, NULL), WF_ECLOSED);
+  wf_test_close_loop(&loop);
+  ASSERT_EQ(closed_called, 1);
+  ASSERT_OK(closed_err);
+  ASSERT_EQ(closed_bytes, n + 10);
+  got = slurp(path, &len);
+  ASSERT_EQ(len, n + 10);
+  ASSERT(memcmp(got, "head\n", 5) == 0);
+  check_pattern(got + 5, n);
+  ASSERT(memcmp(got + 5 + n, "tail\n", 5) == 0);
+  free(got);
+}
+
+/* Into a file that fails (ENOSPC): the pipe is still drained, the bytes
+ * dropped, the owner told once; a masked file does not take splices. */
+static void test_splice_failed_file(void) {
+  uv_loop_t loop;
+  const char *secret[] = {"hunter2"};
+  wf_mask_t *m = wf_mask_create(secret, 1);
+  char buf[16];
+  int rd;
+  wf_logfile_t *f;
+  reset();
+  sp_moved = 0;
+  sp_calls = 0;
+  ASSERT_OK(uv_loop_init(&loop));
+  f = wf_logfile_open(&loop, "/dev/full", 0, &cbs, NULL);
+  wf_logfile_set_mask(f, m);
+  ASSERT_EQ(wf_logfile_can_splice(f), 0);
+  wf_logfile_set_mask(f, NULL);
+  ASSERT_EQ(wf_logfile_can_splice(f), 1);
+  rd = pattern_pipe(200000, 1, NULL);
+  ASSERT_OK(wf_logfile_splice(f, rd, on_spliced, NULL));
+  while (sp_calls < 1) uv_run(&loop, UV_RUN_ONCE);
+  ASSERT_EQ(sp_status, UV_EOF);
+  ASSERT_EQ(sp_moved, 0);
+  ASSERT_EQ(error_called, 1);
+  ASSERT_EQ(error_err, UV_ENOSPC);
+  ASSERT_EQ(read(rd, buf, sizeof buf), 0);  /* drained to EOF */
+  close(rd);
+  wf_logfile_close(f);
+  wf_test_close_loop(&loop);
+  ASSERT_EQ(closed_err, UV_ENOSPC);
+  wf_mask_destroy(m);
+}
+
 int main(void) {
   ASSERT_NOT_NULL(mkdtemp(tmpdir));
   umask(022);
@@ -454,6 +581,9 @@ int main(void) {
   test_enospc();
   test_close_in_error();
   test_short_write();
+  test_splice(0);
+  test_splice(1);
+  test_splice_failed_file();
   nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
   printf("ok\n");
   return 0;
