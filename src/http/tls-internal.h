@@ -27,7 +27,10 @@ typedef struct wf__tls_s wf__tls_t;
 
 /* Loads opts (NULL fields: system trust store, no client certificate).
  * NULL on failure with the reason in err, e.g. "CA file /x: No such file or
- * directory" or "client key /k does not match certificate /c". */
+ * directory" or "client key /k does not match certificate /c".  The first
+ * call of the process loads OpenSSL itself (tls-dl.c); when that fails,
+ * every call fails with "cannot load OpenSSL (libssl.so.3) for https://:
+ * <dlerror()>". */
 wf__tls_ctx_t *wf__tls_ctx_create(const wf_http_tls_opts_t *opts, char *err, size_t errlen);
 /* NULL-tolerant. */
 void wf__tls_ctx_destroy(wf__tls_ctx_t *ctx);

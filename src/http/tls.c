@@ -12,20 +12,26 @@
  * OpenSSL keeps its errors on a per-thread queue that must be empty before
  * an I/O call for SSL_get_error() to be right, so every call here clears it
  * first and turns what it finds into text right away.
+ *
+ * The binaries do not link OpenSSL: the first wf__tls_ctx_create (the first
+ * https:// origin) loads it with dlopen() (tls-dl.c), so that agents on
+ * plain http:// never map its 1.65 MB.  Through tls-dl.h the OpenSSL names
+ * below are calls through a table of pointers with the headers' types; a
+ * context exists only once the load succeeded, so every other function here
+ * can rely on the table.
  */
 #include "tls-internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "wf/util.h"
+
+#include "tls-dl.h" /* last: turns OpenSSL's function names into table entries */
 
 #define TLS_ERR_LEN 256
 
@@ -98,6 +104,8 @@ wf__tls_ctx_t *wf__tls_ctx_create(const wf_http_tls_opts_t *opts, char *err, siz
                                                 : "a client key needs its certificate file");
     return NULL;
   }
+  /* The first https:// origin of the process loads OpenSSL. */
+  if (wf__ossl_load(err, errlen) < 0) return NULL;
   ERR_clear_error();
   ctx = SSL_CTX_new(TLS_client_method());
   if (!ctx) {

@@ -12,13 +12,17 @@ the agent only ever talks to the https one.
   files with no https endpoint, the same from the environment and the config
   file, exit 2 naming the flag; a key that does not match its certificate
   exits 2 with the reason.
+* OpenSSL is loaded on the first https:// endpoint (src/http/tls-dl.c): a
+  libssl that cannot be loaded exits 2 naming it; an agent on plain http://
+  has no libssl or libcrypto mapped once registered.
 * An agent with --etcd https://127.0.0.1:PORT --etcd-cacert --etcd-cert
-  --etcd-key registers and runs a LOCAL step to SUCCEEDED; so does one on
-  https://localhost:PORT (host name check and SNI).
+  --etcd-key registers and runs a LOCAL step to SUCCEEDED, with libssl
+  mapped; so does one on https://localhost:PORT (host name check and SNI).
 * An agent without the client certificate, and one trusting the wrong CA,
   stay up, log a clear TLS error once per reason (not once per retry),
   register nothing and run nothing, and exit cleanly on SIGTERM."""
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -110,6 +114,44 @@ def bad_flags(s, pem):
     log("bad TLS flag combinations exit 2 naming the flag")
 
 
+def libssl_soname():
+    """The libssl soname the agent dlopen()s (a string in the binary)."""
+    with open(WORKFLOW_NODE, "rb") as f:
+        m = re.search(rb"libssl\.so\.[0-9.]*[0-9]\x00", f.read())
+    check(m, "no libssl.so.N string in %s", WORKFLOW_NODE)
+    return m.group(0)[:-1].decode()
+
+
+def unloadable_libssl(s, pem):
+    """An empty file under libssl's soname first on the loader's path: the
+    https:// endpoint cannot be created; exit 2 naming the library."""
+    soname = libssl_soname()
+    d = os.path.join(s.tmp, "broken-lib")
+    os.makedirs(d)
+    open(os.path.join(d, soname), "w").close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKFLOW_")}
+    env["LD_LIBRARY_PATH"] = d
+    r = subprocess.run([WORKFLOW_NODE, "--name", "node-nolib", "--prefix", s.prefix,
+                        "--etcd", s.etcd.tls_url, "--etcd-cacert", pem["ca.crt"]],
+                       env=env, capture_output=True, text=True, timeout=T(30), cwd=s.tmp)
+    out = r.stdout + r.stderr
+    want = "cannot load OpenSSL (%s) for https://: %s/%s: " % (soname, d, soname)
+    check(r.returncode == 2, "unloadable %s: exit %d, want 2: %s", soname, r.returncode, out)
+    check(want in out and "no usable etcd endpoint" in out,
+          "unloadable %s: %r does not say %r", soname, out, want)
+    log("an unloadable %s exits 2: %s", soname,
+        [l for l in out.splitlines() if want in l][0].strip())
+
+
+def plain_agent(s):
+    """An agent on plain http:// never maps OpenSSL."""
+    a = s.agent(name="node-plain", etcd_url=s.etcd.url)
+    libs = a.mapped("/libssl.so") + a.mapped("/libcrypto.so")
+    check(not libs, "an http:// agent has OpenSSL mapped: %s", libs)
+    a.stop(timeout=T(60))
+    log("node-plain on %s: registered with no libssl or libcrypto mapped", s.etcd.url)
+
+
 def good_agent(s, name, url, pem, marks):
     a = s.agent(name=name, etcd_url=url,
                 args=["--etcd-cacert", pem["ca.crt"], "--etcd-cert", pem["client.crt"],
@@ -122,6 +164,7 @@ def good_agent(s, name, url, pem, marks):
         check(f.read().splitlines() == ["run"], "step %s did not run exactly once", key)
     check(not a.stderr_lines_with("TLS"), "TLS complaints from a good agent:\n%s",
           a.stderr_tail())
+    check(a.mapped("/libssl.so"), "%s talks https but has no libssl mapped", name)
     log("%s on %s ran its step to SUCCEEDED", name, url)
     return a
 
@@ -162,6 +205,8 @@ def main():
         log("etcd https listener %s (client certificates required)", s.etcd.tls_url)
         python_sees_client_cert_auth(s.etcd.tls_url, pem)
         bad_flags(s, pem)
+        unloadable_libssl(s, pem)
+        plain_agent(s)
 
         marks = os.path.join(s.tmp, "marks")
         os.makedirs(marks)

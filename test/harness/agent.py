@@ -6,7 +6,7 @@ test/meson.build); without it, <source root>/build is used.
     a = Agent(etcd_url, "node-1", prefix="t1", log_dir="/tmp/x/runner_log",
               workdir="/tmp/x", args=["--max-parallel", "8"]).start()
     a.wait_registered(client)
-    a.rss_kb(); a.pause(); a.resume(); a.kill9()
+    a.rss_kb(); a.mapped("/libssl.so"); a.pause(); a.resume(); a.kill9()
     a.stop()      # SIGTERM, waits, checks exit status 0 and no sanitizer report
 """
 import os
@@ -178,6 +178,20 @@ class Agent:
 
     def stderr_lines_with(self, needle):
         return [l for l in self.stderr_text().splitlines() if needle in l]
+
+    def mapped(self, needle):
+        """Paths of the files mapped into the agent whose path contains
+        needle (from /proc/PID/maps; [] if it is gone)."""
+        paths = set()
+        try:
+            with open("/proc/%d/maps" % self.proc.pid) as f:
+                for line in f:
+                    parts = line.split(None, 5)
+                    if len(parts) == 6 and needle in parts[5]:
+                        paths.add(parts[5].strip())
+        except (OSError, AttributeError):
+            pass
+        return sorted(paths)
 
     def rss_kb(self):
         """VmRSS of the agent process in kB (0 if it is gone)."""
