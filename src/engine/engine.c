@@ -843,9 +843,21 @@ static job_t *prepare(wf_engine_t *e, wf_cache_entry_t *entry, int64_t start_at,
 }
 
 /* seen_ms: when the PENDDING value was seen (wf_mono_ms), for metrics. */
-static void claim(wf_engine_t *e, wf_cache_entry_t *entry, uint64_t seen_ms) {
-  json_t *o = load_obj(entry->value);
-  if (!o) return; /* filtered already; cannot happen */
+/* o: the entry's value parsed by the caller, borrowed (patched in place),
+ * or NULL to parse it here and claim it only if it is still PENDDING. */
+static void claim(wf_engine_t *e, wf_cache_entry_t *entry, uint64_t seen_ms, json_t *o) {
+  if (o) {
+    json_incref(o);
+  } else {
+    o = load_obj(entry->value);
+    if (!o) return; /* filtered already; cannot happen */
+    wf_step_head_t h;
+    wf_step_head(o, &h);
+    if (h.status != WF__STEP__STATUS__PENDDING) {
+      json_decref(o);
+      return;
+    }
+  }
   int64_t now = wf_now_ms();
   job_t *j = prepare(e, entry, now, o);
   if (!j) {
@@ -912,12 +924,7 @@ static void pump_waiting(wf_engine_t *e) {
     wf_cache_entry_t *entry = wf_informer_get(e->steps, k);
     free(k);
     if (!entry || entry->owner || !entry->value) continue;
-    json_t *o = load_obj(entry->value);
-    wf_step_head_t h;
-    if (o) wf_step_head(o, &h);
-    int pending = o && h.status == WF__STEP__STATUS__PENDDING;
-    json_decref(o);
-    if (pending) claim(e, entry, seen);
+    claim(e, entry, seen, NULL);  /* if it is still PENDDING */
   }
 }
 
@@ -1034,23 +1041,33 @@ static void list_containers(wf_engine_t *e) {
   if (wf_docker_runner_list(e->docker, on_containers, e) != 0) on_containers(UV_EINVAL, NULL, 0, e);
 }
 
+static void dispatch_parsed(wf_engine_t *e, const char *key, wf_cache_entry_t *entry, json_t *o);
+
 static void dispatch(const char *key, void *data) {
   wf_engine_t *e = data;
   if (e->closing) return;
   wf_cache_entry_t *entry = wf_informer_get(e->steps, key);
   if (!entry || !entry->value) return;
+  job_t *j = entry->owner;
+  /* Mid-write, the job decides on the txn's answer: nothing to parse (the
+   * echo of our own claim often comes before that answer). */
+  if (j && (j->state == J_CLAIMING || j->state == J_FINISHING || j->state == J_DONE)) return;
   json_t *o = load_obj(entry->value);
   if (!o) return;
+  dispatch_parsed(e, key, entry, o);
+  json_decref(o);
+}
+
+/* key: the queue's (valid for the whole call); o borrowed. */
+static void dispatch_parsed(wf_engine_t *e, const char *key, wf_cache_entry_t *entry, json_t *o) {
+  job_t *j = entry->owner;
   wf_step_head_t h;
   wf_step_head(o, &h);
   int status = h.status;
   int64_t start_at = h.start_at;
-  json_decref(o);
 
-  job_t *j = entry->owner;
   if (j) {
     /* A step we hold changed under us. */
-    if (j->state == J_CLAIMING || j->state == J_FINISHING || j->state == J_DONE) return;
     if (status == WF__STEP__STATUS__CANCELING) {
       wf_info(key, "cancel requested; stopping it");
       job_stop(j, STOP_CANCEL);
@@ -1064,7 +1081,7 @@ static void dispatch(const char *key, void *data) {
     case WF__STEP__STATUS__PENDDING:
       if (e->draining) return;
       if (can_start(e) && !e->wait_len) {
-        claim(e, entry, wf_mono_ms());
+        claim(e, entry, wf_mono_ms(), o);
       } else {
         wait_push(e, key);
         pump_waiting(e);

@@ -622,6 +622,26 @@ static char *render_range(const char *p, size_t n, int fast) {
   return b.data;
 }
 
+static char *render_txn(const char *p, size_t n, int fast) {
+  wf__etcd_fast_json = fast;
+  wf__etcd_resp_t r;
+  char msg[256];
+  int e = wf__etcd_resp_parse(WF__ETCD_TXN, p, n, &r, msg, sizeof msg);
+  wf__etcd_fast_json = 1;
+  wf_buf_t b;
+  wf_buf_init(&b, (size_t)1 << 24);
+  wf_buf_printf(&b, "e=%d", e);
+  if (e == 0) {
+    wf_buf_printf(&b, " rev=%lld ok=%d n=%zu", (long long)r.revision, r.succeeded, r.nkvs);
+    for (size_t i = 0; i < r.nkvs; i++)
+      wf_buf_printf(&b, " [%.*s %lld]", (int)r.kvs[i].key_len, r.kvs[i].key,
+                    (long long)r.kvs[i].mod_revision);
+  }
+  wf__etcd_resp_clear(&r);
+  wf_buf_append(&b, "", 1);
+  return b.data;
+}
+
 static void same(char *(*render)(const char *, size_t, int), const char *p, size_t n) {
   char *a = render(p, n, 1), *b = render(p, n, 0);
   if (strcmp(a, b) != 0)
@@ -654,15 +674,25 @@ static const char *const RANGE_SAMPLES[] = {
     "{\"header\":{\"revision\":\"7\"},\"kvs\":null,\"count\":0,\"more\":false}",
 };
 
+static const char *const TXN_SAMPLES[] = {
+    "{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"41\",\"raft_term\":"
+    "\"2\"},\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{\"revision\":\"41\"}}}]}",
+    "{\"header\":{\"revision\":\"40\"},\"responses\":[{\"response_range\":{\"header\":{},\"kvs\":"
+    "[{\"key\":\"YQ==\",\"mod_revision\":\"39\",\"value\":\"eA==\"}],\"count\":\"1\"}}]}",
+    "{\"succeeded\":true,\"responses\":null,\"header\":{\"revision\":3}}",
+};
+
 static void test_fast_path(void) {
   /* The samples, every truncation, and every one-byte change to a
    * character that matters to JSON, must parse the same both ways. */
   static const char subst[] = "\"\\{}[],:0-9a \x01\xc3tfn.eE+";
-  for (int kind = 0; kind < 2; kind++) {
-    const char *const *samples = kind ? RANGE_SAMPLES : WATCH_SAMPLES;
-    size_t ns = kind ? sizeof RANGE_SAMPLES / sizeof *RANGE_SAMPLES
-                     : sizeof WATCH_SAMPLES / sizeof *WATCH_SAMPLES;
-    char *(*render)(const char *, size_t, int) = kind ? render_range : render_watch;
+  for (int kind = 0; kind < 3; kind++) {
+    const char *const *samples = kind == 2 ? TXN_SAMPLES : kind ? RANGE_SAMPLES : WATCH_SAMPLES;
+    size_t ns = kind == 2 ? sizeof TXN_SAMPLES / sizeof *TXN_SAMPLES
+                : kind    ? sizeof RANGE_SAMPLES / sizeof *RANGE_SAMPLES
+                          : sizeof WATCH_SAMPLES / sizeof *WATCH_SAMPLES;
+    char *(*render)(const char *, size_t, int) =
+        kind == 2 ? render_txn : kind ? render_range : render_watch;
     for (size_t i = 0; i < ns; i++) {
       const char *s = samples[i];
       size_t n = strlen(s);
@@ -683,6 +713,8 @@ static void test_fast_path(void) {
   same(render_watch, dup, strlen(dup));
   const char *dupkv = "{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"YQ==\",\"key\":\"Yg==\"}]}";
   same(render_range, dupkv, strlen(dupkv));
+  const char *duptx = "{\"succeeded\":false,\"succeeded\":true}";
+  same(render_txn, duptx, strlen(duptx));
 }
 
 int main(void) {

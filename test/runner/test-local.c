@@ -250,6 +250,40 @@ static void test_env(void) {
   expect_output("sh,-c,echo \"$FOO\"", env, "bar\n", 0);
 }
 
+static void write_script(const char *path, const char *body, mode_t mode) {
+  FILE *fp = fopen(path, "w");
+  ASSERT_NOT_NULL(fp);
+  fputs(body, fp);
+  fclose(fp);
+  ASSERT_OK(chmod(path, mode));
+}
+
+/* A bare name is searched in the step's PATH, in order, skipping what is
+ * not executable; a remembered answer that went away is searched again. */
+static void test_path_search(void) {
+  char a[PATH_MAX], b[PATH_MAX], pa[PATH_MAX + 16], pb[PATH_MAX + 16], pathenv[2 * PATH_MAX + 8];
+  snprintf(a, sizeof a, "%s/bin-a", tmpdir);
+  snprintf(b, sizeof b, "%s/bin-b", tmpdir);
+  mkdir(a, 0755);
+  mkdir(b, 0755);
+  snprintf(pa, sizeof pa, "%s/wf-prog", a);
+  snprintf(pb, sizeof pb, "%s/wf-prog", b);
+  snprintf(pathenv, sizeof pathenv, "PATH=%s:%s", a, b);
+  const char *const env[] = {pathenv, NULL};
+  write_script(pa, "#!/bin/sh\necho A\n", 0755);
+  write_script(pb, "#!/bin/sh\necho B\n", 0755);
+  expect_output("wf-prog", env, "A\n", 0);
+  expect_output("wf-prog", env, "A\n", 0);  /* remembered */
+  ASSERT_OK(unlink(pa));                     /* within the cache's lifetime */
+  expect_output("wf-prog", env, "B\n", 0);
+  write_script(pa, "#!/bin/sh\necho A\n", 0644);  /* not executable: skipped */
+  expect_output("wf-prog", env, "B\n", 0);
+  unlink(pa);
+  unlink(pb);
+  rmdir(a);
+  rmdir(b);
+}
+
 static void test_workdir(void) {
   ctx_t c;
   size_t len;
@@ -495,6 +529,7 @@ int main(int argc, char **argv) {
       wf_runner_local_set_spawn_mode(mode);
       test_order_and_codes();
       test_env();
+      test_path_search();
       test_workdir();
       test_spawn_failure();
       test_cancel();
