@@ -113,12 +113,12 @@ static char *normalise_url(const char *u) {
  * (strace, bench part 2).  But idle sockets hold descriptors that steps need
  * for their pipes and log files (64 of them starved every step under
  * `ulimit -n 64`, e2e-fault_few_fds), so the pool is 1/16 of the descriptor
- * limit, between 4 and 32.  Idle ones still close after idle_close_ms. */
+ * limit, between 4 and 64.  Idle ones still close after idle_close_ms. */
 static unsigned idle_pool_size(void) {
   struct rlimit rl;
   rlim_t n = 64;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) n = rl.rlim_cur / 16;
-  return n < 4 ? 4 : n > 32 ? 32 : (unsigned)n;
+  return n < 4 ? 4 : n > 64 ? 64 : (unsigned)n;
 }
 
 wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts) {

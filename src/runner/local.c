@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -276,6 +277,15 @@ static void on_outpoll(uv_poll_t *h, int status, int events) {
   uv_poll_stop(h);
   if (status < 0) {
     wf_warn(run->step_key, "reading step output: %s", uv_strerror(status));
+    close_out(run);
+    return;
+  }
+  /* Readable with nothing to read: every writer is gone (EOF).  Most steps
+   * end that way after little or no output; knowing it here saves a
+   * threadpool job that would only find EOF. */
+  int avail = -1;
+  if (ioctl(run->outfd, FIONREAD, &avail) == 0 && avail == 0) {
+    if (run->proc_done) uv_timer_stop(&run->timer);  /* the linger limit */
     close_out(run);
     return;
   }
