@@ -42,5 +42,8 @@ for d in codec_bench event_bench; do
      $(pkg-config --cflags libuv jansson libprotobuf-c) "$SRC/bench/$d.c" -o "bench/$d" $LINK_ARGS)
 done
 
+# Part 2's CPU floor: plain C, no libraries of ours.
+cc -O2 -D_GNU_SOURCE "$SRC/bench/spawn_floor.c" -o "$B/bench/spawn_floor"
+
 export BENCH_BUILD="$B"
 exec python3 "$SRC/bench/bench.py" "$OUT"
