@@ -73,23 +73,22 @@ int wf_logfile_write(wf_logfile_t *f, char *buf, size_t len);
 /* Copying variant for small writes (e.g. a line the node adds). */
 int wf_logfile_write_copy(wf_logfile_t *f, const char *buf, size_t len);
 
-/* splice: moving a pipe's bytes into the file without copying them through
- * user space.  wf_logfile_can_splice() says whether this file takes them
- * (no mask: a masker must see every byte; not O_APPEND: splice(2) refuses
- * appending files).  wf_logfile_splice() moves what the pipe fd (non-blocking,
- * borrowed: keep it open until cb) holds into the file, after everything
- * queued before, on the threadpool (splice(2); read+write where the file
- * system refuses splice), up to a few MiB per call.  Once the file has
- * failed, the pipe is still drained, its bytes dropped, so that the writer
- * never blocks on a full pipe.  Returns 0, UV_EBUSY if a splice is already
- * pending, or WF_ECLOSED after wf_logfile_close() (cb will not fire).  cb
- * fires on a later tick, from the loop, with the bytes moved and status:
- * 0 the pipe is empty for now (poll it again), 1 the per-call budget was
- * reached (more may be there), UV_EOF every writer closed the pipe, or a
+/* pull: a pipe's bytes moved into the file by the threadpool (read+write
+ * in a loop there), without passing through the loop thread or the queue.
+ * wf_logfile_can_pull() says whether this file takes them (not with a mask:
+ * a masker must see every byte on the loop).  wf_logfile_pull() moves what
+ * the pipe fd (non-blocking, borrowed: keep it open until cb) holds into the
+ * file, after everything queued before, up to a few MiB per call.  Once the
+ * file has failed, the pipe is still drained and its bytes dropped, so that
+ * the writer never blocks on a full pipe.  Returns 0, UV_EBUSY if a pull is
+ * already pending, or WF_ECLOSED after wf_logfile_close() (cb will not
+ * fire).  cb fires on a later tick, from the loop, with the bytes moved and
+ * status: 0 the pipe is empty for now (poll it again), 1 the per-call budget
+ * was reached (more may be there), UV_EOF every writer closed the pipe, or a
  * negative error of the pipe.  Errors of the file go to on_error as usual. */
-typedef void (*wf_logfile_splice_cb)(wf_logfile_t *f, size_t moved, int status, void *data);
-int wf_logfile_can_splice(const wf_logfile_t *f);
-int wf_logfile_splice(wf_logfile_t *f, int fd, wf_logfile_splice_cb cb, void *data);
+typedef void (*wf_logfile_pull_cb)(wf_logfile_t *f, size_t moved, int status, void *data);
+int wf_logfile_can_pull(const wf_logfile_t *f);
+int wf_logfile_pull(wf_logfile_t *f, int fd, wf_logfile_pull_cb cb, void *data);
 
 /* Hides secret values (wf/mask.h) in everything written from now on, even
  * when a value is split across two writes; the held-back tail is flushed at

@@ -20,13 +20,16 @@
  * fires once the count is back at or below half, which leaves the other
  * half to overlap the next disk write with the producer's reading.
  *
- * A pipe's bytes can also go to the file without passing through user space
- * (wf_logfile_splice): one uv_work_t on the threadpool calls splice(2) from
- * the pipe into the file until the pipe is empty or a budget is spent.  It
- * is one more kind of request in the same one-at-a-time state machine, so
- * it starts only once the queue ahead of it is on disk.  A 1 GiB step
- * output went through the loop's read buffers and a threadpool write at
- * about 0.65x the speed of a shell redirect to a file (bench part 3).
+ * A pipe's bytes can also be pulled into the file by the threadpool
+ * (wf_logfile_pull): one uv_work_t reads the pipe and writes the file in a
+ * loop until the pipe stays empty or a budget is spent.  It is one more
+ * kind of request in the same one-at-a-time state machine, so it starts
+ * only once the queue ahead of it is on disk.  Read on the loop and written
+ * by one threadpool write per buffer, a 1 GiB step output ran at about 0.65x
+ * the speed of a shell redirect to a file (bench part 3): a hand-off per
+ * buffer.  splice(2) instead of read+write was slower still (0.8x): it holds
+ * the pipe's mutex for the whole transfer, and the step's own writes spun on
+ * it.  The loop below reaches the shell's speed.
  *
  * A file opened for appending (a step that outlives an agent restart) adds
  * one fstat between the open and the first write, recording the size and
@@ -58,14 +61,14 @@
 /* Writes up to this size are copied into a chunk rather than queued as is. */
 #define SMALL_WRITE ((size_t)16 << 10)
 #define CHUNK_SIZE ((size_t)64 << 10)
-/* One splice(2) call moves at most this much; one threadpool job at most
- * SPLICE_BUDGET, so that other files get their turn on the pool. */
-#define SPLICE_CHUNK ((size_t)1 << 20)
-#define SPLICE_BUDGET ((size_t)16 << 20)
-#define BOUNCE_SIZE ((size_t)64 << 10)
-/* How long a splice job waits for more from a pipe that was just busy. */
-#define SPLICE_LINGER_MS 2
-#define SPLICE_BATCH_NS 200000
+/* A pull job moves at most PULL_BUDGET, so that other files get their turn
+ * on the pool, through a buffer of PULL_BUF on the pool thread's stack. */
+#define PULL_BUDGET ((size_t)16 << 20)
+#define PULL_BUF ((size_t)64 << 10)
+/* How long a pull job waits for more from a pipe that was just busy, and
+ * then lets it fill before reading again. */
+#define PULL_LINGER_MS 2
+#define PULL_BATCH_NS 200000
 
 typedef struct qent_s {
   char *base;
@@ -111,18 +114,16 @@ struct wf_logfile_s {
   uv_buf_t iov[WRITE_MAX_BUFS];
   uint64_t written;
 
-  /* splice: the pending or running request, and what the job found.  The
-   * job reads only sp_* and fd, which the loop does not touch meanwhile. */
+  /* pull: the pending or running request, and what the job found.  The
+   * job touches only pl_* and fd, which the loop leaves alone meanwhile. */
   uv_work_t work;
-  wf_logfile_splice_cb sp_cb;  /* set while a splice is pending or running */
-  void *sp_data;
-  int sp_fd;
-  int sp_discard;     /* the file failed: drain the pipe, drop the bytes */
-  int sp_nosplice;    /* the file system refused splice: read + write */
-  char *bounce;       /* read + write buffer, allocated on first need */
-  size_t sp_moved;    /* job results */
-  int sp_status;
-  int sp_file_err;
+  wf_logfile_pull_cb pl_cb;  /* set while a pull is pending or running */
+  void *pl_data;
+  int pl_fd;
+  int pl_discard;     /* the file failed: drain the pipe, drop the bytes */
+  size_t pl_moved;    /* job results */
+  int pl_status;
+  int pl_file_err;
 };
 
 /* ---- paths ---------------------------------------------------------------- */
@@ -225,7 +226,7 @@ static void enqueue(wf_logfile_t *f, char *owned, const char *src, size_t len) {
 
 static void pump(wf_logfile_t *f);
 static void on_open(uv_fs_t *req);
-static void start_splice(wf_logfile_t *f);
+static void start_pull(wf_logfile_t *f);
 
 /* A uv_fs_* call failed before it started: deliver err to handler on a
  * later tick, as if the request had completed with it. */
@@ -421,7 +422,6 @@ static void on_timer_closed(uv_handle_t *h) {
   q_drop_all(f);
   free(f->q);
   free(f->dirbuf);
-  free(f->bounce);
   free(f->path);
   free(f);
 }
@@ -443,13 +443,7 @@ static void on_fclose(uv_fs_t *req) {
   finish(f);
 }
 
-/* ---- splice ------------------------------------------------------------------ */
-
-/* Errors splice(2) or write(2) return for the file's side; any other error
- * is the pipe's. */
-static int file_side(int e) {
-  return e == ENOSPC || e == EDQUOT || e == EFBIG || e == EIO || e == EROFS || e == EPERM;
-}
+/* ---- pull ------------------------------------------------------------------------ */
 
 /* Writes all of buf to fd (a regular file: short only on error). */
 static int write_all(int fd, const char *buf, size_t len) {
@@ -463,39 +457,26 @@ static int write_all(int fd, const char *buf, size_t len) {
   return 0;
 }
 
-/* On the threadpool.  Touches only the sp_* fields, bounce and fd. */
-static void splice_work(uv_work_t *w) {
+/* On the threadpool.  Touches only the pl_* fields and fd. */
+static void pull_work(uv_work_t *w) {
   wf_logfile_t *f = w->data;
+  char buf[PULL_BUF];
   size_t moved = 0, seen = 0;  /* seen: dropped bytes too, for the budget */
   int status = 1;
-  while (seen < SPLICE_BUDGET) {
-    ssize_t n;
-    if (f->sp_discard || f->sp_nosplice) {
-      n = read(f->sp_fd, f->bounce, BOUNCE_SIZE);
-      if (n > 0 && !f->sp_discard) {
-        int r = write_all(f->fd, f->bounce, (size_t)n);
-        if (r < 0) {
-          /* The bytes read are lost with the file, as queued ones are. */
-          f->sp_file_err = r;
-          f->sp_discard = 1;
-          continue;
-        }
-      }
-    } else {
-      n = splice(f->sp_fd, NULL, f->fd, NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n < 0 && errno == EINVAL && moved == 0) {
-        f->sp_nosplice = 1;  /* this file system does not take splice */
-        continue;
-      }
-      if (n < 0 && file_side(errno)) {
-        f->sp_file_err = -errno;
-        f->sp_discard = 1;
-        continue;
-      }
-    }
+  while (seen < PULL_BUDGET) {
+    ssize_t n = read(f->pl_fd, buf, sizeof buf);
     if (n > 0) {
-      if (!f->sp_discard) moved += (size_t)n;
       seen += (size_t)n;
+      if (f->pl_discard) continue;
+      int r = write_all(f->fd, buf, (size_t)n);
+      if (r < 0) {
+        /* These bytes are lost with the file, as queued ones are; the
+         * pipe is still drained. */
+        f->pl_file_err = r;
+        f->pl_discard = 1;
+        continue;
+      }
+      moved += (size_t)n;
       continue;
     }
     if (n == 0) {
@@ -505,13 +486,12 @@ static void splice_work(uv_work_t *w) {
     } else if (errno == EAGAIN) {
       /* The writer is mid-stream: a moment's wait on the pool thread is
        * far cheaper than the hand-off back to the loop, a poll, and a new
-       * job (that round trip per pipe-full held a 1 GiB output to 0.7x of
-       * a shell redirect).  A pipe that stays quiet returns at once. */
-      struct pollfd pfd = {.fd = f->sp_fd, .events = POLLIN};
-      if (seen > 0 && poll(&pfd, 1, SPLICE_LINGER_MS) > 0) {
-        /* Woken by the first bytes: let the pipe fill a little, so that
-         * a writer of small pieces does not wake us for each one. */
-        struct timespec ts = {0, SPLICE_BATCH_NS};
+       * job.  A pipe that stays quiet returns at once. */
+      struct pollfd pfd = {.fd = f->pl_fd, .events = POLLIN};
+      if (seen > 0 && poll(&pfd, 1, PULL_LINGER_MS) > 0) {
+        /* Woken by the first bytes: let the pipe fill a little, so that a
+         * writer of small pieces does not cost a read each. */
+        struct timespec ts = {0, PULL_BATCH_NS};
         nanosleep(&ts, NULL);
         continue;
       }
@@ -521,50 +501,45 @@ static void splice_work(uv_work_t *w) {
     }
     break;
   }
-  f->sp_moved = moved;
-  f->sp_status = status;
+  f->pl_moved = moved;
+  f->pl_status = status;
 }
 
-static void on_splice_done(uv_work_t *w, int status) {
+static void on_pull_done(uv_work_t *w, int status) {
   wf_logfile_t *f = w->data;
-  wf_logfile_splice_cb cb = f->sp_cb;
-  void *data = f->sp_data;
+  wf_logfile_pull_cb cb = f->pl_cb;
+  void *data = f->pl_data;
   f->busy = 0;
-  f->sp_cb = NULL;
-  f->written += f->sp_moved;
-  bytes_total += f->sp_moved;  /* metrics */
-  if (f->sp_file_err) fail(f, f->sp_file_err);
-  cb(f, f->sp_moved, status < 0 ? status : f->sp_status, data);
+  f->pl_cb = NULL;
+  f->written += f->pl_moved;
+  bytes_total += f->pl_moved;  /* metrics */
+  if (f->pl_file_err) fail(f, f->pl_file_err);
+  cb(f, f->pl_moved, status < 0 ? status : f->pl_status, data);
   pump(f);
 }
 
-static void start_splice(wf_logfile_t *f) {
+static void start_pull(wf_logfile_t *f) {
   int r;
-  f->sp_discard = f->err != 0;
-  f->sp_file_err = 0;
-  f->sp_moved = 0;
-  /* The bounce buffer is there before the first job, so that the job can
-   * fall back to read + write without allocating on the pool. */
-  if (!f->bounce) f->bounce = wf_malloc(BOUNCE_SIZE);
+  f->pl_discard = f->err != 0;
+  f->pl_file_err = 0;
+  f->pl_moved = 0;
   f->busy = 1;
-  r = uv_queue_work(f->loop, &f->work, splice_work, on_splice_done);
+  r = uv_queue_work(f->loop, &f->work, pull_work, on_pull_done);
   if (r < 0) {
     /* Cannot happen (only for a NULL work_cb); report it as the pipe's. */
-    f->busy = 0;
-    f->sp_moved = 0;
-    f->sp_status = r;
-    on_splice_done(&f->work, r);
+    f->pl_status = r;
+    on_pull_done(&f->work, r);
   }
 }
 
-int wf_logfile_can_splice(const wf_logfile_t *f) { return !f->mask && !f->append; }
+int wf_logfile_can_pull(const wf_logfile_t *f) { return !f->mask; }
 
-int wf_logfile_splice(wf_logfile_t *f, int fd, wf_logfile_splice_cb cb, void *data) {
+int wf_logfile_pull(wf_logfile_t *f, int fd, wf_logfile_pull_cb cb, void *data) {
   if (f->close_requested) return WF_ECLOSED;
-  if (f->sp_cb) return UV_EBUSY;
-  f->sp_cb = cb;
-  f->sp_data = data;
-  f->sp_fd = fd;
+  if (f->pl_cb) return UV_EBUSY;
+  f->pl_cb = cb;
+  f->pl_data = data;
+  f->pl_fd = fd;
   pump(f);
   return 0;
 }
@@ -577,8 +552,8 @@ static void pump(wf_logfile_t *f) {
     start_write(f);
     return;
   }
-  if (f->sp_cb && (f->fd >= 0 || f->err)) {
-    start_splice(f);
+  if (f->pl_cb && (f->fd >= 0 || f->err)) {
+    start_pull(f);
     return;
   }
   if (!f->close_requested) return;

@@ -24,7 +24,15 @@
  * same except that posix_spawn() does not run a script without a "#!"
  * line through /bin/sh (execvp's ENOEXEC fallback).
  *
- * Output is read into one scratch buffer shared by every run (the loop
+ * Output normally never passes through the loop: the pipe is polled, and
+ * when it is readable a threadpool job pulls what it holds into the log
+ * file (wf_logfile_pull: read+write in a loop there, until the pipe stays
+ * empty), while the pipe is not polled, so a child that writes faster than
+ * the disk blocks on its full pipe.  A readable pipe with nothing in it is
+ * EOF, known without a job.
+ *
+ * When the log masks secrets, the masker must see every byte on the loop:
+ * output is then read into one scratch buffer shared by every run (the loop
  * reads one pipe at a time) and copied into the log file's queue, until a
  * run's reads come in big: from then on that run reads into 64 KiB buffers
  * of its own that go to the log file as they are (ownership passes, no
@@ -77,11 +85,11 @@ struct wf_run_s {
   uv_poll_t pidpoll;  /* posix_spawn(): readable when the child exits */
   int pidfd;          /* -1 unless pidpoll is in use */
   uv_pipe_t out;      /* output read on the loop (masking needs the bytes) */
-  uv_poll_t outpoll;  /* or: output spliced into the log on the threadpool */
+  uv_poll_t outpoll;  /* or: output pulled into the log by the threadpool */
   int outfd;          /* the pipe's read end while outpoll is in use, or -1 */
-  int splice_mode;    /* outpoll, not out */
-  int splicing;       /* a wf_logfile_splice() is in flight */
-  int out_closing;    /* close_out() waits for that splice to end */
+  int pull_mode;      /* outpoll, not out */
+  int pulling;        /* a wf_logfile_pull() is in flight */
+  int out_closing;    /* close_out() waits for that pull to end */
   uv_timer_t notify;  /* fires on_started on the tick after start() */
   uv_timer_t timer;   /* cancel grace; after the exit, the linger limit */
   int nhandles;       /* open handles; the last close frees the run */
@@ -174,9 +182,9 @@ static void kill_group(wf_run_t *run, int sig) {
 
 static void close_out(wf_run_t *run) {
   if (run->out_done) return;
-  if (run->splice_mode) {
-    /* The threadpool is reading the fd: it closes when the splice ends. */
-    if (run->splicing) {
+  if (run->pull_mode) {
+    /* The threadpool is reading the fd: it closes when the pull ends. */
+    if (run->pulling) {
       run->out_closing = 1;
       return;
     }
@@ -252,13 +260,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   close_out(run);
 }
 
-/* ---- output, spliced ------------------------------------------------------------ */
+/* ---- output, pulled by the threadpool ----------------------------------------------- */
 
 static void on_outpoll(uv_poll_t *h, int status, int events);
 
-static void on_spliced(wf_logfile_t *f, size_t moved, int status, void *data) {
+static void on_pulled(wf_logfile_t *f, size_t moved, int status, void *data) {
   wf_run_t *run = data;
-  run->splicing = 0;
+  run->pulling = 0;
   if (run->out_closing || status == UV_EOF || status < 0) {
     if (status < 0 && status != UV_EOF)
       wf_warn(run->step_key, "reading step output: %s", uv_strerror(status));
@@ -289,7 +297,7 @@ static void on_outpoll(uv_poll_t *h, int status, int events) {
     close_out(run);
     return;
   }
-  r = wf_logfile_splice(run->log, run->outfd, on_spliced, run);
+  r = wf_logfile_pull(run->log, run->outfd, on_pulled, run);
   if (r < 0) {
     /* Closed under us (cannot happen: the engine closes the file after
      * on_exit); stop reading rather than spin. */
@@ -297,7 +305,7 @@ static void on_outpoll(uv_poll_t *h, int status, int events) {
     close_out(run);
     return;
   }
-  run->splicing = 1;
+  run->pulling = 1;
 }
 
 static void on_log_drain(wf_logfile_t *f, void *data) {
@@ -319,9 +327,9 @@ static void on_timer(uv_timer_t *t) {
     return;
   }
   /* Linger limit after the exit.  While paused for the log file (or
-   * splicing into it), the pipe holds output the job legitimately wrote:
+   * pulled into it), the pipe holds output the job legitimately wrote:
    * wait for the disk instead. */
-  if (run->paused || run->splicing) {
+  if (run->paused || run->pulling) {
     uv_timer_start(&run->timer, on_timer, LINGER_MS, 0);
     return;
   }
@@ -648,10 +656,10 @@ static wf_run_t *local_start(uv_loop_t *loop, const wf_run_req_t *req, const wf_
     snprintf(run->pidstr, sizeof run->pidstr, "%d", run->pid);
     run->resp[0].key = "pid";
     run->resp[0].value = run->pidstr;
-    if (run->log && wf_logfile_can_splice(run->log) &&
+    if (run->log && wf_logfile_can_pull(run->log) &&
         uv_poll_init(loop, &run->outpoll, fds[0]) == 0) {
-      /* uv_poll_init made the fd non-blocking, as splice wants it. */
-      run->splice_mode = 1;
+      /* uv_poll_init made the fd non-blocking, as the pull wants it. */
+      run->pull_mode = 1;
       run->outfd = fds[0];
       fds[0] = -1;
       run->nhandles++;
@@ -672,7 +680,7 @@ static wf_run_t *local_start(uv_loop_t *loop, const wf_run_req_t *req, const wf_
       if (fds[0] >= 0) close(fds[0]);
       close_out(run);
     }
-    if (run->log && !run->splice_mode) wf_logfile_set_drain_cb(run->log, on_log_drain, run);
+    if (run->log && !run->pull_mode) wf_logfile_set_drain_cb(run->log, on_log_drain, run);
     wf_debug(run->step_key, "spawned %s as pid %d", run->argv[0], run->pid);
     uv_timer_start(&run->notify, on_notify, 0, 0);
     return run;

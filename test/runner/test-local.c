@@ -59,7 +59,7 @@ typedef struct {
   uv_timer_t sample_timer;   /* samples heap_in_use() while the run goes */
   size_t heap_max;
   size_t max_queue;          /* for the log file; 0 = default */
-  int masked;                /* a mask on the log: output read, not spliced */
+  int masked;                /* a mask on the log: output read on the loop, not pulled */
   const char *log_path;      /* NULL = a fresh file under tmpdir */
   int log_error_ok;          /* the log file is expected to fail */
   int cancel_twice;
@@ -462,8 +462,8 @@ static void test_large(int masked) {
   secs = elapsed_s(&c);
   printf("large (%s): %llu bytes in %.2f s = %.0f MiB/s; max RSS %ld -> %ld KiB; "
          "heap peak +%zu KiB\n",
-         masked ? "read, masked" : "spliced", bytes, secs, (double)bytes / secs / 1048576.0, before.ru_maxrss, after.ru_maxrss,
-         (c.heap_max - heap0) / 1024);
+         masked ? "read, masked" : "pulled", bytes, secs, (double)bytes / secs / 1048576.0,
+         before.ru_maxrss, after.ru_maxrss, (c.heap_max - heap0) / 1024);
   /* The log queue holds ~1 MiB (in buffers of up to 64 KiB each): the
    * heap must not follow the output's size. */
   if (c.heap_max - heap0 > (8u << 20)) WF_FAIL("heap grew by %zu KiB", (c.heap_max - heap0) / 1024);
@@ -538,8 +538,8 @@ int main(int argc, char **argv) {
     }
     wf_runner_local_set_spawn_mode(1);
     test_request_errors();
-    /* Output spliced into the log (the default), and read through the
-     * loop (a mask on the log file needs to see the bytes). */
+    /* Output pulled into the log by the threadpool (the default), and read
+     * through the loop (a mask on the log file needs to see the bytes). */
     for (int masked = 0; masked <= 1; masked++) {
       test_backpressure(masked);
       test_log_failure(masked);

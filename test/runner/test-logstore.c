@@ -1,8 +1,8 @@
 /*
  * logstore: path rules, directory creation, byte-exact ordered writes,
  * backpressure, the error paths (open failure, mkdir failure, ENOSPC), and
- * splicing a pipe into the file (ordered with queued writes, the read+write
- * fallback, draining into a failed file).
+ * pulling a pipe into the file (ordered with queued writes, into a plain and
+ * an O_APPEND file, draining into a failed file).
  * Every case runs on a real loop and ends with wf_test_close_loop.
  */
 #include <errno.h>
@@ -446,12 +446,12 @@ static void test_short_write(void) {
   free(got);
 }
 
-/* ---- splice ---------------------------------------------------------------------- */
+/* ---- pull ------------------------------------------------------------------------ */
 
 static size_t sp_moved;
 static int sp_status, sp_calls;
 
-static void on_spliced(wf_logfile_t *f, size_t moved, int status, void *data) {
+static void on_pulled(wf_logfile_t *f, size_t moved, int status, void *data) {
   sp_moved += moved;
   sp_status = status;
   sp_calls++;
@@ -483,9 +483,9 @@ static void check_pattern(const char *p, size_t n) {
     if (p[i] != (char)('a' + i % 26)) WF_FAIL("byte %zu is %d", i, p[i]);
 }
 
-/* Spliced bytes land after what was queued before and before what is
+/* Pulled bytes land after what was queued before and before what is
  * queued after; an empty pipe with a live writer says 0, a closed one EOF. */
-static void test_splice(int append) {
+static void test_pull(int append) {
   uv_loop_t loop;
   char path[512];
   const size_t n = 300000;
@@ -496,17 +496,17 @@ static void test_splice(int append) {
   reset();
   sp_moved = 0;
   sp_calls = 0;
-  snprintf(path, sizeof path, "%s/splice/%s", tmpdir, append ? "append" : "plain");
+  snprintf(path, sizeof path, "%s/pull/%s", tmpdir, append ? "append" : "plain");
   ASSERT_OK(uv_loop_init(&loop));
   f = append ? wf_logfile_open_append(&loop, path, 0, &cbs, NULL)
              : wf_logfile_open(&loop, path, 0, &cbs, NULL);
-  ASSERT_EQ(wf_logfile_can_splice(f), !append);
+  ASSERT_EQ(wf_logfile_can_pull(f), 1);
   ASSERT_OK(wf_logfile_write_copy(f, "head\n", 5));
 
   /* A live writer, an empty pipe: status 0, nothing moved. */
   rd = pattern_pipe(0, 0, &w);
-  ASSERT_OK(wf_logfile_splice(f, rd, on_spliced, NULL));
-  ASSERT_EQ(wf_logfile_splice(f, rd, on_spliced, NULL), UV_EBUSY);
+  ASSERT_OK(wf_logfile_pull(f, rd, on_pulled, NULL));
+  ASSERT_EQ(wf_logfile_pull(f, rd, on_pulled, NULL), UV_EBUSY);
   ASSERT_EQ(sp_calls, 0);  /* never from inside the call */
   while (sp_calls < 1) uv_run(&loop, UV_RUN_ONCE);
   ASSERT_EQ(sp_status, 0);
@@ -514,17 +514,16 @@ static void test_splice(int append) {
   close(w);
   close(rd);
 
-  /* n bytes, then EOF (the plain file by splice(2), the O_APPEND one by
-   * the read + write fallback: splice(2) refuses appending files). */
+  /* n bytes, then EOF. */
   rd = pattern_pipe(n, 1, NULL);
-  ASSERT_OK(wf_logfile_splice(f, rd, on_spliced, NULL));
+  ASSERT_OK(wf_logfile_pull(f, rd, on_pulled, NULL));
   while (sp_calls < 2) uv_run(&loop, UV_RUN_ONCE);
   ASSERT_EQ(sp_status, UV_EOF);
   ASSERT_EQ(sp_moved, n);
   close(rd);
   ASSERT_OK(wf_logfile_write_copy(f, "tail\n", 5));
   wf_logfile_close(f);
-  ASSERT_EQ(wf_logfile_splice(f, 0, on_spliced, NULL), WF_ECLOSED);
+  ASSERT_EQ(wf_logfile_pull(f, 0, on_pulled, NULL), WF_ECLOSED);
   wf_test_close_loop(&loop);
   ASSERT_EQ(closed_called, 1);
   ASSERT_OK(closed_err);
@@ -538,8 +537,8 @@ static void test_splice(int append) {
 }
 
 /* Into a file that fails (ENOSPC): the pipe is still drained, the bytes
- * dropped, the owner told once; a masked file does not take splices. */
-static void test_splice_failed_file(void) {
+ * dropped, the owner told once; a masked file does not take pulls. */
+static void test_pull_failed_file(void) {
   uv_loop_t loop;
   const char *secret[] = {"hunter2"};
   wf_mask_t *m = wf_mask_create(secret, 1);
@@ -552,11 +551,11 @@ static void test_splice_failed_file(void) {
   ASSERT_OK(uv_loop_init(&loop));
   f = wf_logfile_open(&loop, "/dev/full", 0, &cbs, NULL);
   wf_logfile_set_mask(f, m);
-  ASSERT_EQ(wf_logfile_can_splice(f), 0);
+  ASSERT_EQ(wf_logfile_can_pull(f), 0);
   wf_logfile_set_mask(f, NULL);
-  ASSERT_EQ(wf_logfile_can_splice(f), 1);
+  ASSERT_EQ(wf_logfile_can_pull(f), 1);
   rd = pattern_pipe(200000, 1, NULL);
-  ASSERT_OK(wf_logfile_splice(f, rd, on_spliced, NULL));
+  ASSERT_OK(wf_logfile_pull(f, rd, on_pulled, NULL));
   while (sp_calls < 1) uv_run(&loop, UV_RUN_ONCE);
   ASSERT_EQ(sp_status, UV_EOF);
   ASSERT_EQ(sp_moved, 0);
@@ -581,9 +580,9 @@ int main(void) {
   test_enospc();
   test_close_in_error();
   test_short_write();
-  test_splice(0);
-  test_splice(1);
-  test_splice_failed_file();
+  test_pull(0);
+  test_pull(1);
+  test_pull_failed_file();
   nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
   printf("ok\n");
   return 0;
