@@ -55,6 +55,12 @@ typedef struct wf_informer_cbs_s {
    * a DROP); 0 to parse it and ask the filter.  Most values a node sees on a
    * shared etcd are other nodes' steps: this is what keeps their cost low. */
   int (*skip)(wf_informer_t *inf, const char *key, const char *value, size_t len, void *data);
+  /* Optional: decides on the raw value without a parsed tree, when it can.
+   * Returns a verdict, or -1 to have the value parsed and filter asked.
+   * The engine reads a step's few fields with a scanner (model/headscan.c)
+   * instead of building a jansson tree per event. */
+  int (*filter_raw)(wf_informer_t *inf, const char *key, const char *value, size_t len,
+                    int64_t mod_revision, void *data);
   /* A full list finished (the first one: the cache is warm).  Optional. */
   void (*on_synced)(wf_informer_t *inf, int first, void *data);
 } wf_informer_cbs_t;

@@ -30,6 +30,15 @@ typedef struct wf_step_head_s {
 } wf_step_head_t;
 void wf_step_head(const json_t *obj, wf_step_head_t *out);
 
+/* The same from the stored bytes, without a JSON tree (model/headscan.c):
+ * 1 with *out filled (node copied into nodebuf, nodecap bytes) when the
+ * bytes are certainly a JSON object that jansson would accept and
+ * wf_step_head would read the same way; 0 when unsure (escapes, non-ASCII,
+ * big numbers, deep nesting, a repeated status key, invalid JSON): parse
+ * and call wf_step_head then. */
+int wf_step_head_scan(const char *p, size_t n, wf_step_head_t *out, char *nodebuf,
+                      size_t nodecap);
+
 /* The fields the node owns.  A field is written only if its flag is set. */
 typedef struct wf_step_patch_s {
   int status;              /* always written */

@@ -1041,7 +1041,8 @@ static void list_containers(wf_engine_t *e) {
   if (wf_docker_runner_list(e->docker, on_containers, e) != 0) on_containers(UV_EINVAL, NULL, 0, e);
 }
 
-static void dispatch_parsed(wf_engine_t *e, const char *key, wf_cache_entry_t *entry, json_t *o);
+static void dispatch_head(wf_engine_t *e, const char *key, wf_cache_entry_t *entry,
+                          const wf_step_head_t *h, json_t *o);
 
 static void dispatch(const char *key, void *data) {
   wf_engine_t *e = data;
@@ -1052,19 +1053,27 @@ static void dispatch(const char *key, void *data) {
   /* Mid-write, the job decides on the txn's answer: nothing to parse (the
    * echo of our own claim often comes before that answer). */
   if (j && (j->state == J_CLAIMING || j->state == J_FINISHING || j->state == J_DONE)) return;
-  json_t *o = load_obj(entry->value);
-  if (!o) return;
-  dispatch_parsed(e, key, entry, o);
+  /* The head from the bytes when the scanner is sure; the tree otherwise
+   * (a claim parses the value itself when it gets none). */
+  wf_step_head_t h;
+  char node[256];
+  json_t *o = NULL;
+  if (!wf_step_head_scan(entry->value, entry->value_len, &h, node, sizeof node)) {
+    o = load_obj(entry->value);
+    if (!o) return;
+    wf_step_head(o, &h);
+  }
+  dispatch_head(e, key, entry, &h, o);
   json_decref(o);
 }
 
-/* key: the queue's (valid for the whole call); o borrowed. */
-static void dispatch_parsed(wf_engine_t *e, const char *key, wf_cache_entry_t *entry, json_t *o) {
+/* key: the queue's (valid for the whole call); h and o (the parsed value,
+ * or NULL) borrowed. */
+static void dispatch_head(wf_engine_t *e, const char *key, wf_cache_entry_t *entry,
+                          const wf_step_head_t *h, json_t *o) {
   job_t *j = entry->owner;
-  wf_step_head_t h;
-  wf_step_head(o, &h);
-  int status = h.status;
-  int64_t start_at = h.start_at;
+  int status = h->status;
+  int64_t start_at = h->start_at;
 
   if (j) {
     /* A step we hold changed under us. */
@@ -1125,6 +1134,30 @@ static void dispatch_parsed(wf_engine_t *e, const char *key, wf_cache_entry_t *e
 
 /* ---- informer callbacks -------------------------------------------------------------------------- */
 
+/* The verdict for a step whose head is known; -1 when the filter on the
+ * parsed tree must decide (it words the complaint). */
+static int step_verdict(wf_engine_t *e, wf_informer_t *inf, const char *key,
+                        const wf_step_head_t *h) {
+  if (strcmp(h->node, e->node_name) != 0) return WF_FILTER_DROP;
+  if (h->status < 0) return -1;
+  wf_map_del(&e->complained, key);
+  /* Completed steps keep no value: they are only remembered, cheaply. */
+  if (wf_status_is_final(h->status)) {
+    wf_cache_entry_t *cur = wf_informer_get(inf, key);
+    if (!cur || !cur->owner) return WF_FILTER_META;
+  }
+  return WF_FILTER_KEEP;
+}
+
+static int step_filter_raw(wf_informer_t *inf, const char *key, const char *value, size_t len,
+                           int64_t rev, void *data) {
+  wf_engine_t *e = data;
+  wf_step_head_t h;
+  char node[256];
+  if (!wf_step_head_scan(value, len, &h, node, sizeof node)) return -1;
+  return step_verdict(e, inf, key, &h);
+}
+
 static enum wf_filter_verdict step_filter(wf_informer_t *inf, const char *key, const json_t *obj,
                                           const char *errtext, int64_t rev, void *data) {
   wf_engine_t *e = data;
@@ -1138,22 +1171,14 @@ static enum wf_filter_verdict step_filter(wf_informer_t *inf, const char *key, c
   }
   wf_step_head_t h;
   wf_step_head(obj, &h);
-  if (strcmp(h.node, e->node_name) != 0) return WF_FILTER_DROP;
-  if (h.status < 0) {
-    json_t *st = json_object_get(json_object_get(obj, "status"), "status");
-    char *txt = st ? json_dumps(st, JSON_ENCODE_ANY) : NULL;
-    complain_once(e, key, rev, "status %s is not a STEP_STATUS; left alone",
-                  txt ? txt : "(missing)");
-    free(txt);
-    return WF_FILTER_DROP;
-  }
-  wf_map_del(&e->complained, key);
-  /* Completed steps keep no value: they are only remembered, cheaply. */
-  if (wf_status_is_final(h.status)) {
-    wf_cache_entry_t *cur = wf_informer_get(inf, key);
-    if (!cur || !cur->owner) return WF_FILTER_META;
-  }
-  return WF_FILTER_KEEP;
+  int v = step_verdict(e, inf, key, &h);
+  if (v >= 0) return (enum wf_filter_verdict)v;
+  json_t *st = json_object_get(json_object_get(obj, "status"), "status");
+  char *txt = st ? json_dumps(st, JSON_ENCODE_ANY) : NULL;
+  complain_once(e, key, rev, "status %s is not a STEP_STATUS; left alone",
+                txt ? txt : "(missing)");
+  free(txt);
+  return WF_FILTER_DROP;
 }
 
 /* A value whose bytes hold no backslash (so no JSON string in it is
@@ -1252,7 +1277,8 @@ wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_
     free(e);
     return NULL;
   }
-  wf_informer_cbs_t cbs = {.filter = step_filter, .skip = step_skip, .on_upsert = step_upsert,
+  wf_informer_cbs_t cbs = {.filter = step_filter, .skip = step_skip, .filter_raw = step_filter_raw,
+                           .on_upsert = step_upsert,
                            .on_delete = step_delete, .on_synced = step_synced};
   e->steps = wf_informer_create(loop, etcd, e->steps_prefix, cfg->resync_s,
                                 cfg->page_size ? cfg->page_size : 1000, &cbs, e);

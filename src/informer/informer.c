@@ -71,10 +71,16 @@ static void apply_put(wf_informer_t *inf, const char *key, const char *value, si
   if (inf->cbs.skip && inf->cbs.skip(inf, key, value, vlen, inf->data)) {
     v = WF_FILTER_DROP; /* certainly not kept: not even parsed */
   } else {
-    json_error_t je;
-    json_t *obj = json_loadb(value, vlen, 0, &je);
-    v = inf->cbs.filter(inf, key, obj, obj ? NULL : je.text, rev, inf->data);
-    json_decref(obj);
+    int raw = inf->cbs.filter_raw ? inf->cbs.filter_raw(inf, key, value, vlen, rev, inf->data)
+                                  : -1;
+    if (raw >= 0) {
+      v = (enum wf_filter_verdict)raw;
+    } else {
+      json_error_t je;
+      json_t *obj = json_loadb(value, vlen, 0, &je);
+      v = inf->cbs.filter(inf, key, obj, obj ? NULL : je.text, rev, inf->data);
+      json_decref(obj);
+    }
   }
   if (v == WF_FILTER_DROP) {
     if (e) {

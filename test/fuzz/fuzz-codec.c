@@ -2,7 +2,9 @@
  * fuzz-codec: the JSON codec (src/model/codec.c) on Step, Action, Pipeline
  * and Node, and the node's patch of a stored step (src/model/step.c).
  *
- * Oracles: when the first decode succeeds, its encoding must decode again
+ * Oracles: wf_step_head_scan, when it answers, reads the same head as
+ * jansson + wf_step_head, and never answers for bytes jansson rejects or
+ * that are not an object; when the first decode succeeds, its encoding must decode again
  * (with names-only enums too) and re-encode to the very same text; the patch
  * must write what it was asked to (status, start_at, the scheduled node kept)
  * and must not turn a step the codec accepted into one it rejects.
@@ -143,6 +145,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   json_error_t je;
   json_t *root = json_loadb(text, len, 0, &je);
+  wf_step_head_t hs, ht;
+  char node[64];
+  if (wf_step_head_scan(text, len, &hs, node, sizeof node)) {
+    CHECK(root != NULL && json_is_object(root));
+    wf_step_head(root, &ht);
+    CHECK(hs.status == ht.status && hs.start_at == ht.start_at && strcmp(hs.node, ht.node) == 0);
+  }
   if (!root) return 0;
 
   char err[128];
