@@ -131,6 +131,7 @@ enum conn_state {
   CONN_CONNECTING, /* resolving, connecting or in the TLS handshake, a request attached */
   CONN_ACTIVE,     /* request written (or being written), response being read */
   CONN_IDLE,       /* in the pool; read only to notice EOF */
+  CONN_WRITE_WAIT, /* plain: response done, pooled once the write callback ran */
   CONN_CLOSING,    /* uv_close issued; freed when the last handle reports closed */
 };
 
@@ -202,6 +203,7 @@ struct conn_s {
   int io_inited;
   int gai_pending;
   int write_pending; /* uv_writes in flight (plain: at most one, wreq) */
+  char *wait_wbuf;   /* CONN_WRITE_WAIT: the finished request's buffer, in wreq */
   int reading;
   int in_feed;  /* llhttp is on the stack: pause/resume only set flags */
   uv_getaddrinfo_t gai;
@@ -335,6 +337,7 @@ static void conn_maybe_free(conn_t *conn) {
   free(conn->addrs);
   wf__tls_destroy(conn->tls);
   free(conn->cbuf);
+  free(conn->wait_wbuf); /* NULL unless the write's callback never ran */
   free(conn);
   c->nconns--;
   client_maybe_free(c);
@@ -461,16 +464,30 @@ static conn_t *pool_get(wf_http_client_t *c) {
 static void complete_req(conn_t *conn, int err) {
   wf_http_req_t *req = conn->req;
   wf_http_client_t *c = conn->client;
-  int reuse = err == 0 && conn->keep_alive && !conn->write_pending && !c->closing && !req->fresh;
+  int reuse = err == 0 && conn->keep_alive && !c->closing && !req->fresh &&
+              (!conn->write_pending || !conn->tls);
 
   /* TLS works again: the next failure is news and is logged at warn. */
   if (err == 0 && conn->tls) c->tls_logged[0] = '\0';
   detach(conn);
   queue_done(req, err);
-  if (reuse)
-    pool_put(conn);
-  else
+  if (!reuse) {
     conn_close(conn);
+  } else if (conn->write_pending) {
+    /* The answer came in before libuv ran our write's callback (it runs on
+     * the next loop turn): the connection is fine, it only cannot go to the
+     * pool with a uv_write_t outstanding.  Closing it instead had opened a
+     * new TCP connection for one etcd request in eight under load (bench
+     * part 2). */
+    timer_disarm(conn);
+    conn->state = CONN_WRITE_WAIT;
+    /* libuv still writes from the request's buffer: the connection keeps
+     * it until the callback, the request is delivered and freed without. */
+    conn->wait_wbuf = req->wbuf;
+    req->wbuf = NULL;
+  } else {
+    pool_put(conn);
+  }
 }
 
 /* Text for our log lines: WF_E* codes and libuv's own. */
@@ -913,6 +930,7 @@ static void tls_on_read(conn_t *conn, ssize_t nread, const uv_buf_t *buf) {
       tls_pump(conn);
       if (conn->state == CONN_ACTIVE) update_read_state(conn);
       break;
+    case CONN_WRITE_WAIT: /* plain connections only */
     case CONN_CLOSING:
       break;
   }
@@ -949,7 +967,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     tls_on_read(conn, nread, buf);
     return;
   }
-  if (conn->state == CONN_IDLE) {
+  if (conn->state == CONN_IDLE || conn->state == CONN_WRITE_WAIT) {
     /* EOF, an error or bytes nobody asked for: unusable either way. */
     wf_debug(NULL, "http %s: pooled connection dropped (%s)", conn->client->origin,
              nread < 0 ? errstr((int)nread) : "unexpected bytes");
@@ -1037,6 +1055,15 @@ static void on_write(uv_write_t *w, int status) {
   conn_t *conn = container_of(w, conn_t, wreq);
 
   conn->write_pending--;
+  free(conn->wait_wbuf);
+  conn->wait_wbuf = NULL;
+  if (conn->state == CONN_WRITE_WAIT) {
+    if (status < 0 || conn->client->closing)
+      conn_close(conn);
+    else
+      pool_put(conn);
+    return;
+  }
   if (conn->state != CONN_ACTIVE) return;
   if (status < 0) {
     conn_fail(conn, status);

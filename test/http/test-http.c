@@ -25,12 +25,16 @@
 #include "wf/util.h"
 
 /* ---- scripted fake server ---------------------------------------------------------- */
+/* Scripts list a step's fields up to the last one they use; the rest are 0. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 typedef struct step_s {
   const char *bytes; /* response; NULL = never answer */
   size_t len;        /* 0 = strlen(bytes) */
   int trickle;       /* 1 = one byte per millisecond */
   int close_after;   /* close the connection after the response */
   int close_now;     /* close the connection instead of answering */
+  int early;         /* answer once the head is in, then drop the body as it comes */
 } step_t;
 
 #define MAX_STEPS 16
@@ -56,6 +60,7 @@ typedef struct sconn_s {
   const char *out;
   size_t outlen, outpos;
   int close_after;
+  size_t skip;       /* body bytes still to drop after an early answer */
 } sconn_t;
 
 struct srv_s {
@@ -151,6 +156,14 @@ static void sconn_parse(sconn_t *sc) {
     char *end, *cl;
     size_t head, body = 0, total;
     const step_t *st;
+    if (sc->skip) {
+      if (sc->inlen == 0) return;
+      size_t k = sc->skip < sc->inlen ? sc->skip : sc->inlen;
+      memmove(sc->in, sc->in + k, sc->inlen - k);
+      sc->inlen -= k;
+      sc->skip -= k;
+      continue;
+    }
     if (sc->inlen == 0) return;
     sc->in[sc->inlen] = '\0';
     end = strstr(sc->in, "\r\n\r\n");
@@ -159,13 +172,25 @@ static void sconn_parse(sconn_t *sc) {
     cl = strcasestr(sc->in, "\r\nContent-Length:");
     if (cl && cl < end) body = strtoul(cl + 17, NULL, 10);
     total = head + body;
+    st = &srv->steps[srv->requests < srv->nsteps ? srv->requests : srv->nsteps - 1];
+    if (st->early && sc->inlen < total) {
+      memcpy(srv->last_req, sc->in, head);
+      srv->last_req[head] = '\0';
+      srv->last_req_len = head;
+      sc->skip = total - sc->inlen;
+      sc->inlen = 0;
+      srv->requests++;
+      sc->nreq++;
+      sconn_respond(sc, st);
+      if (sc->closing) return;
+      continue;
+    }
     if (sc->inlen < total) return;
     memcpy(srv->last_req, sc->in, total);
     srv->last_req[total] = '\0';
     srv->last_req_len = total;
     memmove(sc->in, sc->in + total, sc->inlen - total);
     sc->inlen -= total;
-    st = &srv->steps[srv->requests < srv->nsteps ? srv->requests : srv->nsteps - 1];
     srv->requests++;
     sc->nreq++;
     sconn_respond(sc, st);
@@ -645,6 +670,40 @@ static void test_keepalive_reuse(void) {
   run_until(&p3.done_called);
   ASSERT_OK(p3.err);
   ASSERT_EQ(srv.accepted, 2);
+  teardown();
+}
+
+/* The answer arrives while the request body is still being written (a
+ * server may answer early): the connection goes back to the pool once the
+ * upload is done, and the next request reuses it. */
+static void test_answer_before_upload_done(void) {
+  static const step_t steps[] = {{OK_HELLO, 0, 0, 0, 0, 1}, {OK_HELLO, 0, 0, 0, 0, 0}};
+  static char big[8 << 20];
+  wf_http_req_opts_t o;
+  rec_t p1, p2;
+
+  memset(&p1, 0, sizeof(p1));
+  memset(&p2, 0, sizeof(p2));
+  memset(big, 'x', sizeof big);
+  setup(0, steps, 2, NULL);
+  memset(&o, 0, sizeof(o));
+  o.method = "PUT";
+  o.path = "/upload";
+  o.body = big;
+  o.body_len = sizeof big;
+  o.timeout_ms = 5000;
+  start(&p1, &o);
+  run_until(&p1.done_called);
+  ASSERT_OK(p1.err);
+  ASSERT_STR_EQ(p1.body, "hello");
+  /* The answer came first; the upload is still going: let it end. */
+  sleep_loop(300);
+  get(&p2, "/after");
+  run_until(&p2.done_called);
+  ASSERT_OK(p2.err);
+  ASSERT_STR_EQ(p2.body, "hello");
+  ASSERT_EQ(srv.accepted, 1);
+  ASSERT_EQ(srv.requests, 2);
   teardown();
 }
 
@@ -1527,6 +1586,7 @@ static const struct {
     {"chunked_trickle", test_chunked_trickle},
     {"etcd_trailer", test_etcd_trailer},
     {"keepalive_reuse", test_keepalive_reuse},
+    {"answer_before_upload_done", test_answer_before_upload_done},
     {"server_closes_idle", test_server_closes_idle},
     {"retry_on_reused", test_retry_on_reused},
     {"fresh_conn_closed_no_retry", test_fresh_conn_closed_no_retry},
