@@ -479,7 +479,9 @@ static void complete_req(conn_t *conn, int err) {
      * pool with a uv_write_t outstanding.  Closing it instead had opened a
      * new TCP connection for one etcd request in eight under load (bench
      * part 2). */
-    timer_disarm(conn);
+    /* A server that answered early and stopped reading would hold the
+     * write (and its buffer) forever: the idle deadline closes it. */
+    timer_arm(conn, TM_IDLE, c->idle_close_ms);
     conn->state = CONN_WRITE_WAIT;
     /* libuv still writes from the request's buffer: the connection keeps
      * it until the callback, the request is delivered and freed without. */
@@ -1058,6 +1060,7 @@ static void on_write(uv_write_t *w, int status) {
   free(conn->wait_wbuf);
   conn->wait_wbuf = NULL;
   if (conn->state == CONN_WRITE_WAIT) {
+    timer_disarm(conn);
     if (status < 0 || conn->client->closing)
       conn_close(conn);
     else

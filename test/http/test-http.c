@@ -35,6 +35,7 @@ typedef struct step_s {
   int close_after;   /* close the connection after the response */
   int close_now;     /* close the connection instead of answering */
   int early;         /* answer once the head is in, then drop the body as it comes */
+  int stall;         /* with early: stop reading after the answer */
 } step_t;
 
 #define MAX_STEPS 16
@@ -76,6 +77,7 @@ struct srv_s {
   char path[108];
   int accepted;
   int requests;
+  int eofs;          /* connections the client closed */
   char last_req[65536];
   size_t last_req_len;
   step_t steps[MAX_STEPS];
@@ -183,6 +185,10 @@ static void sconn_parse(sconn_t *sc) {
       sc->nreq++;
       sconn_respond(sc, st);
       if (sc->closing) return;
+      if (st->stall) {
+        uv_read_stop(&sc->io.s);
+        return;
+      }
       continue;
     }
     if (sc->inlen < total) return;
@@ -208,6 +214,7 @@ static void on_sread(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   sconn_t *sc = s->data;
   (void)b;
   if (n < 0) {
+    sc->srv->eofs++;
     sconn_close(sc);
     return;
   }
@@ -704,6 +711,41 @@ static void test_answer_before_upload_done(void) {
   ASSERT_STR_EQ(p2.body, "hello");
   ASSERT_EQ(srv.accepted, 1);
   ASSERT_EQ(srv.requests, 2);
+  teardown();
+}
+
+/* The same, but the server stops reading after its early answer: the
+ * upload never ends, and the connection is closed at the idle deadline
+ * rather than kept (with its 8 MiB buffer) forever. */
+static void test_answer_then_stall(void) {
+  static const step_t steps[] = {{OK_HELLO, 0, 0, 0, 0, 1, 1}};
+  static char big[8 << 20];
+  wf_http_client_opts_t co;
+  wf_http_req_opts_t o;
+  rec_t p1;
+
+  memset(&p1, 0, sizeof(p1));
+  memset(&co, 0, sizeof(co));
+  co.idle_close_ms = 200;
+  setup(0, steps, 1, &co);
+  memset(&o, 0, sizeof(o));
+  o.method = "PUT";
+  o.path = "/upload";
+  o.body = big;
+  o.body_len = sizeof big;
+  o.timeout_ms = 5000;
+  start(&p1, &o);
+  run_until(&p1.done_called);
+  ASSERT_OK(p1.err);
+  ASSERT_STR_EQ(p1.body, "hello");
+  ASSERT_EQ(srv.eofs, 0);
+  sleep_loop(600);
+  /* The server reads again: what the client sent before its deadline,
+   * then the EOF of its close. */
+  ASSERT_NOT_NULL(srv.conns[0]);
+  ASSERT_OK(uv_read_start(&srv.conns[0]->io.s, on_salloc, on_sread));
+  sleep_loop(100); /* < idle_close_ms: a pooled connection would still be open */
+  ASSERT_EQ(srv.eofs, 1);
   teardown();
 }
 
@@ -1587,6 +1629,7 @@ static const struct {
     {"etcd_trailer", test_etcd_trailer},
     {"keepalive_reuse", test_keepalive_reuse},
     {"answer_before_upload_done", test_answer_before_upload_done},
+    {"answer_then_stall", test_answer_then_stall},
     {"server_closes_idle", test_server_closes_idle},
     {"retry_on_reused", test_retry_on_reused},
     {"fresh_conn_closed_no_retry", test_fresh_conn_closed_no_retry},
