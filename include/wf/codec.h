@@ -84,5 +84,8 @@ void wf_codec_free(ProtobufCMessage *msg);
 /* Enum helpers shared by the codec and the engine. */
 const char *wf_enum_name(const ProtobufCEnumDescriptor *d, int value); /* NULL if undefined */
 int wf_enum_parse(const ProtobufCEnumDescriptor *d, const char *name, int *value); /* 0 / -1; any case */
+/* strcmp ignoring ASCII case only: how the codec matches JSON keys to fields
+ * when no key matches exactly (as Go's encoding/json does). */
+int wf_ascii_casecmp(const char *a, const char *b);
 
 #endif

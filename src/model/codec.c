@@ -195,7 +195,7 @@ static int is_go_omitempty(const ProtobufCMessageDescriptor *desc,
   return 0;
 }
 
-static int ascii_casecmp(const char *a, const char *b) {
+int wf_ascii_casecmp(const char *a, const char *b) {
   for (;; a++, b++) {
     unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
     if (x >= 'A' && x <= 'Z') x = (unsigned char)(x - 'A' + 'a');
@@ -275,7 +275,7 @@ int wf_enum_parse(const ProtobufCEnumDescriptor *d, const char *name, int *value
    * original's K8s/K8S) still resolve to the one spelled exactly. */
   const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(d, name);
   for (unsigned i = 0; !v && i < d->n_values; i++)
-    if (ascii_casecmp(d->values[i].name, name) == 0) v = &d->values[i];
+    if (wf_ascii_casecmp(d->values[i].name, name) == 0) v = &d->values[i];
   if (!v) return -1;
   if (value) *value = v->value;
   return 0;
@@ -672,7 +672,7 @@ static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescript
   if (strlen(key) != klen) return NULL;
   const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc, key);
   for (unsigned i = 0; !f && i < desc->n_fields; i++)
-    if (ascii_casecmp(desc->fields[i].name, key) == 0) f = &desc->fields[i];
+    if (wf_ascii_casecmp(desc->fields[i].name, key) == 0) f = &desc->fields[i];
   return f;
 }
 

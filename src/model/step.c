@@ -54,27 +54,48 @@ void wf_step_head(const json_t *obj, wf_step_head_t *out) {
   if (json_is_integer(sa)) out->start_at = json_integer_value(sa);
 }
 
+/* Sets key on o after removing every other key that matches it ignoring
+ * ASCII case.  The codec, like Go's encoding/json, takes a case-insensitive
+ * match as the same field, the later key winning: a stored step holding both
+ * "status" and "Status" would otherwise decode with the value the node did
+ * not write (found by fuzz-codec). */
+static void set_key(json_t *o, const char *key, json_t *v) {
+  const char *k;
+  json_t *x;
+  void *tmp;
+  json_object_foreach_safe(o, tmp, k, x) {
+    if (strcmp(k, key) != 0 && wf_ascii_casecmp(k, key) == 0) json_object_del(o, k);
+  }
+  json_object_set_new(o, key, v);
+}
+
 int wf_step_apply_patch(json_t *obj, const wf_step_patch_t *p) {
   if (!json_is_object(obj)) return -1;
   json_t *st = json_object_get(obj, "status");
   if (!json_is_object(st)) {
     st = json_object();
-    json_object_set_new(obj, "status", st);
+    set_key(obj, "status", st);
+  } else {
+    json_incref(st);
+    set_key(obj, "status", st);  /* drops a "Status" beside it */
   }
-  json_object_set_new(st, "status", json_string(wf_status_name(p->status)));
-  if (p->set_start_at) json_object_set_new(st, "start_at", json_integer(p->start_at));
-  if (p->set_end_at) json_object_set_new(st, "end_at", json_integer(p->end_at));
-  if (p->set_message) json_object_set_new(st, "message", json_string(p->message ? p->message : ""));
+  set_key(st, "status", json_string(wf_status_name(p->status)));
+  if (p->set_start_at) set_key(st, "start_at", json_integer(p->start_at));
+  if (p->set_end_at) set_key(st, "end_at", json_integer(p->end_at));
+  if (p->set_message) set_key(st, "message", json_string(p->message ? p->message : ""));
   if (p->nresponse) {
     json_t *r = json_object_get(st, "response");
     if (!json_is_object(r)) {
       r = json_object();
-      json_object_set_new(st, "response", r);
+      set_key(st, "response", r);
+    } else {
+      json_incref(r);
+      set_key(st, "response", r);
     }
     for (size_t i = 0; i < p->nresponse; i++)
       json_object_set_new(r, p->response[i].key, json_string(p->response[i].value));
   }
-  json_object_set_new(obj, "update_at", json_integer(p->update_at));
+  set_key(obj, "update_at", json_integer(p->update_at));
   return 0;
 }
 

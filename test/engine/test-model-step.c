@@ -48,6 +48,24 @@ static void test_patch(void) {
   json_t *arr = json_array();
   ASSERT_EQ(wf_step_apply_patch(arr, &p), -1);
   json_decref(arr);
+
+  /* Keys that differ only in case are one field to the codec (and to Go),
+   * the later winning: the patch leaves only the key it writes. */
+  o = json_loads("{\"status\":{\"status\":\"RUNNING\",\"Status\":\"PENDDING\","
+                 "\"scheduled_node\":\"n1\"},\"STATUS\":{\"status\":\"FAILED\"},"
+                 "\"Update_At\":1}", 0, NULL);
+  ASSERT_NOT_NULL(o);
+  ASSERT_OK(wf_step_apply_patch(o, &p));
+  s = json_dumps(o, JSON_COMPACT);
+  ASSERT_STR_EQ(s, "{\"status\":{\"status\":\"SUCCEEDED\",\"scheduled_node\":\"n1\","
+                   "\"end_at\":42,\"message\":\"\",\"response\":{\"log_driver\":"
+                   "\"local_file\",\"exit_code\":\"0\"}},\"update_at\":43}");
+  Wf__Step *st = (Wf__Step *)wf_codec_decode(&wf__step__descriptor, o, 0, NULL, 0);
+  ASSERT_NOT_NULL(st);
+  ASSERT_EQ(st->status->status, WF__STEP__STATUS__SUCCEEDED);
+  wf_codec_free(&st->base);
+  free(s);
+  json_decref(o);
 }
 
 static ProtobufCMessage *decode(const ProtobufCMessageDescriptor *d, const char *s) {

@@ -26,7 +26,9 @@ def main():
             shutil.copytree(corpus, work)
         else:
             os.mkdir(work)
-        cmd = [target] + args + [work]
+        # libFuzzer exits 77 on a crash by default, which meson reads as
+        # "skipped": a finding would pass CI as a skip.  Any finding is 1.
+        cmd = [target, '-error_exitcode=1', '-timeout_exitcode=1'] + args + [work]
         print(' '.join(cmd), flush=True)
         return subprocess.call(cmd)
 
