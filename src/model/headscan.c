@@ -91,47 +91,35 @@ static int lit(scan_t *s, const char *w, size_t n) {
 
 static int value(scan_t *s, int depth);
 
-static int object(scan_t *s, int depth) {
-  const char *k;
-  size_t kn;
-  if (++depth > MAX_DEPTH) return 0;
-  s->p++; /* '{' */
-  ws(s);
-  if (s->p < s->end && *s->p == '}') {
-    s->p++;
-    return 1;
-  }
-  for (;;) {
-    ws(s);
-    if (!str(s, &k, &kn)) return 0;
-    ws(s);
-    if (s->p >= s->end || *s->p++ != ':') return 0;
-    ws(s);
-    if (!value(s, depth)) return 0;
-    ws(s);
-    if (s->p >= s->end) return 0;
-    if (*s->p == '}') {
-      s->p++;
-      return 1;
-    }
-    if (*s->p++ != ',') return 0;
-  }
-}
+/* One member's value, at s->p (after the ':'); 1 to go on, 0 to decline. */
+typedef int (*member_fn)(scan_t *s, const char *k, size_t kn, void *ctx, int depth);
 
-static int array(scan_t *s, int depth) {
+/* The object or array at s->p ('{' or '['): for an object, member() reads
+ * each member's value; for an array, value() each element. */
+static int walk(scan_t *s, int depth, member_fn member, void *ctx) {
+  char close = *s->p == '{' ? '}' : ']';
+  const char *k = NULL;
+  size_t kn = 0;
   if (++depth > MAX_DEPTH) return 0;
-  s->p++; /* '[' */
+  s->p++;
   ws(s);
-  if (s->p < s->end && *s->p == ']') {
+  if (s->p < s->end && *s->p == close) {
     s->p++;
     return 1;
   }
   for (;;) {
     ws(s);
-    if (!value(s, depth)) return 0;
+    if (close == '}') {
+      if (!str(s, &k, &kn)) return 0;
+      ws(s);
+      if (s->p >= s->end || *s->p++ != ':') return 0;
+      ws(s);
+      if (s->p >= s->end) return 0;
+    }
+    if (!(member && close == '}' ? member(s, k, kn, ctx, depth) : value(s, depth))) return 0;
     ws(s);
     if (s->p >= s->end) return 0;
-    if (*s->p == ']') {
+    if (*s->p == close) {
       s->p++;
       return 1;
     }
@@ -146,8 +134,8 @@ static int value(scan_t *s, int depth) {
   int64_t v;
   if (s->p >= s->end) return 0;
   switch (*s->p) {
-    case '{': return object(s, depth);
-    case '[': return array(s, depth);
+    case '{':
+    case '[': return walk(s, depth, NULL, NULL);
     case '"': return str(s, &b, &n);
     case 't': return lit(s, "true", 4);
     case 'f': return lit(s, "false", 5);
@@ -158,133 +146,95 @@ static int value(scan_t *s, int depth) {
 
 #define KEYIS(k, kn, lit) ((kn) == sizeof(lit) - 1 && memcmp((k), lit, sizeof(lit) - 1) == 0)
 
-/* The "status" object: picks the three fields, declines repeated ones. */
-static int status_object(scan_t *s, wf_step_head_t *out, char *nodebuf, size_t nodecap) {
-  const char *k, *b;
-  size_t kn, n;
-  unsigned seen = 0;
-  s->p++; /* '{' */
-  ws(s);
-  if (s->p < s->end && *s->p == '}') {
-    s->p++;
-    goto done;
+typedef struct {
+  wf_step_head_t *out;
+  char *nodebuf;
+  size_t nodecap;
+  unsigned seen;  /* keys read once each: a repeat declines */
+} head_ctx_t;
+
+/* A member of the "status" object: picks the three fields. */
+static int status_member(scan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+  head_ctx_t *h = ctx;
+  wf_step_head_t *out = h->out;
+  const char *b;
+  size_t n;
+  int is_int;
+  int64_t v;
+  if (KEYIS(k, kn, "scheduled_node")) {
+    if (h->seen & 1) return 0;
+    h->seen |= 1;
+    if (*s->p != '"') return value(s, depth);
+    if (!str(s, &b, &n) || n >= h->nodecap) return 0;
+    memcpy(h->nodebuf, b, n);
+    h->nodebuf[n] = '\0';
+    out->node = h->nodebuf;
+    return 1;
   }
-  for (;;) {
-    ws(s);
-    if (!str(s, &k, &kn)) return 0;
-    ws(s);
-    if (s->p >= s->end || *s->p++ != ':') return 0;
-    ws(s);
-    if (s->p >= s->end) return 0;
-    if (KEYIS(k, kn, "scheduled_node")) {
-      if (seen & 1) return 0;
-      seen |= 1;
-      if (*s->p == '"') {
-        if (!str(s, &b, &n) || n >= nodecap) return 0;
-        memcpy(nodebuf, b, n);
-        nodebuf[n] = '\0';
-        out->node = nodebuf;
-      } else if (!value(s, 1)) {
-        return 0;
+  if (KEYIS(k, kn, "status")) {
+    if (h->seen & 2) return 0;
+    h->seen |= 2;
+    out->status = -1;
+    if (*s->p == '"') {
+      char name[64];
+      int e;
+      if (!str(s, &b, &n)) return 0;
+      if (n < sizeof name) {
+        memcpy(name, b, n);
+        name[n] = '\0';
+        if (wf_enum_parse(&wf__step__status__descriptor, name, &e) == 0) out->status = e;
       }
-    } else if (KEYIS(k, kn, "status")) {
-      if (seen & 2) return 0;
-      seen |= 2;
-      if (*s->p == '"') {
-        char name[64];
-        int e;
-        if (!str(s, &b, &n)) return 0;
-        out->status = -1;
-        if (n < sizeof name) {
-          memcpy(name, b, n);
-          name[n] = '\0';
-          if (wf_enum_parse(&wf__step__status__descriptor, name, &e) == 0) out->status = e;
-        }
-      } else if (*s->p == 'n') {
-        if (!lit(s, "null", 4)) return 0;
-        out->status = WF__STEP__STATUS__PENDDING; /* proto3 zero value */
-      } else if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) {
-        int is_int;
-        int64_t v;
-        if (!num(s, &is_int, &v)) return 0;
-        /* (int) as wf_step_head casts jansson's integer: the same answer
-         * for out-of-range values too. */
-        out->status = -1;
-        if (is_int && wf_enum_name(&wf__step__status__descriptor, (int)v)) out->status = (int)v;
-      } else {
-        if (!value(s, 1)) return 0;
-        out->status = -1;
-      }
-    } else if (KEYIS(k, kn, "start_at")) {
-      if (seen & 4) return 0;
-      seen |= 4;
-      if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) {
-        int is_int;
-        int64_t v;
-        if (!num(s, &is_int, &v)) return 0;
-        if (is_int) out->start_at = v;
-      } else if (!value(s, 1)) {
-        return 0;
-      }
-    } else if (!value(s, 1)) {
-      return 0;
+      return 1;
     }
-    ws(s);
-    if (s->p >= s->end) return 0;
-    if (*s->p == '}') {
-      s->p++;
-      break;
+    if (*s->p == 'n') {
+      if (!lit(s, "null", 4)) return 0;
+      out->status = WF__STEP__STATUS__PENDDING; /* proto3 zero value */
+      return 1;
     }
-    if (*s->p++ != ',') return 0;
+    if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) {
+      if (!num(s, &is_int, &v)) return 0;
+      /* (int) as wf_step_head casts jansson's integer: the same answer
+       * for out-of-range values too. */
+      if (is_int && wf_enum_name(&wf__step__status__descriptor, (int)v)) out->status = (int)v;
+      return 1;
+    }
+    return value(s, depth);
   }
-done:
-  if (!(seen & 2)) out->status = WF__STEP__STATUS__PENDDING; /* absent: zero value */
+  if (KEYIS(k, kn, "start_at")) {
+    if (h->seen & 4) return 0;
+    h->seen |= 4;
+    if (*s->p != '-' && (*s->p < '0' || *s->p > '9')) return value(s, depth);
+    if (!num(s, &is_int, &v)) return 0;
+    if (is_int) out->start_at = v;
+    return 1;
+  }
+  return value(s, depth);
+}
+
+/* A top-level member: only "status" matters. */
+static int top_member(scan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+  head_ctx_t *h = ctx;
+  if (!KEYIS(k, kn, "status")) return value(s, depth);
+  if (h->seen & 8) return 0;
+  h->seen |= 8;
+  if (*s->p != '{') return value(s, depth);
+  if (!walk(s, depth, status_member, h)) return 0;
+  /* absent: proto3 zero value */
+  if (!(h->seen & 2)) h->out->status = WF__STEP__STATUS__PENDDING;
   return 1;
 }
 
 int wf_step_head_scan(const char *p, size_t n, wf_step_head_t *out, char *nodebuf,
                       size_t nodecap) {
   scan_t s = {p, p + n};
-  const char *k;
-  size_t kn;
-  int seen_status = 0;
+  head_ctx_t h = {out, nodebuf, nodecap, 0};
   if (!nodecap) return 0;
   out->node = "";
   out->status = -1;
   out->start_at = 0;
   ws(&s);
   if (s.p >= s.end || *s.p != '{') return 0;
-  s.p++;
-  ws(&s);
-  if (s.p < s.end && *s.p == '}') {
-    s.p++;
-  } else {
-    for (;;) {
-      ws(&s);
-      if (!str(&s, &k, &kn)) return 0;
-      ws(&s);
-      if (s.p >= s.end || *s.p++ != ':') return 0;
-      ws(&s);
-      if (s.p >= s.end) return 0;
-      if (KEYIS(k, kn, "status")) {
-        if (seen_status++) return 0;
-        if (*s.p == '{') {
-          if (!status_object(&s, out, nodebuf, nodecap)) return 0;
-        } else if (!value(&s, 1)) {
-          return 0;
-        }
-      } else if (!value(&s, 1)) {
-        return 0;
-      }
-      ws(&s);
-      if (s.p >= s.end) return 0;
-      if (*s.p == '}') {
-        s.p++;
-        break;
-      }
-      if (*s.p++ != ',') return 0;
-    }
-  }
+  if (!walk(&s, 0, top_member, &h)) return 0;
   ws(&s);
   return s.p == s.end;
 }

@@ -680,26 +680,32 @@ static void test_keepalive_reuse(void) {
   teardown();
 }
 
-/* The answer arrives while the request body is still being written (a
- * server may answer early): the connection goes back to the pool once the
- * upload is done, and the next request reuses it. */
-static void test_answer_before_upload_done(void) {
-  static const step_t steps[] = {{OK_HELLO, 0, 0, 0, 0, 1}, {OK_HELLO, 0, 0, 0, 0, 0}};
+/* PUT /upload with an 8 MiB body: more than the socket buffers take, so the
+ * write is still in flight when an early answer arrives. */
+static void put_big(rec_t *r) {
   static char big[8 << 20];
   wf_http_req_opts_t o;
-  rec_t p1, p2;
-
-  memset(&p1, 0, sizeof(p1));
-  memset(&p2, 0, sizeof(p2));
   memset(big, 'x', sizeof big);
-  setup(0, steps, 2, NULL);
   memset(&o, 0, sizeof(o));
   o.method = "PUT";
   o.path = "/upload";
   o.body = big;
   o.body_len = sizeof big;
   o.timeout_ms = 5000;
-  start(&p1, &o);
+  start(r, &o);
+}
+
+/* The answer arrives while the request body is still being written (a
+ * server may answer early): the connection goes back to the pool once the
+ * upload is done, and the next request reuses it. */
+static void test_answer_before_upload_done(void) {
+  static const step_t steps[] = {{OK_HELLO, 0, 0, 0, 0, 1}, {OK_HELLO, 0, 0, 0, 0, 0}};
+  rec_t p1, p2;
+
+  memset(&p1, 0, sizeof(p1));
+  memset(&p2, 0, sizeof(p2));
+  setup(0, steps, 2, NULL);
+  put_big(&p1);
   run_until(&p1.done_called);
   ASSERT_OK(p1.err);
   ASSERT_STR_EQ(p1.body, "hello");
@@ -719,22 +725,14 @@ static void test_answer_before_upload_done(void) {
  * rather than kept (with its 8 MiB buffer) forever. */
 static void test_answer_then_stall(void) {
   static const step_t steps[] = {{OK_HELLO, 0, 0, 0, 0, 1, 1}};
-  static char big[8 << 20];
   wf_http_client_opts_t co;
-  wf_http_req_opts_t o;
   rec_t p1;
 
   memset(&p1, 0, sizeof(p1));
   memset(&co, 0, sizeof(co));
   co.idle_close_ms = 200;
   setup(0, steps, 1, &co);
-  memset(&o, 0, sizeof(o));
-  o.method = "PUT";
-  o.path = "/upload";
-  o.body = big;
-  o.body_len = sizeof big;
-  o.timeout_ms = 5000;
-  start(&p1, &o);
+  put_big(&p1);
   run_until(&p1.done_called);
   ASSERT_OK(p1.err);
   ASSERT_STR_EQ(p1.body, "hello");
