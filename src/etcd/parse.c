@@ -377,6 +377,33 @@ static int fs_object(fscan_t *s, int depth, fs_member_cb on_key, void *ctx) {
   }
 }
 
+/* Calls on_elem for each element of an array (s->p at '['); on_elem must
+ * consume the element. */
+typedef int (*fs_elem_cb)(fscan_t *s, void *ctx, int depth);
+static int fs_array(fscan_t *s, int depth, fs_elem_cb on_elem, void *ctx) {
+  if (depth >= FAST_MAX_DEPTH || s->p >= s->end || *s->p != '[') return FAST_NO;
+  s->p++;
+  fs_ws(s);
+  if (s->p < s->end && *s->p == ']') {
+    s->p++;
+    return 0;
+  }
+  for (;;) {
+    fs_ws(s);
+    if (on_elem(s, ctx, depth + 1)) return FAST_NO;
+    fs_ws(s);
+    if (s->p >= s->end) return FAST_NO;
+    if (*s->p == ']') {
+      s->p++;
+      return 0;
+    }
+    if (*s->p != ',') return FAST_NO;
+    s->p++;
+  }
+}
+
+static int skip_elem(fscan_t *s, void *ctx, int depth) { return fs_skip(s, depth); }
+
 static int skip_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
   return fs_skip(s, depth);
 }
@@ -393,24 +420,7 @@ static int fs_skip(fscan_t *s, int depth) {
     case '{':
       return fs_object(s, depth, skip_member, NULL);
     case '[':
-      s->p++;
-      fs_ws(s);
-      if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        return 0;
-      }
-      for (;;) {
-        fs_ws(s);
-        if (fs_skip(s, depth + 1)) return FAST_NO;
-        fs_ws(s);
-        if (s->p >= s->end) return FAST_NO;
-        if (*s->p == ']') {
-          s->p++;
-          return 0;
-        }
-        if (*s->p != ',') return FAST_NO;
-        s->p++;
-      }
+      return fs_array(s, depth, skip_elem, NULL);
     case 't':
       return fs_lit(s, "true", 4);
     case 'f':
@@ -536,33 +546,21 @@ static int fs_kv(fscan_t *s, wf_etcd_kv_t *out, int depth) {
   return fkv_finish(&f, out);
 }
 
+static int kv_elem(fscan_t *s, void *ctx, int depth) {
+  fkvs_t *a = ctx;
+  if (a->n == a->cap) {
+    a->cap = a->cap ? a->cap * 2 : 64;
+    a->kvs = wf_realloc(a->kvs, a->cap * sizeof *a->kvs);
+  }
+  if (fs_kv(s, &a->kvs[a->n], depth)) return FAST_NO;
+  a->n++;
+  return 0;
+}
+
 /* An array of KeyValue, or null (= none). */
 static int fs_kvs(fscan_t *s, fkvs_t *a, int depth) {
   if (s->p < s->end && *s->p == 'n') return fs_lit(s, "null", 4);
-  if (depth >= FAST_MAX_DEPTH || s->p >= s->end || *s->p != '[') return FAST_NO;
-  s->p++;
-  fs_ws(s);
-  if (s->p < s->end && *s->p == ']') {
-    s->p++;
-    return 0;
-  }
-  for (;;) {
-    fs_ws(s);
-    if (a->n == a->cap) {
-      a->cap = a->cap ? a->cap * 2 : 64;
-      a->kvs = wf_realloc(a->kvs, a->cap * sizeof *a->kvs);
-    }
-    if (fs_kv(s, &a->kvs[a->n], depth + 1)) return FAST_NO;
-    a->n++;
-    fs_ws(s);
-    if (s->p >= s->end) return FAST_NO;
-    if (*s->p == ']') {
-      s->p++;
-      return 0;
-    }
-    if (*s->p != ',') return FAST_NO;
-    s->p++;
-  }
+  return fs_array(s, depth, kv_elem, a);
 }
 
 static int header_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
@@ -697,40 +695,28 @@ typedef struct fwatch_s {
   unsigned seen;
 } fwatch_t;
 
-static int fs_events(fscan_t *s, fwatch_t *w, int depth) {
+static int event_elem(fscan_t *s, void *ctx, int depth) {
+  fwatch_t *w = ctx;
   wf__etcd_watch_msg_t *m = w->m;
+  fevent_t ev;
+  memset(&ev, 0, sizeof ev);
+  if (fs_object(s, depth, event_member, &ev) || !ev.have_kv) {
+    if (ev.have_kv) wf__etcd_kv_clear(&ev.kv);
+    return FAST_NO;
+  }
+  if (m->nevents == w->cap) {
+    w->cap = w->cap ? w->cap * 2 : 4;
+    m->events = wf_realloc(m->events, w->cap * sizeof *m->events);
+  }
+  m->events[m->nevents].type = (enum wf_etcd_event_type)ev.type;
+  m->events[m->nevents].kv = ev.kv;
+  m->nevents++;
+  return 0;
+}
+
+static int fs_events(fscan_t *s, fwatch_t *w, int depth) {
   if (s->p < s->end && *s->p == 'n') return fs_lit(s, "null", 4);
-  if (depth >= FAST_MAX_DEPTH || s->p >= s->end || *s->p != '[') return FAST_NO;
-  s->p++;
-  fs_ws(s);
-  if (s->p < s->end && *s->p == ']') {
-    s->p++;
-    return 0;
-  }
-  for (;;) {
-    fs_ws(s);
-    fevent_t ev;
-    memset(&ev, 0, sizeof ev);
-    if (fs_object(s, depth + 1, event_member, &ev) || !ev.have_kv) {
-      if (ev.have_kv) wf__etcd_kv_clear(&ev.kv);
-      return FAST_NO;
-    }
-    if (m->nevents == w->cap) {
-      w->cap = w->cap ? w->cap * 2 : 4;
-      m->events = wf_realloc(m->events, w->cap * sizeof *m->events);
-    }
-    m->events[m->nevents].type = (enum wf_etcd_event_type)ev.type;
-    m->events[m->nevents].kv = ev.kv;
-    m->nevents++;
-    fs_ws(s);
-    if (s->p >= s->end) return FAST_NO;
-    if (*s->p == ']') {
-      s->p++;
-      return 0;
-    }
-    if (*s->p != ',') return FAST_NO;
-    s->p++;
-  }
+  return fs_array(s, depth, event_elem, w);
 }
 
 static int result_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {

@@ -24,14 +24,7 @@
 
 #include "wf/codec.h"
 #include "wf/model.h"
-
-#define CHECK(c)                                                              \
-  do {                                                                        \
-    if (!(c)) {                                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);  \
-      abort();                                                                \
-    }                                                                         \
-  } while (0)
+#include "fuzz-check.h"
 
 static const ProtobufCMessageDescriptor *const descs[4] = {
     &wf__step__descriptor, &wf__action__descriptor, &wf__pipeline__descriptor,

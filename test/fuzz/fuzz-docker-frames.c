@@ -17,14 +17,7 @@
 
 #include "wf/docker.h"
 #include "wf/util.h"
-
-#define CHECK(c)                                                              \
-  do {                                                                        \
-    if (!(c)) {                                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);  \
-      abort();                                                                \
-    }                                                                         \
-  } while (0)
+#include "fuzz-check.h"
 
 typedef struct out_s {
   wf_buf_t stream[4];

@@ -17,14 +17,7 @@
 #include <string.h>
 
 #include "src/etcd/etcd-internal.h"
-
-#define CHECK(c)                                                              \
-  do {                                                                        \
-    if (!(c)) {                                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);  \
-      abort();                                                                \
-    }                                                                         \
-  } while (0)
+#include "fuzz-check.h"
 
 static const size_t msg_sizes[16] = {1, 2, 8, 32, 64, 100, 128, 200,
                                      256, 300, 400, 511, 512, 512, 512, 512};

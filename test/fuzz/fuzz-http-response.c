@@ -29,6 +29,7 @@
 
 #include "wf/http.h"
 #include "wf/util.h"
+#include "fuzz-check.h"
 
 #define F_STREAM 0x01  /* deliver through on_data */
 #define F_PAUSE 0x02   /* on_data pauses; a 0 ms timer resumes */
@@ -38,14 +39,6 @@
 #define F_SMALL 0x20   /* small max_body and max_header */
 #define F_SECOND 0x40  /* after a clean first response, a second request (pool reuse / retry) */
 #define F_TIMEOUT 0x80 /* a response timeout is armed (never expires: the server always closes) */
-
-#define CHECK(c)                                                              \
-  do {                                                                        \
-    if (!(c)) {                                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);  \
-      abort();                                                                \
-    }                                                                         \
-  } while (0)
 
 /* One accepted connection of the in-process server. */
 typedef struct sconn_s {

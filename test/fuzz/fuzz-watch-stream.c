@@ -24,14 +24,7 @@
 #include <string.h>
 
 #include "src/etcd/etcd-internal.h"
-
-#define CHECK(c)                                                              \
-  do {                                                                        \
-    if (!(c)) {                                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);  \
-      abort();                                                                \
-    }                                                                         \
-  } while (0)
+#include "fuzz-check.h"
 
 #define MAX_LINES 4096
 

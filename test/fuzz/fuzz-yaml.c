@@ -24,14 +24,7 @@
 #include "wf/codec.h"
 #include "wf/util.h"
 #include "wf/yaml.h"
-
-#define CHECK(c)                                                              \
-  do {                                                                        \
-    if (!(c)) {                                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);  \
-      abort();                                                                \
-    }                                                                         \
-  } while (0)
+#include "fuzz-check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
