@@ -1,6 +1,17 @@
 /*
- * wf-test.h: assertions that stay compiled in (never assert.h), and the
- * loop-closing check every async test ends with.
+ * wf-test.h: assertions that stay compiled in (never assert.h), the
+ * loop-closing check every async test ends with, and the test list.
+ *
+ * A test program lists its cases, each a `static void test_<name>(void)`:
+ *
+ *   static const wf_test_t tests[] = {WF_TEST(order), WF_TEST(env)};
+ *   int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }
+ *
+ * `prog NAME` runs one case, `prog` all of them in order, `prog --list`
+ * prints the names.  test/meson.build reads the WF_TEST(...) entries from
+ * the source (harness/list_tests.py) and registers each case as its own
+ * meson test, so one failure does not hide the rest and
+ * `meson test PROG/NAME` runs one behaviour.
  */
 #ifndef WF_TEST_H
 #define WF_TEST_H
@@ -55,6 +66,38 @@ static inline const char *wf_test_etcd(void) {
   const char *u = getenv("WF_TEST_ETCD");
   if (!u) WF_FAIL("WF_TEST_ETCD not set: run under test/harness/with_etcd.py");
   return u;
+}
+
+/* ---- the test list ---------------------------------------------------------- */
+typedef struct wf_test_s {
+  const char *name;
+  void (*fn)(void);
+} wf_test_t;
+
+#define WF_TEST(name) {#name, test_##name}
+#define WF_TEST_MAIN(argc, argv, tests) \
+  wf_test_main((argc), (argv), (tests), sizeof(tests) / sizeof((tests)[0]))
+
+static inline int wf_test_main(int argc, char **argv, const wf_test_t *tests, size_t n) {
+  if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+    for (size_t i = 0; i < n; i++) printf("%s\n", tests[i].name);
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (argc > 1 && strcmp(argv[1], tests[i].name) != 0) continue;
+    fprintf(stderr, "-- %s\n", tests[i].name);
+    tests[i].fn();
+    if (argc > 1) {
+      printf("ok %s\n", tests[i].name);
+      return 0;
+    }
+  }
+  if (argc > 1) {
+    fprintf(stderr, "no test named \"%s\"; --list shows them\n", argv[1]);
+    return 2;
+  }
+  printf("ok (%zu tests)\n", n);
+  return 0;
 }
 
 #endif

@@ -4,17 +4,18 @@
  * It owns the step informer (filtered on status.scheduled_node), the action
  * catalog, the work queue and one explicit state machine per step it runs:
  *
- *   CLAIMING -> RESOLVING -> RUNNING -> FINISHING -> (done)
+ *   CLAIMING -> RESOLVING -> RUNNING -> ENDING -> FINISHING -> (done)
  *
  * CLAIMING is a txn on the step's mod_revision that writes RUNNING; a lost
  * compare means someone else changed the step: drop the job and decide again
  * from the newer value.  RESOLVING finds the action (catalog) and, for
- * pipeline steps, the pipeline (etcd), merges and validates params.  RUNNING
- * drives a runner (runner.h) whose output goes to a log file (logstore.h).
- * FINISHING writes the outcome with a txn, re-applying the patch on a newer
- * value after a lost compare, and retrying with backoff while etcd is away:
- * a final status is never dropped (except when the key was deleted, which
- * must not be written back).
+ * pipeline steps, the pipeline (etcd).  RUNNING merges and validates params
+ * and drives a runner (runner.h) whose output goes to a log file
+ * (logstore.h); ENDING waits for that file to be on disk.  FINISHING writes
+ * the outcome with a txn, re-applying the patch on a newer value after a
+ * lost compare, and retrying with backoff while etcd is away: a final
+ * status is never dropped (except when the key was deleted, which must not
+ * be written back).  src/engine/engine-internal.h draws the machine whole.
  */
 #ifndef WF_ENGINE_H
 #define WF_ENGINE_H
@@ -23,6 +24,7 @@
 #include <uv.h>
 
 #include "wf/etcd.h"
+#include "wf/runner.h"
 
 typedef struct wf_engine_s wf_engine_t;
 
@@ -37,10 +39,13 @@ typedef struct wf_engine_cfg_s {
   unsigned resync_s;         /* 0 = none */
   int64_t page_size;         /* list page size; 0 = default */
   const char *mask_params;   /* globs of secret param names (--mask-params); may be NULL */
-  /* The DOCKER runner instance (wf_docker_runner_t*), borrowed: created and
-   * closed by the node around the engine.  NULL: DOCKER steps fail. */
-  void *docker;
-  int keep_containers;       /* --keep-containers: leave orphans alone too */
+  /* The runner instances (wf/runner.h), borrowed: created and closed by the
+   * node around the engine.  A step runs in the one whose ops->type is its
+   * action's runner_type; a type no instance serves fails the step.  The
+   * array is copied. */
+  wf_runner_t *const *runners;
+  size_t nrunners;
+  int keep_leftovers;        /* --keep-containers: leave orphaned runs alone too */
 } wf_engine_cfg_t;
 
 typedef struct wf_engine_stats_s {
@@ -62,9 +67,14 @@ wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_
 void wf_engine_start(wf_engine_t *e);
 /* Graceful drain: take no new steps, let running ones finish for up to
  * timeout_s, then stop them (they end FAILED, "node shut down ..."), and
- * call cb once every job has written its final status. */
+ * call cb once every job has written its final status.  cb fires exactly
+ * once: inside this call when no job is alive, else from a later
+ * callback (the last job's). */
 void wf_engine_drain(wf_engine_t *e, unsigned timeout_s, void (*cb)(void *data), void *data);
-/* Closes everything (after a drain); cb fires when all handles are closed. */
+/* Closes everything (after a drain); jobs still alive are stopped and end
+ * without a write.  cb (may be NULL) fires once, on a later iteration, when
+ * every handle is closed and the engine is freed.  The runners are the
+ * node's: close them after this. */
 void wf_engine_close(wf_engine_t *e, void (*cb)(void *data), void *data);
 void wf_engine_stats(const wf_engine_t *e, wf_engine_stats_t *out);
 /* 1 while both watches (steps, actions) are live. */

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "wf/codec.h"
-#include "wf/runner.h"
+#include "wf/util.h"
 
 /* 1 for SUCCEEDED, FAILED, CANCELED, SKIP, REFUSE, AUDITING, SCHEDULE_FAILED:
  * statuses the node never acts on (spec.md §4). */

@@ -107,6 +107,17 @@ void wf_backoff_init(wf_backoff_t *b, uint64_t base_ms, uint64_t max_ms);
 uint64_t wf_backoff_next(wf_backoff_t *b);  /* delay for the next attempt */
 void wf_backoff_reset(wf_backoff_t *b);
 
+/* ---- key/value pairs ------------------------------------------------------------
+ * A borrowed key and value, the currency of params, runner params and
+ * response keys between model/, engine/ and the runners. */
+typedef struct wf_kv_s {
+  const char *key;
+  const char *value;
+} wf_kv_t;
+/* The value of key in kv[0..n) (later entries win, like every merge in the
+ * node), or NULL if absent.  Borrowed from kv. */
+const char *wf_kv_get(const wf_kv_t *kv, size_t n, const char *key);
+
 /* ---- small string helpers ------------------------------------------------------ */
 /* Splits a command list: a value starting with '[' is a JSON array of strings,
  * anything else is comma-separated like the original.  Returns a malloc'd

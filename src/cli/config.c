@@ -62,63 +62,63 @@ typedef struct opt_s {
 #define MAX_SECONDS 31536000u
 
 static const opt_t opts[] = {
-  {"name", "WORKFLOW_NODE_NAME", K_NAME, NULL, 0, 0, OFF(name), "NAME",
+  {"name", "WORKFLOW_NODE_NAME", K_NAME, NULL, 0, 0, OFF(node.name), "NAME",
    "node name: steps with this status.scheduled_node are ours"},
   {"etcd", "WORKFLOW_ETCD", K_ETCD, "http://127.0.0.1:2379", 0, 0, NO_OFF, "URL[,URL...]",
    "etcd endpoints, tried in turn"},
-  {"prefix", "WORKFLOW_PREFIX", K_PREFIX, "inforboard", 0, 0, OFF(prefix), "P",
+  {"prefix", "WORKFLOW_PREFIX", K_PREFIX, "inforboard", 0, 0, OFF(node.prefix), "P",
    "etcd key prefix (no '/')"},
   {"config", "WORKFLOW_CONFIG", K_PATH, NULL, 0, 0, OFF(config_file), "FILE",
    "YAML config file; keys are the long flag names"},
-  {"log-dir", "WORKFLOW_LOG_DIR", K_PATH, "runner_log", 0, 0, OFF(log_dir), "DIR",
+  {"log-dir", "WORKFLOW_LOG_DIR", K_PATH, "runner_log", 0, 0, OFF(node.log_dir), "DIR",
    "directory for step log files"},
-  {"actions-dir", "WORKFLOW_ACTIONS_DIR", K_OPTPATH, NULL, 0, 0, OFF(actions_dir), "DIR",
+  {"actions-dir", "WORKFLOW_ACTIONS_DIR", K_OPTPATH, NULL, 0, 0, OFF(node.actions_dir), "DIR",
    "directory of action YAML files (etcd actions win)"},
   {"docker-host", "DOCKER_HOST", K_DOCKER, "unix:///var/run/docker.sock", 0, 0,
-   OFF(docker_host), "URL", "Docker Engine API address"},
-  {"max-parallel", "WORKFLOW_MAX_PARALLEL", K_UINT, "16", 1, 10000, OFF(max_parallel), "N",
+   OFF(node.docker_host), "URL", "Docker Engine API address"},
+  {"max-parallel", "WORKFLOW_MAX_PARALLEL", K_UINT, "16", 1, 10000, OFF(node.max_parallel), "N",
    "steps run at once; more wait in order"},
-  {"step-timeout", "WORKFLOW_STEP_TIMEOUT", K_UINT, "0", 0, MAX_SECONDS, OFF(step_timeout),
+  {"step-timeout", "WORKFLOW_STEP_TIMEOUT", K_UINT, "0", 0, MAX_SECONDS, OFF(node.step_timeout),
    "SEC", "default step timeout, 0 = none"},
-  {"stop-grace", "WORKFLOW_STOP_GRACE", K_UINT, "10", 0, 86400, OFF(stop_grace), "SEC",
+  {"stop-grace", "WORKFLOW_STOP_GRACE", K_UINT, "10", 0, 86400, OFF(node.stop_grace), "SEC",
    "time between the graceful stop signal and the kill"},
-  {"resync", "WORKFLOW_RESYNC", K_UINT, "300", 0, MAX_SECONDS, OFF(resync), "SEC",
+  {"resync", "WORKFLOW_RESYNC", K_UINT, "300", 0, MAX_SECONDS, OFF(node.resync), "SEC",
    "full re-list of steps every SEC, 0 = off"},
-  {"ttl", "WORKFLOW_TTL", K_UINT, "30", 2, 86400, OFF(ttl), "SEC",
+  {"ttl", "WORKFLOW_TTL", K_UINT, "30", 2, 86400, OFF(node.ttl), "SEC",
    "registration lease TTL"},
-  {"drain-timeout", "WORKFLOW_DRAIN_TIMEOUT", K_UINT, "30", 0, MAX_SECONDS, OFF(drain_timeout),
+  {"drain-timeout", "WORKFLOW_DRAIN_TIMEOUT", K_UINT, "30", 0, MAX_SECONDS, OFF(node.drain_timeout),
    "SEC", "on SIGTERM, time running steps get before they are canceled"},
   {"log-level", "WORKFLOW_LOG_LEVEL", K_LEVEL, "info", 0, 0, NO_OFF, "LEVEL",
    "debug, info, warn or error"},
   {"log-format", "WORKFLOW_LOG_FORMAT", K_FORMAT, "text", 0, 0, NO_OFF, "FORMAT",
    "text or json"},
-  {"address", "WORKFLOW_ADDRESS", K_TEXT, "", 0, 0, OFF(address), "ADDR",
+  {"address", "WORKFLOW_ADDRESS", K_TEXT, "", 0, 0, OFF(node.address), "ADDR",
    "address published in the node record"},
   {"allow-mount", "WORKFLOW_ALLOW_MOUNT", K_LIST, NULL, 0, 0, NO_OFF, "DIR",
    "host directory docker steps may mount (repeatable; env: comma list)"},
-  {"docker-wait", "WORKFLOW_DOCKER_WAIT", K_UINT, "30", 0, 86400, OFF(docker_wait), "SEC",
+  {"docker-wait", "WORKFLOW_DOCKER_WAIT", K_UINT, "30", 0, 86400, OFF(node.docker_wait), "SEC",
    "how long a docker step waits for an unreachable engine"},
-  {"pull-timeout", "WORKFLOW_PULL_TIMEOUT", K_UINT, "600", 1, 86400, OFF(pull_timeout), "SEC",
+  {"pull-timeout", "WORKFLOW_PULL_TIMEOUT", K_UINT, "600", 1, 86400, OFF(node.pull_timeout), "SEC",
    "longest image pull"},
   {"keep-containers", "WORKFLOW_KEEP_CONTAINERS", K_SWITCH, "false", 0, 0,
-   OFF(keep_containers), NULL, "keep finished containers (for debugging)"},
+   OFF(node.keep_containers), NULL, "keep finished containers (for debugging)"},
   {"mask-params", "WORKFLOW_MASK_PARAMS", K_TEXT, "*PASSWORD*,*SECRET*,*TOKEN*", 0, 0,
-   OFF(mask_params), "GLOBS", "params whose values are masked in logs and messages"},
-  {"etcd-user", "WORKFLOW_ETCD_USER", K_TEXT, NULL, 0, 0, OFF(etcd_user), "NAME",
+   OFF(node.mask_params), "GLOBS", "params whose values are masked in logs and messages"},
+  {"etcd-user", "WORKFLOW_ETCD_USER", K_TEXT, NULL, 0, 0, OFF(node.etcd_user), "NAME",
    "etcd user (authentication); needs a password"},
-  {"etcd-password", "WORKFLOW_ETCD_PASSWORD", K_SECRET, NULL, 0, 0, OFF(etcd_password), "PW",
+  {"etcd-password", "WORKFLOW_ETCD_PASSWORD", K_SECRET, NULL, 0, 0, OFF(node.etcd_password), "PW",
    "password of --etcd-user (visible in ps: prefer the file or the env)"},
   {"etcd-password-file", "WORKFLOW_ETCD_PASSWORD_FILE", K_OPTPATH, NULL, 0, 0,
    OFF(etcd_password_file), "FILE", "file holding the password of --etcd-user"},
-  {"etcd-cacert", "WORKFLOW_ETCD_CACERT", K_OPTPATH, NULL, 0, 0, OFF(etcd_cacert), "FILE",
+  {"etcd-cacert", "WORKFLOW_ETCD_CACERT", K_OPTPATH, NULL, 0, 0, OFF(node.etcd_cacert), "FILE",
    "CA certificates (PEM) for https:// etcd endpoints; default: the system trust store"},
-  {"etcd-cert", "WORKFLOW_ETCD_CERT", K_OPTPATH, NULL, 0, 0, OFF(etcd_cert), "FILE",
+  {"etcd-cert", "WORKFLOW_ETCD_CERT", K_OPTPATH, NULL, 0, 0, OFF(node.etcd_cert), "FILE",
    "client certificate (PEM) for etcd's --client-cert-auth; needs --etcd-key"},
-  {"etcd-key", "WORKFLOW_ETCD_KEY", K_OPTPATH, NULL, 0, 0, OFF(etcd_key), "FILE",
+  {"etcd-key", "WORKFLOW_ETCD_KEY", K_OPTPATH, NULL, 0, 0, OFF(node.etcd_key), "FILE",
    "private key (PEM, unencrypted) of --etcd-cert"},
-  {"etcd-watch-idle", "WORKFLOW_ETCD_WATCH_IDLE", K_UINT, "10", 1, 86400, OFF(etcd_watch_idle),
+  {"etcd-watch-idle", "WORKFLOW_ETCD_WATCH_IDLE", K_UINT, "10", 1, 86400, OFF(node.etcd_watch_idle),
    "SEC", "a watch silent this long probes etcd; reconnects if it does not answer"},
-  {"listen", "WORKFLOW_LISTEN", K_LISTEN, NULL, 0, 0, OFF(listen), "ADDR:PORT",
+  {"listen", "WORKFLOW_LISTEN", K_LISTEN, NULL, 0, 0, OFF(node.listen), "ADDR:PORT",
    "serve /healthz, /readyz, /metrics there (e.g. 127.0.0.1:9464); default off"},
   {"help", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print this help and exit"},
   {"version", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print the version and exit"},
@@ -427,7 +427,7 @@ static int check(loader_t *l, wf_config_t *cfg, size_t i) {
     *field = wf_strdup(v);
     return 0;
   case K_ETCD:
-    if (wf_cli_parse_etcd(v, &cfg->etcd, &cfg->netcd, why, sizeof why) != 0) {
+    if (wf_cli_parse_etcd(v, &cfg->node.etcd, &cfg->node.netcd, why, sizeof why) != 0) {
       snprintf(l->err, l->errlen, "%s: %s", src, why);
       return -1;
     }
@@ -470,15 +470,15 @@ static int check(loader_t *l, wf_config_t *cfg, size_t i) {
     return 0;
   }
   case K_LEVEL:
-    if (wf_log_level_parse(v, &cfg->log_level) != 0) {
+    if (wf_log_level_parse(v, &cfg->node.log_level) != 0) {
       snprintf(l->err, l->errlen, "%s: \"%.200s\" is not one of debug, info, warn, error", src,
                v);
       return -1;
     }
     return 0;
   case K_FORMAT:
-    if (strcasecmp(v, "text") == 0) cfg->log_json = 0;
-    else if (strcasecmp(v, "json") == 0) cfg->log_json = 1;
+    if (strcasecmp(v, "text") == 0) cfg->node.log_json = 0;
+    else if (strcasecmp(v, "json") == 0) cfg->node.log_json = 1;
     else {
       snprintf(l->err, l->errlen, "%s: \"%.200s\" is not one of text, json", src, v);
       return -1;
@@ -542,8 +542,8 @@ static int check(loader_t *l, wf_config_t *cfg, size_t i) {
       if (!nl) break;
       p = nl + 1;
     }
-    cfg->allow_mounts = items;
-    cfg->nallow_mounts = n;
+    cfg->node.allow_mounts = items;
+    cfg->node.nallow_mounts = n;
     return 0;
   }
   }
@@ -609,27 +609,27 @@ static int check_etcd_auth(loader_t *l, wf_config_t *cfg) {
   source_name(l, &opts[ui], l->slot[ui].src, us, sizeof us);
   source_name(l, &opts[pi], l->slot[pi].src, ps, sizeof ps);
   source_name(l, &opts[fi], l->slot[fi].src, fs, sizeof fs);
-  if (cfg->etcd_user && (!cfg->etcd_user[0] || has_ctl_or(cfg->etcd_user, ""))) {
+  if (cfg->node.etcd_user && (!cfg->node.etcd_user[0] || has_ctl_or(cfg->node.etcd_user, ""))) {
     snprintf(l->err, l->errlen, "%s: the user name is empty or holds a control character", us);
     return -1;
   }
-  if (cfg->etcd_password && cfg->etcd_password_file) {
+  if (cfg->node.etcd_password && cfg->etcd_password_file) {
     snprintf(l->err, l->errlen, "%s and %s: give the password one way only", ps, fs);
     return -1;
   }
   if (cfg->etcd_password_file &&
-      read_password_file(l, fs, cfg->etcd_password_file, &cfg->etcd_password) != 0)
+      read_password_file(l, fs, cfg->etcd_password_file, &cfg->node.etcd_password) != 0)
     return -1;
-  if (cfg->etcd_password && !cfg->etcd_password[0]) {
+  if (cfg->node.etcd_password && !cfg->node.etcd_password[0]) {
     snprintf(l->err, l->errlen, "%s: the password is empty", ps);
     return -1;
   }
-  if (cfg->etcd_password && !cfg->etcd_user) {
+  if (cfg->node.etcd_password && !cfg->node.etcd_user) {
     snprintf(l->err, l->errlen, "%s: needs --etcd-user (WORKFLOW_ETCD_USER)",
              cfg->etcd_password_file ? fs : ps);
     return -1;
   }
-  if (cfg->etcd_user && !cfg->etcd_password) {
+  if (cfg->node.etcd_user && !cfg->node.etcd_password) {
     snprintf(l->err, l->errlen,
              "%s: needs --etcd-password or --etcd-password-file (WORKFLOW_ETCD_PASSWORD, "
              "WORKFLOW_ETCD_PASSWORD_FILE)", us);
@@ -645,23 +645,23 @@ static int check_etcd_auth(loader_t *l, wf_config_t *cfg) {
  * TLS files with no https:// endpoint would be silently unused: refused. */
 static int check_etcd_tls(loader_t *l, wf_config_t *cfg) {
   static const char *const names[] = {"etcd-cacert", "etcd-cert", "etcd-key"};
-  char *const vals[] = {cfg->etcd_cacert, cfg->etcd_cert, cfg->etcd_key};
+  char *const vals[] = {cfg->node.etcd_cacert, cfg->node.etcd_cert, cfg->node.etcd_key};
   char src[3][512];
   int https = 0;
   for (size_t i = 0; i < 3; i++) {
     size_t k = (size_t)(find_opt(names[i], strlen(names[i])) - opts);
     source_name(l, &opts[k], l->slot[k].src, src[i], sizeof src[i]);
   }
-  if (cfg->etcd_cert && !cfg->etcd_key) {
+  if (cfg->node.etcd_cert && !cfg->node.etcd_key) {
     snprintf(l->err, l->errlen, "%s: needs --etcd-key (WORKFLOW_ETCD_KEY)", src[1]);
     return -1;
   }
-  if (cfg->etcd_key && !cfg->etcd_cert) {
+  if (cfg->node.etcd_key && !cfg->node.etcd_cert) {
     snprintf(l->err, l->errlen, "%s: needs --etcd-cert (WORKFLOW_ETCD_CERT)", src[2]);
     return -1;
   }
-  for (size_t i = 0; i < cfg->netcd; i++)
-    if (strncmp(cfg->etcd[i], "https://", 8) == 0) https = 1;
+  for (size_t i = 0; i < cfg->node.netcd; i++)
+    if (strncmp(cfg->node.etcd[i], "https://", 8) == 0) https = 1;
   for (size_t i = 0; i < 3; i++) {
     if (!vals[i]) continue;
     if (access(vals[i], R_OK) != 0) {
@@ -787,14 +787,14 @@ enum wf_config_result wf_config_load(wf_config_t *cfg, int argc, char **argv, ch
   if (check_etcd_auth(&l, cfg) != 0) goto out;
   if (check_etcd_tls(&l, cfg) != 0) goto out;
 
-  if (!cfg->name) {
+  if (!cfg->node.name) {
     char host[256];
     if (gethostname(host, sizeof host) != 0 || !host[0]) {
       snprintf(err, errlen, "--name: the host name is unknown; set --name or WORKFLOW_NODE_NAME");
       goto out;
     }
     host[sizeof host - 1] = '\0';
-    cfg->name = wf_strdup(host);
+    cfg->node.name = wf_strdup(host);
   }
   rc = WF_CONFIG_OK;
 out:
@@ -807,22 +807,22 @@ out:
 
 void wf_config_finish(wf_config_t *cfg) {
   if (!cfg) return;
-  free(cfg->name);
-  wf_argv_free(cfg->etcd);
-  free(cfg->prefix);
+  free(cfg->node.name);
+  wf_argv_free(cfg->node.etcd);
+  free(cfg->node.prefix);
   free(cfg->config_file);
-  free(cfg->log_dir);
-  free(cfg->actions_dir);
-  free(cfg->docker_host);
-  free(cfg->address);
-  free(cfg->listen);
-  wf_argv_free(cfg->allow_mounts);
-  free(cfg->mask_params);
-  free(cfg->etcd_user);
-  wipe_free(cfg->etcd_password);
+  free(cfg->node.log_dir);
+  free(cfg->node.actions_dir);
+  free(cfg->node.docker_host);
+  free(cfg->node.address);
+  free(cfg->node.listen);
+  wf_argv_free(cfg->node.allow_mounts);
+  free(cfg->node.mask_params);
+  free(cfg->node.etcd_user);
+  wipe_free(cfg->node.etcd_password);
   free(cfg->etcd_password_file);
-  free(cfg->etcd_cacert);
-  free(cfg->etcd_cert);
-  free(cfg->etcd_key);
+  free(cfg->node.etcd_cacert);
+  free(cfg->node.etcd_cert);
+  free(cfg->node.etcd_key);
   memset(cfg, 0, sizeof *cfg);
 }

@@ -1,7 +1,7 @@
 /*
  * node: the agent process (see node.h).
  *
- * Registration (spec.md §7): grant a lease of --ttl seconds, put the node
+ * Registration (docs/protocol.md §7): grant a lease of --ttl seconds, put the node
  * record at P/workflow/service/node/<name> under it, renew every ttl/3; a
  * renewal that answers without a TTL means the lease is gone, so grant a new
  * one and put the record again.  etcd being away is never fatal: every step
@@ -39,11 +39,12 @@
 
 #include "wf-version.h"
 #include "wf/codec.h"
-#include "wf/docker.h"
 #include "wf/engine.h"
 #include "wf/etcd.h"
 #include "wf/httpd.h"
 #include "wf/metrics.h"
+#include "wf/runner-docker.h"
+#include "wf/runner-local.h"
 #include "wf/runner.h"
 #include "wf/util.h"
 
@@ -51,10 +52,15 @@ enum reg_state { REG_IDLE, REG_GRANTING, REG_PUTTING, REG_ALIVE, REG_STOPPING, R
 
 typedef struct node_s {
   uv_loop_t loop;
-  const wf_config_t *cfg;
+  const wf_node_opts_t *cfg;
   wf_etcd_t *etcd;
   wf_engine_t *engine;
-  wf_docker_runner_t *docker;
+  /* Every runner this node offers (the engine picks by runner type), closed
+   * after the engine; nrunners_open counts the closes still due. */
+  wf_runner_t *runners[2];
+  size_t nrunners;
+  size_t nrunners_open;
+  int handles_ready;     /* timers and signals initialised (closed after etcd) */
 
   char *node_key;
   char *record;          /* node JSON */
@@ -66,12 +72,11 @@ typedef struct node_s {
 
   uv_signal_t sigterm, sigint;
   uv_timer_t deadline;   /* hard stop if the shutdown hangs */
-  /* SIGHUP reload: the command line to load the config from again (NULL:
-   * reload off), the reload in flight, and whether another SIGHUP came
-   * meanwhile.  drain_timeout and stop_grace are the live values. */
+  /* SIGHUP reload: how to load the settings again (NULL: reload off), the
+   * reload in flight, and whether another SIGHUP came meanwhile.
+   * drain_timeout and stop_grace are the live values. */
   uv_signal_t sighup;
-  int argc;
-  char **argv;
+  const wf_node_reload_t *reloader;
   struct reload_s *reload;
   int reload_again;
   unsigned drain_timeout, stop_grace;
@@ -188,7 +193,7 @@ static void reg_grant(node_t *n) {
   if (wf_etcd_lease_grant(n->etcd, n->cfg->ttl, on_grant, n) != 0) n->reg_inflight = 0;
 }
 
-static char *node_record(const wf_config_t *cfg) {
+static char *node_record(const wf_node_opts_t *cfg) {
   Wf__Node rec = WF__NODE__INIT;
   rec.instance_name = cfg->name;
   rec.service_name = "workflow";
@@ -290,16 +295,23 @@ static void on_etcd_closed(void *data) {
   uv_close((uv_handle_t *)&n->deadline, on_handle_closed);
 }
 
-static void on_docker_closed(void *data) {
+static void on_runner_closed(void *data) {
   node_t *n = data;
-  wf_etcd_close(n->etcd, on_etcd_closed, n);
+  if (--n->nrunners_open == 0)
+    wf_etcd_close(n->etcd, n->handles_ready ? on_etcd_closed : NULL, n);
+}
+
+/* Closes every runner, then the etcd client (on_runner_closed). */
+static void close_runners(node_t *n) {
+  n->nrunners_open = n->nrunners;
+  for (size_t i = 0; i < n->nrunners; i++) wf_runner_close(n->runners[i], on_runner_closed, n);
 }
 
 static void on_engine_closed(void *data) {
   node_t *n = data;
   n->engine = NULL;
   /* After the engine: its runs are over (or left to be re-attached). */
-  wf_docker_runner_close(n->docker, on_docker_closed, n);
+  close_runners(n);
 }
 
 static void on_revoked(int err, int64_t rev, void *data) {
@@ -368,19 +380,21 @@ static void on_signal(uv_signal_t *s, int signum) {
 typedef struct reload_s {
   uv_work_t req;
   node_t *n;
-  wf_config_t cfg;
-  enum wf_config_result result;
+  wf_node_opts_t cfg;
+  void *loaded;          /* owns cfg's memory (the reloader's) */
+  int ok;
   wf_engine_actions_t *actions;
   char err[1024];
 } reload_t;
 
-/* Threadpool: touches only r and the command line, which never changes. */
+/* Threadpool: touches only r and what the reloader's load touches. */
 static void reload_work(uv_work_t *req) {
   reload_t *r = req->data;
-  r->result = wf_config_load(&r->cfg, r->n->argc, r->n->argv, NULL, r->err, sizeof r->err);
-  if (r->result != WF_CONFIG_OK) return;
+  const wf_node_reload_t *rl = r->n->reloader;
+  r->loaded = rl->load(&r->cfg, r->err, sizeof r->err, rl->data);
+  if (!r->loaded) return;
   r->actions = wf_engine_actions_load(r->cfg.actions_dir, r->err, sizeof r->err);
-  if (!r->actions) r->result = WF_CONFIG_BAD;
+  r->ok = r->actions != NULL;
 }
 
 static int str_differs(const char *a, const char *b) {
@@ -399,8 +413,8 @@ static void note_if(wf_buf_t *names, int changed, const char *flag) {
 
 /* Settings the running agent is built on (its key, its connections, the
  * docker runner): a new value is reported, not applied. */
-static void note_restart_only(const node_t *n, const wf_config_t *c) {
-  const wf_config_t *o = n->cfg;
+static void note_restart_only(const node_t *n, const wf_node_opts_t *c) {
+  const wf_node_opts_t *o = n->cfg;
   wf_buf_t names;
   wf_buf_init(&names, 4096);
   note_if(&names, str_differs(o->name, c->name), "--name");
@@ -431,7 +445,7 @@ static void note_restart_only(const node_t *n, const wf_config_t *c) {
 
 static void reload_apply(node_t *n, reload_t *r) {
   static const char *const levels[] = {"debug", "info", "warn", "error"};
-  const wf_config_t *c = &r->cfg;
+  const wf_node_opts_t *c = &r->cfg;
   note_restart_only(n, c);
   wf_log_setup(c->log_level, c->log_json);
   wf_engine_cfg_t ec = {
@@ -458,14 +472,14 @@ static void on_reload_done(uv_work_t *req, int status) {
   n->reload = NULL;
   /* From the first SIGTERM on, the engine is draining or gone: drop it. */
   if (status == 0 && !n->stopping && n->engine) {
-    if (r->result == WF_CONFIG_OK)
+    if (r->ok)
       reload_apply(n, r);
     else
       wf_error(NULL, "SIGHUP: configuration not reloaded: %s; keeping the running "
                "configuration", r->err[0] ? r->err : "unusable command line");
   }
   wf_engine_actions_free(r->actions);
-  wf_config_finish(&r->cfg);
+  if (r->loaded) n->reloader->release(r->loaded, n->reloader->data);
   free(r);
   if (n->reload_again && !n->stopping && n->engine) {
     n->reload_again = 0;
@@ -497,8 +511,8 @@ static void on_sighup(uv_signal_t *s, int signum) {
     wf_info(NULL, "SIGHUP ignored: shutting down");
     return;
   }
-  if (!n->argv) {
-    wf_warn(NULL, "SIGHUP ignored: the agent was started without a command line to reload");
+  if (!n->reloader) {
+    wf_warn(NULL, "SIGHUP ignored: the agent was started without a way to reload its settings");
     return;
   }
   wf_info(NULL, "SIGHUP: reloading the configuration and the actions dir");
@@ -507,14 +521,33 @@ static void on_sighup(uv_signal_t *s, int signum) {
 
 /* ---- run ------------------------------------------------------------------------------------ */
 
-int wf_node_run(const wf_config_t *cfg) { return wf_node_run2(cfg, 0, NULL); }
+/* The runners this node offers: LOCAL always, DOCKER with its settings.
+ * Returns 0, or -1 with err filled (a --docker-host it cannot parse). */
+static int runners_create(node_t *n, char *err, size_t errlen) {
+  const wf_node_opts_t *cfg = n->cfg;
+  /* The docker runner resolves --allow-mount dirs now, before the loop runs;
+   * an unreachable engine is not an error (it is probed in the background). */
+  wf_docker_opts_t dopts = {
+      .host = cfg->docker_host,
+      .node_name = cfg->name,
+      .allow_mounts = (const char *const *)cfg->allow_mounts,
+      .nallow_mounts = cfg->nallow_mounts,
+      .docker_wait_s = cfg->docker_wait,
+      .pull_timeout_s = cfg->pull_timeout,
+      .keep_containers = cfg->keep_containers,
+  };
+  wf_runner_t *docker = wf_docker_runner_create(&n->loop, &dopts, err, errlen);
+  if (!docker) return -1;
+  n->runners[n->nrunners++] = wf_local_runner_create(&n->loop, NULL);
+  n->runners[n->nrunners++] = docker;
+  return 0;
+}
 
-int wf_node_run2(const wf_config_t *cfg, int argc, char **argv) {
+int wf_node_run(const wf_node_opts_t *cfg, const wf_node_reload_t *reload) {
   node_t n;
   memset(&n, 0, sizeof n);
   n.cfg = cfg;
-  n.argc = argc;
-  n.argv = argv;
+  n.reloader = reload;
   n.drain_timeout = cfg->drain_timeout;
   n.stop_grace = cfg->stop_grace;
   /* A step's pipe or a peer's socket closing must be an error, not a kill. */
@@ -538,19 +571,7 @@ int wf_node_run2(const wf_config_t *cfg, int argc, char **argv) {
     return 2;
   }
   char err[1024];
-  /* The docker runner resolves --allow-mount dirs now, before the loop runs;
-   * an unreachable engine is not an error (it is probed in the background). */
-  wf_docker_opts_t dopts = {
-      .host = cfg->docker_host,
-      .node_name = cfg->name,
-      .allow_mounts = (const char *const *)cfg->allow_mounts,
-      .nallow_mounts = cfg->nallow_mounts,
-      .docker_wait_s = cfg->docker_wait,
-      .pull_timeout_s = cfg->pull_timeout,
-      .keep_containers = cfg->keep_containers,
-  };
-  n.docker = wf_docker_runner_create(&n.loop, &dopts, err, sizeof err);
-  if (!n.docker) {
+  if (runners_create(&n, err, sizeof err) != 0) {
     fprintf(stderr, "workflow-node: --docker-host: %s\n", err);
     wf_etcd_close(n.etcd, NULL, NULL);
     uv_run(&n.loop, UV_RUN_DEFAULT);
@@ -558,8 +579,9 @@ int wf_node_run2(const wf_config_t *cfg, int argc, char **argv) {
     return 2;
   }
   wf_engine_cfg_t ec = {
-      .docker = n.docker,
-      .keep_containers = cfg->keep_containers,
+      .runners = n.runners,
+      .nrunners = n.nrunners,
+      .keep_leftovers = cfg->keep_containers,
       .node_name = cfg->name,
       .prefix = cfg->prefix,
       .log_dir = cfg->log_dir,
@@ -574,8 +596,7 @@ int wf_node_run2(const wf_config_t *cfg, int argc, char **argv) {
   if (!n.engine) {
     fprintf(stderr, "workflow-node: %s\n", err);
     n.exit_code = 2;
-    wf_docker_runner_close(n.docker, NULL, NULL);
-    wf_etcd_close(n.etcd, NULL, NULL);
+    close_runners(&n);  /* then the etcd client */
     uv_run(&n.loop, UV_RUN_DEFAULT);
     uv_loop_close(&n.loop);
     return 2;
@@ -594,6 +615,7 @@ int wf_node_run2(const wf_config_t *cfg, int argc, char **argv) {
   uv_signal_start(&n.sigterm, on_signal, SIGTERM);
   uv_signal_start(&n.sigint, on_signal, SIGINT);
   uv_signal_start(&n.sighup, on_sighup, SIGHUP);
+  n.handles_ready = 1;
 
   wf_info(NULL, "workflow-node %s starting: node %s, etcd %s, prefix %s, log dir %s, "
           "max parallel %u", WF_VERSION, cfg->name, wf_etcd_endpoint(n.etcd), cfg->prefix,
@@ -617,6 +639,5 @@ int wf_node_run2(const wf_config_t *cfg, int argc, char **argv) {
   free(n.node_key);
   free(n.record);
   wf_node_metrics_destroy(n.metrics);  /* after the engine: it was its observer */
-  wf_runner_local_cleanup();
   return n.exit_code;
 }

@@ -1,14 +1,12 @@
 /*
- * runner: helpers shared by every runner type.  The runner vtables
- * themselves live one per file (local.c, and docker/k8s later).
+ * runner: what every runner shares: the wf_runner_t head and its close.
+ * The runners themselves are file sets in the folders beside this one
+ * (local/, docker/), each behind its own wf_runner_ops_t.
  */
 #include "wf/runner.h"
 
-#include <string.h>
+#include <stddef.h>
 
-const char *wf_kv_get(const wf_kv_t *kv, size_t n, const char *key) {
-  /* Later entries win, like every other merge in the node. */
-  for (size_t i = n; i-- > 0;)
-    if (kv[i].key && strcmp(kv[i].key, key) == 0) return kv[i].value;
-  return NULL;
+void wf_runner_close(wf_runner_t *r, void (*cb)(void *data), void *data) {
+  if (r) r->ops->close(r, cb, data);
 }

@@ -1,4 +1,4 @@
-/* misc: time, backoff, command-list parsing and env-name checks. */
+/* misc: time, backoff, command-list parsing, env-name checks, key/value lookup. */
 #include "wf/util.h"
 
 #include <jansson.h>
@@ -100,4 +100,10 @@ int wf_env_name_valid(const char *name) {
           *p == '_'))
       return 0;
   return 1;
+}
+
+const char *wf_kv_get(const wf_kv_t *kv, size_t n, const char *key) {
+  for (size_t i = n; i-- > 0;)
+    if (kv[i].key && strcmp(kv[i].key, key) == 0) return kv[i].value;
+  return NULL;
 }

@@ -58,24 +58,24 @@ static void test_defaults(void) {
   char host[256] = "";
   gethostname(host, sizeof host);
   ASSERT_EQ(load(&cfg, no_env, NULL), WF_CONFIG_OK);
-  ASSERT_STR_EQ(cfg.name, host);
-  ASSERT_EQ(cfg.netcd, 1);
-  ASSERT_STR_EQ(cfg.etcd[0], "http://127.0.0.1:2379");
-  ASSERT_NULL(cfg.etcd[1]);
-  ASSERT_STR_EQ(cfg.prefix, "inforboard");
+  ASSERT_STR_EQ(cfg.node.name, host);
+  ASSERT_EQ(cfg.node.netcd, 1);
+  ASSERT_STR_EQ(cfg.node.etcd[0], "http://127.0.0.1:2379");
+  ASSERT_NULL(cfg.node.etcd[1]);
+  ASSERT_STR_EQ(cfg.node.prefix, "inforboard");
   ASSERT_NULL(cfg.config_file);
-  ASSERT_STR_EQ(cfg.log_dir, "runner_log");
-  ASSERT_NULL(cfg.actions_dir);
-  ASSERT_STR_EQ(cfg.docker_host, "unix:///var/run/docker.sock");
-  ASSERT_EQ(cfg.max_parallel, 16);
-  ASSERT_EQ(cfg.step_timeout, 0);
-  ASSERT_EQ(cfg.stop_grace, 10);
-  ASSERT_EQ(cfg.resync, 300);
-  ASSERT_EQ(cfg.ttl, 30);
-  ASSERT_EQ(cfg.drain_timeout, 30);
-  ASSERT_EQ(cfg.log_level, WF_LOG_INFO);
-  ASSERT_EQ(cfg.log_json, 0);
-  ASSERT_STR_EQ(cfg.address, "");
+  ASSERT_STR_EQ(cfg.node.log_dir, "runner_log");
+  ASSERT_NULL(cfg.node.actions_dir);
+  ASSERT_STR_EQ(cfg.node.docker_host, "unix:///var/run/docker.sock");
+  ASSERT_EQ(cfg.node.max_parallel, 16);
+  ASSERT_EQ(cfg.node.step_timeout, 0);
+  ASSERT_EQ(cfg.node.stop_grace, 10);
+  ASSERT_EQ(cfg.node.resync, 300);
+  ASSERT_EQ(cfg.node.ttl, 30);
+  ASSERT_EQ(cfg.node.drain_timeout, 30);
+  ASSERT_EQ(cfg.node.log_level, WF_LOG_INFO);
+  ASSERT_EQ(cfg.node.log_json, 0);
+  ASSERT_STR_EQ(cfg.node.address, "");
   wf_config_finish(&cfg);
   wf_config_finish(&cfg);  /* twice is harmless */
   wf_config_finish(NULL);
@@ -90,28 +90,28 @@ static void test_every_flag(void) {
                  "--drain-timeout", "5", "--log-level", "DEBUG", "--log-format=json",
                  "--address", "10.0.0.5:8050", NULL),
             WF_CONFIG_OK);
-  ASSERT_STR_EQ(cfg.name, "n1");
-  ASSERT_EQ(cfg.netcd, 2);
-  ASSERT_STR_EQ(cfg.etcd[0], "http://a:1");
-  ASSERT_STR_EQ(cfg.etcd[1], "http://[::1]:2379");
-  ASSERT_STR_EQ(cfg.prefix, "pfx");
-  ASSERT_STR_EQ(cfg.log_dir, "/var/log/wf");
-  ASSERT_STR_EQ(cfg.actions_dir, "/etc/wf/actions");
-  ASSERT_STR_EQ(cfg.docker_host, "tcp://dock:2375");
-  ASSERT_EQ(cfg.max_parallel, 10000);
-  ASSERT_EQ(cfg.step_timeout, 3600);
-  ASSERT_EQ(cfg.stop_grace, 0);
-  ASSERT_EQ(cfg.resync, 0);
-  ASSERT_EQ(cfg.ttl, 2);
-  ASSERT_EQ(cfg.drain_timeout, 5);
-  ASSERT_EQ(cfg.log_level, WF_LOG_DEBUG);
-  ASSERT_EQ(cfg.log_json, 1);
-  ASSERT_STR_EQ(cfg.address, "10.0.0.5:8050");
+  ASSERT_STR_EQ(cfg.node.name, "n1");
+  ASSERT_EQ(cfg.node.netcd, 2);
+  ASSERT_STR_EQ(cfg.node.etcd[0], "http://a:1");
+  ASSERT_STR_EQ(cfg.node.etcd[1], "http://[::1]:2379");
+  ASSERT_STR_EQ(cfg.node.prefix, "pfx");
+  ASSERT_STR_EQ(cfg.node.log_dir, "/var/log/wf");
+  ASSERT_STR_EQ(cfg.node.actions_dir, "/etc/wf/actions");
+  ASSERT_STR_EQ(cfg.node.docker_host, "tcp://dock:2375");
+  ASSERT_EQ(cfg.node.max_parallel, 10000);
+  ASSERT_EQ(cfg.node.step_timeout, 3600);
+  ASSERT_EQ(cfg.node.stop_grace, 0);
+  ASSERT_EQ(cfg.node.resync, 0);
+  ASSERT_EQ(cfg.node.ttl, 2);
+  ASSERT_EQ(cfg.node.drain_timeout, 5);
+  ASSERT_EQ(cfg.node.log_level, WF_LOG_DEBUG);
+  ASSERT_EQ(cfg.node.log_json, 1);
+  ASSERT_STR_EQ(cfg.node.address, "10.0.0.5:8050");
   wf_config_finish(&cfg);
 
   /* Repeated flag: the last one wins. */
   ASSERT_EQ(load(&cfg, no_env, "--ttl", "5", "--ttl=6", NULL), WF_CONFIG_OK);
-  ASSERT_EQ(cfg.ttl, 6);
+  ASSERT_EQ(cfg.node.ttl, 6);
   wf_config_finish(&cfg);
 }
 
@@ -126,29 +126,29 @@ static void test_env(void) {
       "WORKFLOW_ADDRESS=addr", "WORKFLOW_NODE_NAMEX=ignored", NULL,
   };
   ASSERT_EQ(load(&cfg, env, NULL), WF_CONFIG_OK);
-  ASSERT_STR_EQ(cfg.name, "envnode");
-  ASSERT_EQ(cfg.netcd, 2);
-  ASSERT_STR_EQ(cfg.etcd[1], "http://e2:2379");
-  ASSERT_STR_EQ(cfg.prefix, "envp");
-  ASSERT_STR_EQ(cfg.log_dir, "envlogs");
-  ASSERT_STR_EQ(cfg.actions_dir, "envactions");
-  ASSERT_STR_EQ(cfg.docker_host, "unix:///run/d.sock");
-  ASSERT_EQ(cfg.max_parallel, 3);
-  ASSERT_EQ(cfg.step_timeout, 9);
-  ASSERT_EQ(cfg.stop_grace, 4);
-  ASSERT_EQ(cfg.resync, 60);
-  ASSERT_EQ(cfg.ttl, 12);
-  ASSERT_EQ(cfg.drain_timeout, 7);
-  ASSERT_EQ(cfg.log_level, WF_LOG_WARN);
-  ASSERT_EQ(cfg.log_json, 1);
-  ASSERT_STR_EQ(cfg.address, "addr");
+  ASSERT_STR_EQ(cfg.node.name, "envnode");
+  ASSERT_EQ(cfg.node.netcd, 2);
+  ASSERT_STR_EQ(cfg.node.etcd[1], "http://e2:2379");
+  ASSERT_STR_EQ(cfg.node.prefix, "envp");
+  ASSERT_STR_EQ(cfg.node.log_dir, "envlogs");
+  ASSERT_STR_EQ(cfg.node.actions_dir, "envactions");
+  ASSERT_STR_EQ(cfg.node.docker_host, "unix:///run/d.sock");
+  ASSERT_EQ(cfg.node.max_parallel, 3);
+  ASSERT_EQ(cfg.node.step_timeout, 9);
+  ASSERT_EQ(cfg.node.stop_grace, 4);
+  ASSERT_EQ(cfg.node.resync, 60);
+  ASSERT_EQ(cfg.node.ttl, 12);
+  ASSERT_EQ(cfg.node.drain_timeout, 7);
+  ASSERT_EQ(cfg.node.log_level, WF_LOG_WARN);
+  ASSERT_EQ(cfg.node.log_json, 1);
+  ASSERT_STR_EQ(cfg.node.address, "addr");
   wf_config_finish(&cfg);
 
   /* An empty variable is unset. */
   char *env2[] = {"WORKFLOW_PREFIX=", "DOCKER_HOST=", NULL};
   ASSERT_EQ(load(&cfg, env2, NULL), WF_CONFIG_OK);
-  ASSERT_STR_EQ(cfg.prefix, "inforboard");
-  ASSERT_STR_EQ(cfg.docker_host, "unix:///var/run/docker.sock");
+  ASSERT_STR_EQ(cfg.node.prefix, "inforboard");
+  ASSERT_STR_EQ(cfg.node.docker_host, "unix:///var/run/docker.sock");
   wf_config_finish(&cfg);
 }
 
@@ -161,25 +161,25 @@ static void test_precedence(void) {
 
   /* flag > env > file > default, option by option */
   ASSERT_EQ(load(&cfg, env, cflag, "--max-parallel", "7", NULL), WF_CONFIG_OK);
-  ASSERT_EQ(cfg.max_parallel, 7);
-  ASSERT_STR_EQ(cfg.prefix, "envp");
-  ASSERT_EQ(cfg.ttl, 40);
-  ASSERT_EQ(cfg.log_level, WF_LOG_ERROR);
-  ASSERT_EQ(cfg.stop_grace, 10);
+  ASSERT_EQ(cfg.node.max_parallel, 7);
+  ASSERT_STR_EQ(cfg.node.prefix, "envp");
+  ASSERT_EQ(cfg.node.ttl, 40);
+  ASSERT_EQ(cfg.node.log_level, WF_LOG_ERROR);
+  ASSERT_EQ(cfg.node.stop_grace, 10);
   ASSERT_STR_EQ(cfg.config_file, cfg_path);
   wf_config_finish(&cfg);
 
   ASSERT_EQ(load(&cfg, env, cflag, NULL), WF_CONFIG_OK);
-  ASSERT_EQ(cfg.max_parallel, 6);
+  ASSERT_EQ(cfg.node.max_parallel, 6);
   wf_config_finish(&cfg);
 
   ASSERT_EQ(load(&cfg, no_env, cflag, NULL), WF_CONFIG_OK);
-  ASSERT_EQ(cfg.max_parallel, 5);
-  ASSERT_STR_EQ(cfg.prefix, "filep");
+  ASSERT_EQ(cfg.node.max_parallel, 5);
+  ASSERT_STR_EQ(cfg.node.prefix, "filep");
   wf_config_finish(&cfg);
 
   ASSERT_EQ(load(&cfg, no_env, NULL), WF_CONFIG_OK);
-  ASSERT_EQ(cfg.max_parallel, 16);
+  ASSERT_EQ(cfg.node.max_parallel, 16);
   wf_config_finish(&cfg);
 
   /* The file can come from WORKFLOW_CONFIG; the flag beats it. */
@@ -187,7 +187,7 @@ static void test_precedence(void) {
   snprintf(envc, sizeof envc, "WORKFLOW_CONFIG=%s", cfg_path);
   char *env3[] = {envc, NULL};
   ASSERT_EQ(load(&cfg, env3, NULL), WF_CONFIG_OK);
-  ASSERT_EQ(cfg.max_parallel, 5);
+  ASSERT_EQ(cfg.node.max_parallel, 5);
   wf_config_finish(&cfg);
   expect_bad(load(&cfg, env3, "--config", "/nonexistent/wf.yaml", NULL), &cfg,
              "config /nonexistent/wf.yaml", NULL);
@@ -215,21 +215,21 @@ static void test_file_forms(void) {
             "actions-dir: ~\n"
             "address: 10.1.1.1\n");
   ASSERT_EQ(load(&cfg, no_env, cflag, NULL), WF_CONFIG_OK);
-  ASSERT_STR_EQ(cfg.name, "filenode");
-  ASSERT_EQ(cfg.netcd, 2);
-  ASSERT_STR_EQ(cfg.etcd[0], "http://10.0.0.1:2379");
-  ASSERT_STR_EQ(cfg.etcd[1], "http://10.0.0.2:2379");
-  ASSERT_EQ(cfg.max_parallel, 8);
-  ASSERT_EQ(cfg.step_timeout, 60);
-  ASSERT_EQ(cfg.drain_timeout, 0);
-  ASSERT_EQ(cfg.log_json, 1);
-  ASSERT_NULL(cfg.actions_dir);
-  ASSERT_STR_EQ(cfg.address, "10.1.1.1");
+  ASSERT_STR_EQ(cfg.node.name, "filenode");
+  ASSERT_EQ(cfg.node.netcd, 2);
+  ASSERT_STR_EQ(cfg.node.etcd[0], "http://10.0.0.1:2379");
+  ASSERT_STR_EQ(cfg.node.etcd[1], "http://10.0.0.2:2379");
+  ASSERT_EQ(cfg.node.max_parallel, 8);
+  ASSERT_EQ(cfg.node.step_timeout, 60);
+  ASSERT_EQ(cfg.node.drain_timeout, 0);
+  ASSERT_EQ(cfg.node.log_json, 1);
+  ASSERT_NULL(cfg.node.actions_dir);
+  ASSERT_STR_EQ(cfg.node.address, "10.1.1.1");
   wf_config_finish(&cfg);
 
   write_cfg("etcd: http://a:1,http://b:2\n");
   ASSERT_EQ(load(&cfg, no_env, cflag, NULL), WF_CONFIG_OK);
-  ASSERT_EQ(cfg.netcd, 2);
+  ASSERT_EQ(cfg.node.netcd, 2);
   wf_config_finish(&cfg);
 
   /* Empty file, comment-only file, JSON file. */
@@ -241,8 +241,8 @@ static void test_file_forms(void) {
   wf_config_finish(&cfg);
   write_cfg("{\"ttl\": 9, \"etcd\": [\"http://j:1\"]}");
   ASSERT_EQ(load(&cfg, no_env, cflag, NULL), WF_CONFIG_OK);
-  ASSERT_EQ(cfg.ttl, 9);
-  ASSERT_STR_EQ(cfg.etcd[0], "http://j:1");
+  ASSERT_EQ(cfg.node.ttl, 9);
+  ASSERT_STR_EQ(cfg.node.etcd[0], "http://j:1");
   wf_config_finish(&cfg);
 }
 

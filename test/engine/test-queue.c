@@ -23,7 +23,7 @@ static void on_stop(uv_timer_t *t) {
   closed = 1;
 }
 
-int main(void) {
+static void test_dedup_order_retry(void) {
   ASSERT_OK(uv_loop_init(&loop));
   q = wf__queue_create(&loop, on_key, NULL);
   wf__queue_add(q, "a");
@@ -40,6 +40,8 @@ int main(void) {
   ASSERT_STR_EQ(seen[1], "b");
   ASSERT_STR_EQ(seen[2], "c");
   ASSERT_STR_EQ(seen[3], "r");
-  printf("ok\n");
-  return 0;
 }
+
+static const wf_test_t tests[] = {WF_TEST(dedup_order_retry)};
+
+int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

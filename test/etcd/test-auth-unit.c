@@ -76,10 +76,11 @@ static void test_rejected(void) {
   ASSERT(!wf__etcd_auth_rejected(404, 5, "etcdserver: requested lease not found"));
 }
 
-int main(void) {
-  test_body();
-  test_token();
-  test_rejected();
-  printf("ok\n");
-  return 0;
+static const wf_test_t tests[] = {
+    WF_TEST(body), WF_TEST(token), WF_TEST(rejected),
+};
+
+int main(int argc, char **argv) {
+  int rc = WF_TEST_MAIN(argc, argv, tests);
+  return rc;
 }

@@ -95,9 +95,8 @@ static void count_put_cb(int err, int64_t rev, void *data) {
   if (err) puts_failed++;
 }
 
-/* Twenty calls before any token: one authenticate serves them all. */
-static void test_shared_authenticate(void) {
-  ASSERT_EQ(t_etcd->token_gen, 0);
+/* Puts /a/burst00../a/burst19, all at once. */
+static void put_burst(void) {
   puts_done = puts_failed = 0;
   for (int i = 0; i < 20; i++) {
     char k[32];
@@ -106,6 +105,12 @@ static void test_shared_authenticate(void) {
   }
   RUN_UNTIL(puts_done == 20);
   ASSERT_EQ(puts_failed, 0);
+}
+
+/* Twenty calls before any token: one authenticate serves them all. */
+static void test_shared_authenticate(void) {
+  ASSERT_EQ(t_etcd->token_gen, 0);
+  put_burst();
   ASSERT_EQ(t_etcd->token_gen, 1);
   ASSERT_NOT_NULL(t_etcd->token);
   ASSERT(t_etcd->token[0] != '\0');
@@ -123,6 +128,7 @@ static void list_done_cb(int err, int64_t rev, void *data) {
 /* The token expires: the next calls (five at once) get one new token and
  * succeed, each sent twice at most. */
 static void test_expiry(void) {
+  put_burst();  /* the keys the calls below read */
   unsigned gen = t_etcd->token_gen;
   let_token_expire();
   t_res_t r[5];
@@ -204,7 +210,12 @@ static void test_watch_across_expiry(void) {
   wf_etcd_watch_cancel(w);
 }
 
-int main(void) {
+static const wf_test_t tests[] = {
+    WF_TEST(no_credentials), WF_TEST(wrong_password), WF_TEST(shared_authenticate),
+    WF_TEST(expiry), WF_TEST(unknown_token), WF_TEST(watch_across_expiry),
+};
+
+int main(int argc, char **argv) {
   user = getenv("WF_TEST_ETCD_USER");
   password = getenv("WF_TEST_ETCD_PASSWORD");
   const char *ttl = getenv("WF_TEST_ETCD_TOKEN_TTL");
@@ -212,13 +223,7 @@ int main(void) {
   ttl_ms = (uint64_t)atoi(ttl) * 1000;
   ASSERT_OK(uv_loop_init(&t_loop));
   t_etcd = connect_as(user, password);
-  test_no_credentials();
-  test_wrong_password();
-  test_shared_authenticate();
-  test_expiry();
-  test_unknown_token();
-  test_watch_across_expiry();
+  int rc = WF_TEST_MAIN(argc, argv, tests);
   t_teardown();
-  printf("ok\n");
-  return 0;
+  return rc;
 }

@@ -367,16 +367,14 @@ static void test_closed_refuses(void) {
   ASSERT(!r.done);
 }
 
-int main(void) {
+static const wf_test_t tests[] = {
+    WF_TEST(put_range_delete), WF_TEST(put_if), WF_TEST(list), WF_TEST(errors),
+    WF_TEST(failover), WF_TEST(close_pending), WF_TEST(closed_refuses),
+};
+
+int main(int argc, char **argv) {
   t_setup();
-  test_put_range_delete();
-  test_put_if();
-  test_list();
-  test_errors();
-  test_failover();
-  test_close_pending();
-  test_closed_refuses();
+  int rc = WF_TEST_MAIN(argc, argv, tests);
   t_teardown();
-  printf("ok\n");
-  return 0;
+  return rc;
 }

@@ -85,11 +85,13 @@ static void test_expired(void) {
   t_res_free(&r);
 }
 
-int main(void) {
+static const wf_test_t tests[] = {
+    WF_TEST(grant_keepalive_revoke), WF_TEST(expired),
+};
+
+int main(int argc, char **argv) {
   t_setup();
-  test_grant_keepalive_revoke();
-  test_expired();
+  int rc = WF_TEST_MAIN(argc, argv, tests);
   t_teardown();
-  printf("ok\n");
-  return 0;
+  return rc;
 }

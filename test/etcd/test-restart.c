@@ -48,7 +48,7 @@ static void put_n(int i, t_res_t *r) {
   RUN_UNTIL(r->done);
 }
 
-int main(void) {
+static void test_watch_across_restart(void) {
   const char *pid_s = getenv("WF_TEST_ETCD_RESTART_PID");
   if (!pid_s) WF_FAIL("run under test/etcd/with_restartable_etcd.py");
   t_setup();
@@ -95,6 +95,8 @@ int main(void) {
   }
   wf_etcd_watch_cancel(w);
   t_teardown();
-  printf("ok\n");
-  return 0;
 }
+
+static const wf_test_t tests[] = {WF_TEST(watch_across_restart)};
+
+int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

@@ -166,7 +166,12 @@ static void test_write_then_freeze(void) {
   wf_etcd_watch_cancel(w);
 }
 
-int main(void) {
+static const wf_test_t tests[] = {
+    WF_TEST(quiet), WF_TEST(progress_notifications), WF_TEST(frozen),
+    WF_TEST(write_then_freeze),
+};
+
+int main(int argc, char **argv) {
   const char *pid = getenv("WF_TEST_ETCD_PID");
   if (!pid) WF_FAIL("run under test/etcd/with_etcd_pid.py");
   etcd_pid = (pid_t)atoi(pid);
@@ -182,14 +187,10 @@ int main(void) {
   o.watch_idle_ms = IDLE_MS;
   fast = wf_etcd_create(&t_loop, &o);
   ASSERT_NOT_NULL(fast);
-  test_quiet();
-  test_progress_notifications();
-  test_frozen();
-  test_write_then_freeze();
+  int rc = WF_TEST_MAIN(argc, argv, tests);
   int closed = 0;
   wf_etcd_close(fast, t_close_cb, &closed);
   RUN_UNTIL(closed);
   t_teardown();
-  printf("ok\n");
-  return 0;
+  return rc;
 }

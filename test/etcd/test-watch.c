@@ -410,17 +410,15 @@ static void test_failover_and_close(void) {
   t_etcd = main_etcd;
 }
 
-int main(void) {
+static const wf_test_t tests[] = {
+    WF_TEST(basic), WF_TEST(history), WF_TEST(resume_after_drop), WF_TEST(fragments),
+    WF_TEST(cancel_in_callback), WF_TEST(restart_in_callback), WF_TEST(failover_and_close),
+    WF_TEST(compaction),
+};
+
+int main(int argc, char **argv) {
   t_setup();
-  test_basic();
-  test_history();
-  test_resume_after_drop();
-  test_fragments();
-  test_cancel_in_callback();
-  test_restart_in_callback();
-  test_failover_and_close();
-  test_compaction();  /* last: it compacts the whole store */
+  int rc = WF_TEST_MAIN(argc, argv, tests);
   t_teardown();
-  printf("ok\n");
-  return 0;
+  return rc;
 }

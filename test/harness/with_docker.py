@@ -5,15 +5,17 @@ The program finds it through its environment:
   WF_TEST_DOCKER_HOST     unix:///.../docker.sock
   WF_TEST_DOCKER_DIR      the harness's state dir
   WF_TEST_IMAGE           wf/busybox:latest (present locally)
-  WF_TEST_REGISTRY        127.0.0.1:PORT holding wf/busybox:latest
+  WF_TEST_REGISTRY        127.0.0.1:PORT holding wf/busybox:latest (with --registry)
   WF_TEST_AUTH_REGISTRY   the same behind auth (user wf, password wfpass), with --auth
   WF_TEST_BROKEN_IMAGE    an image whose pull fails inside the progress stream
+                          (with --registry)
   WF_TEST_DOCKER_CTL_PID  this script: SIGUSR1 stops dockerd (SIGTERM, by PID),
                           SIGUSR2 starts it again; each is acknowledged by
                           touching $WF_TEST_DOCKER_DIR/ctl-done-<n> (n counts from 1)
 
-Usage: with_docker.py [--auth] PROGRAM [ARGS...].  Exits 77 (skipped) when
-dockerd is not installed."""
+Usage: with_docker.py [--registry] [--auth] PROGRAM [ARGS...].  The
+registries cost a few seconds per start, so only the programs that pull ask
+for them.  Exits 77 (skipped) when dockerd is not installed."""
 import os
 import signal
 import subprocess
@@ -25,9 +27,10 @@ import docker as docker_harness  # noqa: E402
 from docker import Dockerd, available  # noqa: E402
 
 args = sys.argv[1:]
-auth = False
-if args and args[0] == "--auth":
-    auth = True
+registry = auth = False
+while args and args[0] in ("--registry", "--auth"):
+    registry = True
+    auth = auth or args[0] == "--auth"
     args = args[1:]
 if not available():
     print("with_docker: dockerd or busybox-static not installed; skipping")
@@ -51,7 +54,7 @@ def on_term(*_):
 signal.signal(signal.SIGTERM, on_term)
 signal.signal(signal.SIGINT, on_term)
 
-with Dockerd(auth=auth, broken=True) as d:
+with Dockerd(registry=registry, auth=auth, broken=registry) as d:
     env = dict(os.environ, WF_TEST_DOCKER_HOST=d.host, WF_TEST_DOCKER_DIR=d.dir,
                WF_TEST_IMAGE=d.image, WF_TEST_REGISTRY=d.registry,
                WF_TEST_AUTH_REGISTRY=d.auth_registry, WF_TEST_BROKEN_IMAGE=d.broken_image,

@@ -195,22 +195,22 @@ static void test_listen_config(void) {
   char *env0[] = {NULL};
   char *a0[] = {"workflow-node", "--name", "n1"};
   ASSERT_EQ(wf_config_load(&cfg, 3, a0, env0, err, sizeof err), WF_CONFIG_OK);
-  ASSERT_NULL(cfg.listen);
+  ASSERT_NULL(cfg.node.listen);
   wf_config_finish(&cfg);
 
   char *a1[] = {"workflow-node", "--name", "n1", "--listen", "127.0.0.1:9464"};
   ASSERT_EQ(wf_config_load(&cfg, 5, a1, env0, err, sizeof err), WF_CONFIG_OK);
-  ASSERT_STR_EQ(cfg.listen, "127.0.0.1:9464");
+  ASSERT_STR_EQ(cfg.node.listen, "127.0.0.1:9464");
   wf_config_finish(&cfg);
 
   char *env1[] = {"WORKFLOW_LISTEN=[::1]:9100", NULL};
   ASSERT_EQ(wf_config_load(&cfg, 3, a0, env1, err, sizeof err), WF_CONFIG_OK);
-  ASSERT_STR_EQ(cfg.listen, "[::1]:9100");
+  ASSERT_STR_EQ(cfg.node.listen, "[::1]:9100");
   wf_config_finish(&cfg);
 
   char *a2[] = {"workflow-node", "--name", "n1", "--listen=localhost:1"};
   ASSERT_EQ(wf_config_load(&cfg, 4, a2, env1, err, sizeof err), WF_CONFIG_OK);
-  ASSERT_STR_EQ(cfg.listen, "localhost:1"); /* the flag wins */
+  ASSERT_STR_EQ(cfg.node.listen, "localhost:1"); /* the flag wins */
   wf_config_finish(&cfg);
 
   char path[] = "/tmp/wf-test-listen-XXXXXX";
@@ -221,7 +221,7 @@ static void test_listen_config(void) {
   fclose(f);
   char *a3[] = {"workflow-node", "--name", "n1", "--config", path};
   ASSERT_EQ(wf_config_load(&cfg, 5, a3, env0, err, sizeof err), WF_CONFIG_OK);
-  ASSERT_STR_EQ(cfg.listen, "0.0.0.0:9464");
+  ASSERT_STR_EQ(cfg.node.listen, "0.0.0.0:9464");
   wf_config_finish(&cfg);
 
   f = fopen(path, "w");
