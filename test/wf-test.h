@@ -9,7 +9,7 @@
  *
  * `prog NAME` runs one case, `prog` all of them in order, `prog --list`
  * prints the names.  test/meson.build reads the WF_TEST(...) entries from
- * the source (harness/list_tests.py) and registers each case as its own
+ * the source (with meson's fs.read) and registers each case as its own
  * meson test, so one failure does not hide the rest and
  * `meson test PROG/NAME` runs one behaviour.
  */

@@ -361,7 +361,13 @@ static void on_open(uv_fs_t *req) {
   pump(f);
 }
 
-/* Bytes every logfile of this process wrote (metrics); one loop, no lock. */
+/* Bytes every logfile of this process wrote, for the metric
+ * workflow_log_bytes_total.  Process-wide on purpose: the log store has no
+ * object of its own (a wf_logfile_t lives and dies with one step), and the
+ * metric is the sum over every step the process ever ran, including the
+ * files already closed.  Only loop callbacks add to it (on_write,
+ * on_pull_done; never a threadpool function), and the process has one loop,
+ * so no lock is needed. */
 static uint64_t bytes_total;
 
 static void on_write(uv_fs_t *req) {

@@ -250,6 +250,15 @@ static inline void dt_list(uv_loop_t *loop, wf_runner_t *r, dt_list_t *l) {
   dt_run_until(loop, &l->done);
 }
 
+/* Fails the test if a container of this node with that step key is left. */
+static inline void dt_assert_no_container(uv_loop_t *loop, wf_runner_t *r, const char *key) {
+  dt_list_t l;
+  dt_list(loop, r, &l);
+  ASSERT_OK(l.err);
+  for (size_t i = 0; i < l.n; i++)
+    if (strcmp(l.keys[i], key) == 0) WF_FAIL("container %s of %s left behind", l.ids[i], key);
+}
+
 /* ---- raw API calls (for set-ups the runner must meet, e.g. a foreign container) -------- */
 typedef struct dt_api_s {
   int done;

@@ -21,14 +21,6 @@ static void step(dt_step_t *s, const char *key, const char *cmd, unsigned grace)
   dt_param(s, "CONTAINER_NETWORK", "none");
 }
 
-static void assert_no_container(const char *key) {
-  dt_list_t l;
-  dt_list(loop, runner, &l);
-  ASSERT_OK(l.err);
-  for (size_t i = 0; i < l.n; i++)
-    if (strcmp(l.keys[i], key) == 0) WF_FAIL("container %s of %s left behind", l.ids[i], key);
-}
-
 /* Starts s, waits until it runs and has been running for ms, cancels it;
  * returns the time from cancel to on_exit, in ms. */
 static uint64_t cancel_after(dt_step_t *s, dt_outcome_t *o, unsigned ms, char **log_text) {
@@ -70,7 +62,7 @@ static void test_graceful(void) {
   ASSERT_EQ(o.exit_code, 5);
   ASSERT_STR_EQ(log, "running\ngot TERM\n");
   free(log);
-  assert_no_container("c-graceful");
+  dt_assert_no_container(loop, runner, "c-graceful");
 }
 
 static void test_term_ignored(void) {
@@ -89,7 +81,7 @@ static void test_term_ignored(void) {
   ASSERT_EQ(o.exit_code, 137);
   ASSERT_STR_EQ(log, "stubborn\n");
   free(log);
-  assert_no_container("c-stubborn");
+  dt_assert_no_container(loop, runner, "c-stubborn");
 }
 
 static void test_cancel_before_start(void) {
@@ -111,7 +103,7 @@ static void test_cancel_before_start(void) {
   text = dt_read_file(log.path);
   ASSERT_STR_EQ(text, "");
   free(text);
-  assert_no_container("c-early");
+  dt_assert_no_container(loop, runner, "c-early");
 
   /* Cancelled while its create is in flight (a few iterations in). */
   for (int k = 1; k <= 6; k++) {
@@ -131,7 +123,7 @@ static void test_cancel_before_start(void) {
     ASSERT_EQ(o.canceled, 1);
     ASSERT_STR_EQ(o.error, "");
     dt_log_close(loop, &log);
-    assert_no_container(key);
+    dt_assert_no_container(loop, runner, key);
   }
 }
 

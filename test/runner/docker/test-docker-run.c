@@ -39,15 +39,6 @@ static void base_step(dt_step_t *s, const char *key, const char *cmd) {
   dt_param(s, "CONTAINER_NETWORK", "none");
 }
 
-/* No container of ours with that step key is left. */
-static void assert_no_container(const char *key) {
-  dt_list_t l;
-  dt_list(loop, runner, &l);
-  ASSERT_OK(l.err);
-  for (size_t i = 0; i < l.n; i++)
-    if (strcmp(l.keys[i], key) == 0) WF_FAIL("container %s of %s left behind", l.ids[i], key);
-}
-
 static void test_success(void) {
   dt_step_t s;
   dt_outcome_t o;
@@ -67,7 +58,7 @@ static void test_success(void) {
   /* Output in the order produced: stdout and stderr share the file. */
   ASSERT_STR_EQ(log, "out\nerr\nv=bar baz, t-success\n");
   free(log);
-  assert_no_container("t-success");
+  dt_assert_no_container(loop, runner, "t-success");
   ASSERT(wf_docker_runner_reachable(runner));  /* it answered, and says so */
 }
 
@@ -81,7 +72,7 @@ static void test_exit_code(void) {
   ASSERT_EQ(o.exit_code, 3);
   ASSERT_STR_EQ(log, "about to fail\n");
   free(log);
-  assert_no_container("t-exit3");
+  dt_assert_no_container(loop, runner, "t-exit3");
 }
 
 static void test_missing_executable(void) {
@@ -97,7 +88,7 @@ static void test_missing_executable(void) {
   ASSERT_EQ(o.exit_code, 127);
   ASSERT_EQ(o.started, 0);
   free(log);
-  assert_no_container("t-nobin");
+  dt_assert_no_container(loop, runner, "t-nobin");
 }
 
 static void test_workdir_user(void) {
@@ -243,7 +234,7 @@ static void test_oom(void) {
   ASSERT(strstr(o.error, "container was OOM-killed (memory limit 8m)") != NULL);
   ASSERT(strstr(log, "start\n") == log);
   free(log);
-  assert_no_container("t-oom");
+  dt_assert_no_container(loop, runner, "t-oom");
 }
 
 static void test_refused(void) {
@@ -286,7 +277,7 @@ static void test_bad_create(void) {
   log = run_to_end(&s, &o);
   ASSERT(strstr(o.error, "no-such-network") != NULL);
   free(log);
-  assert_no_container("t-badnet");
+  dt_assert_no_container(loop, runner, "t-badnet");
 }
 
 static int rm_done, rm_err;
@@ -325,7 +316,7 @@ static void test_list_remove(void) {
   ASSERT_OK(rm_err);
   /* And without a callback. */
   ASSERT_OK(runner->ops->remove(runner, id, NULL, NULL));
-  assert_no_container("t-orphan");
+  dt_assert_no_container(loop, runner, "t-orphan");
   remove_container("t-other-node");
 }
 
