@@ -24,12 +24,11 @@
  * (wf_logfile_pull): one uv_work_t reads the pipe and writes the file in a
  * loop until the pipe stays empty or a budget is spent.  It is one more
  * kind of request in the same one-at-a-time state machine, so it starts
- * only once the queue ahead of it is on disk.  Read on the loop and written
- * by one threadpool write per buffer, a 1 GiB step output ran at about 0.65x
- * the speed of a shell redirect to a file (bench part 3): a hand-off per
- * buffer.  splice(2) instead of read+write was slower still (0.8x): it holds
- * the pipe's mutex for the whole transfer, and the step's own writes spun on
- * it.  The loop below reaches the shell's speed.
+ * only once the queue ahead of it is on disk.  Why a job that loops rather
+ * than a loop read and a pool write per buffer (a hand-off each way per
+ * buffer), and why read+write rather than splice(2) (which holds the pipe's
+ * mutex for the whole transfer, so the step's own writes spin on it): see
+ * docs/benchmarks.md, part 3.
  *
  * A file opened for appending (a step that outlives an agent restart) adds
  * one fstat between the open and the first write, recording the size and

@@ -279,8 +279,8 @@ static void maybe_finish(wf_run_t *run) {
 /* ---- output ------------------------------------------------------------------ */
 
 /* A 1 MiB pipe (best effort: capped by fs.pipe-max-size and the user's
- * pipe quota) cuts wakeups about fourfold for chatty jobs; a 1 GiB output
- * measured about 20% faster than with the default 64 KiB.  Grown when the
+ * pipe quota) lets a chatty job write more between two wakeups of ours
+ * (docs/benchmarks.md, part 3).  Grown when the
  * first output arrives, not at spawn: most steps print little, and the
  * resize costs the kernel an allocation per pipe. */
 static void grow_pipe(wf_run_t *run, int fd) {
