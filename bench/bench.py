@@ -672,7 +672,7 @@ class Bench:
                              "startup_vmhwm_kb": hwm_start,
                              "resync_s": resync, "resync_vmhwm_kb": hwm_resync}
         # 2 s sits below what the gateway itself needs here: read it as a
-        # ratio to that floor (spec.md §2), at most 1.5x.
+        # ratio to that floor (docs/protocol.md §2), at most 1.5x.
         for what, v in (("start-up", sm), ("--resync", rm)):
             self.row("5", "re-list at %s (%d steps, %d ours)" % (what, N_RELIST, own), v, "s", gm,
                      "gateway paged list, values unread", v / gm, "x floor",

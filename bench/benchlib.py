@@ -106,7 +106,7 @@ def proc_status_kb(pid, field):
 # ---- step objects ----------------------------------------------------------------------
 
 def reference_step(key, node, status="SUCCEEDED", action="go_build@v1"):
-    """The Go-format step of reference-go-workflow.md §1.7, with key, node,
+    """The Go-format step of docs/protocol.md appendix A, with key, node,
     status and action replaced (a completed step carries end_at)."""
     o = {"key": key, "create_type": "PIPELINE", "namespace": "ns1",
          "pipeline_id": "c3r8psea0brhlbg0qdd0", "create_at": 1626770673846,

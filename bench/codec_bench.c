@@ -1,6 +1,6 @@
 /*
  * codec_bench: decodes and re-encodes the reference step of
- * reference-go-workflow.md §1.7 N times, the way the node reads a stored
+ * docs/protocol.md appendix A N times, the way the node reads a stored
  * step and writes one back: json_loadb -> wf_codec_decode (Wf__Step) ->
  * wf_codec_encode (Go mode) -> json_dumps.  bench/bench.py runs it under
  * callgrind with two values of N and divides the difference of the

@@ -1,7 +1,7 @@
 /*
  * config: the one configuration struct everything below cli/ takes, and the
  * loader that fills it from flags, environment and a YAML file
- * (precedence: flag > environment > config file > default; spec.md §8).
+ * (precedence: flag > environment > config file > default; docs/protocol.md §8).
  */
 #ifndef WF_CONFIG_H
 #define WF_CONFIG_H

@@ -16,7 +16,7 @@
 #include "wf/util.h"
 
 /* 1 for SUCCEEDED, FAILED, CANCELED, SKIP, REFUSE, AUDITING, SCHEDULE_FAILED:
- * statuses the node never acts on (spec.md §4). */
+ * statuses the node never acts on (docs/protocol.md §4). */
 int wf_status_is_final(int status);
 const char *wf_status_name(int status);
 
@@ -71,7 +71,7 @@ void wf_params_set(wf_params_t *p, const char *key, const char *value);
 const char *wf_params_get(const wf_params_t *p, const char *key);
 
 /*
- * Merges run params, later wins (spec.md §4): the action's non-empty
+ * Merges run params, later wins (docs/protocol.md §4): the action's non-empty
  * defaults < the pipeline's `with` (pipeline may be NULL) < the step's
  * `with`.  Then checks that every required run param is present and
  * non-empty and that every key is a valid environment name.  Returns 0, or

@@ -1,6 +1,6 @@
 /*
  * config: fills wf_config_t from the command line, the environment and a
- * YAML config file, in that order of precedence (spec.md §8).
+ * YAML config file, in that order of precedence (docs/protocol.md §8).
  *
  * Every option is one row of a table (flag, env var, default, kind, where it
  * lands in the struct), so --help, the three sources and the error messages

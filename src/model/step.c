@@ -2,7 +2,7 @@
  * step: what the node reads from and writes into a stored step, plus the
  * parameter merge.  The node never re-encodes a step from its message: it
  * patches the stored JSON object, so keys it does not own (including keys
- * the schema does not know) keep their stored values (spec.md §3).
+ * the schema does not know) keep their stored values (docs/protocol.md §3).
  */
 #include "wf/model.h"
 

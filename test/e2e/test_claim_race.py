@@ -4,7 +4,7 @@ steps (25 in their start-up lists, 25 through their watches); the claim txn
 on mod_revision lets at most one of them run each: no marker file holds more
 than one line.  Every step ends in a final state, and a SUCCEEDED one ran
 exactly once.  (A twin may see the other's RUNNING step as unknown and end
-it FAILED as after a restart, spec.md section 4; that is reported, not
+it FAILED as after a restart, docs/protocol.md §4; that is reported, not
 failed: two agents with one name is an operator error the node survives.)"""
 import os
 import sys

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Go format: a step written byte for byte as the Go original writes it
-(reference-go-workflow.md section 1.7, with status PENDDING and this node)
+(docs/protocol.md appendix A, with status PENDDING and this node)
 runs, with its pipeline's params.  Afterwards every key the node does not
 own has the same value, including keys the schema does not know, and what
 the node wrote is still Go's JSON (enum names, int64 as numbers)."""

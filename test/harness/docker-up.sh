@@ -2,7 +2,7 @@
 # docker-up.sh - start a private Docker Engine (API 1.41 on its own unix socket)
 # with a busybox test image, plus private docker-registry instances on free
 # loopback ports holding pushed copies of it.  For the tests, the benchmark and
-# the demo; based on shared/docs/real-peers.md §3, but every path and port is
+# the demo; based on docs/peers.md, but every path and port is
 # a parameter so that several instances can run side by side.
 #
 # Everything lives under WF_DOCKER_DIR: the socket, data-root, exec-root, pid

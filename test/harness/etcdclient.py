@@ -1,7 +1,7 @@
 """A small etcd v3 JSON-gateway client for the tests (stdlib only).
 
 Keys and values are base64 on the wire and int64s come back as strings
-(docs/real-peers.md section 1); this module hides both: keys are str, values
+(docs/peers.md); this module hides both: keys are str, values
 are bytes (put also takes str, or a dict/list that it encodes as compact
 JSON), and revisions are ints.
 
