@@ -37,6 +37,14 @@ enum wf_filter_verdict {
   WF_FILTER_META = 2,  /* cache key and revision only (value == NULL) */
 };
 
+/* When the callbacks fire: always from the loop, inside the etcd client's
+ * list and watch callbacks, so on a later loop iteration than the call that
+ * started the list or watch (wf_informer_start, wf_informer_resync) and never
+ * inside any wf_informer_* call.  The order for one key is the order of its
+ * revisions.  A callback may call wf_informer_set_local, wf_informer_get and
+ * wf_informer_resync, but not wf_informer_close (a list page is delivered
+ * in one go: close from a later loop turn, e.g. a timer or an idle handle).
+ * After wf_informer_close nothing fires but its cb. */
 typedef struct wf_informer_cbs_s {
   /* Decides on one value.  obj is the parsed JSON (NULL if the value is not
    * JSON; errtext says why), borrowed.  Required. */
@@ -75,7 +83,8 @@ void wf_informer_start(wf_informer_t *inf);
 /* Forces a re-list now (as the resync timer does). */
 void wf_informer_resync(wf_informer_t *inf);
 /* Stops everything; frees the cache (no on_delete) and, once its timer is
- * closed, the informer; cb may be NULL. */
+ * closed, the informer.  cb (may be NULL) fires once, on a later loop
+ * iteration, after the informer is freed. */
 void wf_informer_close(wf_informer_t *inf, void (*cb)(void *data), void *data);
 
 wf_cache_entry_t *wf_informer_get(wf_informer_t *inf, const char *key);
