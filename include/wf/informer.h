@@ -1,6 +1,6 @@
 /*
  * informer: a lister + watcher + cache over one etcd prefix, with a filter
- * (spec.md §4: a node keeps only the steps whose status.scheduled_node is its
+ * (docs/protocol.md §4: a node keeps only the steps whose status.scheduled_node is its
  * own name).  It turns etcd's list and watch into "this key now has this
  * value" and "this key is gone" for the keys the filter keeps, and repairs
  * itself: on compaction, and every `resync` seconds, it stops the watch,

@@ -40,13 +40,21 @@ char *wf_strndup(const char *s, size_t n) {
   return p;
 }
 
+/* vasprintf that never fails (it exits like wf_malloc on no memory); the
+ * length goes to *len when len is not NULL. */
+static char *vformat(size_t *len, const char *fmt, va_list ap) {
+  char *s = NULL;
+  int n = vasprintf(&s, fmt, ap);
+  if (n < 0) oom(0);
+  if (len) *len = (size_t)n;
+  return s;
+}
+
 char *wf_asprintf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *s = NULL;
-  int n = vasprintf(&s, fmt, ap);
+  char *s = vformat(NULL, fmt, ap);
   va_end(ap);
-  if (n < 0) oom(0);
   return s;
 }
 
@@ -79,11 +87,10 @@ int wf_buf_append(wf_buf_t *b, const void *p, size_t n) {
 int wf_buf_printf(wf_buf_t *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *s = NULL;
-  int n = vasprintf(&s, fmt, ap);
+  size_t n;
+  char *s = vformat(&n, fmt, ap);
   va_end(ap);
-  if (n < 0) oom(0);
-  int r = wf_buf_append(b, s, (size_t)n);
+  int r = wf_buf_append(b, s, n);
   free(s);
   return r;
 }

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wf/docker.h"
+#include "src/runner/docker/client.h"
 #include "wf/util.h"
 #include "fuzz-check.h"
 

@@ -262,6 +262,40 @@ typedef struct cbctx_s {
   char *id;
 } cbctx_t;
 
+/* One buffered request on the engine's client whose answer goes to on_done
+ * with x (a cbctx_t it then owns and frees).  Returns the request, or NULL
+ * (x and x->id freed) when the client refused it. */
+static wf_http_req_t *send_simple(wf_docker_t *d, const char *method, const char *path,
+                                  uint64_t timeout_ms, size_t max_body, int fresh,
+                                  void (*on_done)(wf_http_req_t *, int, int, const char *,
+                                                  size_t, void *),
+                                  cbctx_t *x) {
+  wf_http_req_opts_t o;
+  wf_http_cbs_t cbs;
+  memset(&o, 0, sizeof o);
+  memset(&cbs, 0, sizeof cbs);
+  o.method = method;
+  o.path = path;
+  o.timeout_ms = timeout_ms;
+  o.max_body = max_body;
+  o.fresh = fresh;
+  cbs.on_done = on_done;
+  wf_http_req_t *req = wf_http_request(d->http, &o, &cbs, x);
+  if (!req) {
+    free(x->id);
+    free(x);
+  }
+  return req;
+}
+
+static cbctx_t *cbctx_new(wf_docker_t *d, void (*cb)(int err, void *data), void *data) {
+  cbctx_t *x = wf_calloc(1, sizeof *x);
+  x->d = d;
+  x->cb = cb;
+  x->data = data;
+  return x;
+}
+
 static void on_ping_done(wf_http_req_t *req, int err, int status, const char *body, size_t len,
                          void *data) {
   cbctx_t *x = data;
@@ -275,26 +309,9 @@ static void on_ping_done(wf_http_req_t *req, int err, int status, const char *bo
 }
 
 wf_http_req_t *wf_docker_ping(wf_docker_t *d, void (*cb)(int err, void *data), void *data) {
-  wf_http_req_opts_t o;
-  wf_http_cbs_t cbs;
-  wf_http_req_t *req;
-  cbctx_t *x;
   if (!d || d->closing || !cb) return NULL;
-  memset(&o, 0, sizeof o);
-  memset(&cbs, 0, sizeof cbs);
-  o.method = "GET";
-  o.path = "/_ping";
-  o.timeout_ms = PING_TIMEOUT_MS;
-  o.max_body = 4096;
-  o.fresh = 1;
-  cbs.on_done = on_ping_done;
-  x = wf_calloc(1, sizeof *x);
-  x->d = d;
-  x->cb = cb;
-  x->data = data;
-  req = wf_http_request(d->http, &o, &cbs, x);
-  if (!req) free(x);
-  return req;
+  return send_simple(d, "GET", "/_ping", PING_TIMEOUT_MS, 4096, 1, on_ping_done,
+                     cbctx_new(d, cb, data));
 }
 
 /* ---- list ----------------------------------------------------------------------------- */
@@ -360,8 +377,6 @@ int wf_docker_list(wf_docker_t *d, const char *node, wf_docker_list_cb cb, void 
   char label[1024], filt[1200], enc[4000], path[4200];
   json_t *f;
   char *ftext;
-  wf_http_req_opts_t o;
-  wf_http_cbs_t cbs;
   cbctx_t *x;
   int n;
 
@@ -378,22 +393,9 @@ int wf_docker_list(wf_docker_t *d, const char *node, wf_docker_list_cb cb, void 
     return UV_EINVAL;
   snprintf(path, sizeof path, "/v" WF_DOCKER_API "/containers/json?all=1&filters=%s", enc);
 
-  memset(&o, 0, sizeof o);
-  memset(&cbs, 0, sizeof cbs);
-  o.method = "GET";
-  o.path = path;
-  o.timeout_ms = 60000;
-  o.max_body = LIST_MAX_BODY;
-  cbs.on_done = on_list_done;
-  x = wf_calloc(1, sizeof *x);
-  x->d = d;
+  x = cbctx_new(d, NULL, data);
   x->list_cb = cb;
-  x->data = data;
-  if (!wf_http_request(d->http, &o, &cbs, x)) {
-    free(x);
-    return UV_EINVAL;
-  }
-  return 0;
+  return send_simple(d, "GET", path, 60000, LIST_MAX_BODY, 0, on_list_done, x) ? 0 : UV_EINVAL;
 }
 
 /* ---- remove --------------------------------------------------------------------------- */
@@ -420,31 +422,14 @@ static void on_remove_done(wf_http_req_t *req, int err, int status, const char *
 int wf_docker_remove(wf_docker_t *d, const char *id, void (*cb)(int err, void *data),
                      void *data) {
   char enc[512], path[600];
-  wf_http_req_opts_t o;
-  wf_http_cbs_t cbs;
   cbctx_t *x;
 
   if (!d || d->closing || !id || !*id || wf_docker_urlenc(id, enc, sizeof enc) < 0)
     return UV_EINVAL;
   snprintf(path, sizeof path, "/v" WF_DOCKER_API "/containers/%s?force=1&v=1", enc);
-  memset(&o, 0, sizeof o);
-  memset(&cbs, 0, sizeof cbs);
-  o.method = "DELETE";
-  o.path = path;
-  o.timeout_ms = 60000;
-  o.max_body = 64 << 10;
-  cbs.on_done = on_remove_done;
-  x = wf_calloc(1, sizeof *x);
-  x->d = d;
-  x->cb = cb;
-  x->data = data;
+  x = cbctx_new(d, cb, data);
   x->id = wf_strdup(id);
-  if (!wf_http_request(d->http, &o, &cbs, x)) {
-    free(x->id);
-    free(x);
-    return UV_EINVAL;
-  }
-  return 0;
+  return send_simple(d, "DELETE", path, 60000, 64 << 10, 0, on_remove_done, x) ? 0 : UV_EINVAL;
 }
 
 /* ---- lifetime ------------------------------------------------------------------------- */
