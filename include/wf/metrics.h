@@ -1,7 +1,8 @@
 /*
  * metrics: a small registry of counters, gauges and histograms and its
- * rendering in the Prometheus text exposition format 0.0.4, plus the
- * agent's own metric set (wf_node_metrics_*) that /metrics serves.
+ * rendering in the Prometheus text exposition format 0.0.4.  It knows
+ * nothing of the agent: the node's metric set that /metrics serves is built
+ * on it in src/node/node-metrics.c.
  *
  * The registry is plain memory: no libuv, no locking (one loop).  A family
  * (one metric name) has fixed label names; a series (one label-value tuple)
@@ -15,8 +16,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wf/engine.h"
-#include "wf/etcd.h"
 #include "wf/util.h"
 
 typedef struct wf_metrics_s wf_metrics_t;
@@ -24,6 +23,7 @@ typedef struct wf_metric_s wf_metric_t;
 
 enum wf_metric_type { WF_METRIC_COUNTER, WF_METRIC_GAUGE, WF_METRIC_HISTOGRAM };
 
+/* A new, empty registry, owned by the caller. */
 wf_metrics_t *wf_metrics_create(void);
 /* Frees the registry and every family in it; NULL is a no-op. */
 void wf_metrics_destroy(wf_metrics_t *m);
@@ -61,18 +61,5 @@ int wf_metrics_render(const wf_metrics_t *m, wf_buf_t *out);
 
 /* Content-Type of the rendered text. */
 #define WF_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-
-/* ---- the agent's metric set ------------------------------------------------------
- * Registers the families docs/operations.md lists and hooks the engine's
- * observer (wf_engine_set_observer) for the two histograms.  engine and etcd
- * are borrowed: they must outlive every wf_node_metrics_render() call, and
- * the wf_node_metrics_t must outlive the engine (its observer points here).
- * Either may be NULL (their families then stay at 0), for tests. */
-typedef struct wf_node_metrics_s wf_node_metrics_t;
-wf_node_metrics_t *wf_node_metrics_create(wf_engine_t *engine, wf_etcd_t *etcd);
-void wf_node_metrics_destroy(wf_node_metrics_t *nm);
-/* Collects the current values (engine and etcd counters, log bytes, and
- * /proc/self for RSS and open fds) and renders them into out. */
-int wf_node_metrics_render(wf_node_metrics_t *nm, wf_buf_t *out);
 
 #endif

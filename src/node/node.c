@@ -24,10 +24,10 @@
  * goes on with what it has.  Running steps are never touched.
  *
  * HTTP endpoint (--listen, off by default): /healthz, /readyz and /metrics
- * on the same loop (http/server.c, node/metrics.c).  It is bound once the
- * engine exists but before anything starts, so a taken port stops the agent
- * before it registers or claims a step, and closed before the engine and
- * etcd client it reads from.
+ * on the same loop (http/server.c, node/node-metrics.c).  It is bound once
+ * the engine exists but before anything starts, so a taken port stops the
+ * agent before it registers or claims a step, and closed before the engine
+ * and etcd client it reads from.
  */
 #include "wf/node.h"
 
@@ -37,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "node-internal.h"
 #include "wf-version.h"
 #include "wf/codec.h"
 #include "wf/engine.h"
@@ -86,7 +87,7 @@ typedef struct node_s {
 
   /* HTTP endpoint (--listen); NULL / unused when off. */
   wf_httpd_t *httpd;
-  wf_node_metrics_t *metrics;
+  wf__node_metrics_t *metrics;
   uv_timer_t tick;       /* loop liveness for /healthz */
   uint64_t tick_ns;      /* uv_hrtime() of the last tick */
   uint64_t lease_ok_ms;  /* wf_mono_ms() of the last successful put or renewal */
@@ -245,7 +246,7 @@ static void on_http(const char *path, wf_httpd_resp_t *r, void *data) {
     else wf_buf_printf(&r->body, "ok\n");
   } else if (strcmp(path, "/metrics") == 0) {
     r->content_type = WF_METRICS_CONTENT_TYPE;
-    if (wf_node_metrics_render(n->metrics, &r->body) != 0) {
+    if (wf__node_metrics_render(n->metrics, &r->body) != 0) {
       r->status = 500;
       r->content_type = "text/plain; charset=utf-8";
       wf_buf_reset(&r->body);
@@ -263,7 +264,7 @@ static int http_start(node_t *n) {
     wf_error(NULL, "--listen %s: %s", n->cfg->listen, uv_strerror(r));
     return r;
   }
-  n->metrics = wf_node_metrics_create(n->engine, n->etcd);
+  n->metrics = wf__node_metrics_create(n->engine, n->etcd);
   uv_timer_init(&n->loop, &n->tick);
   n->tick.data = n;
   n->tick_ns = uv_hrtime();
@@ -638,6 +639,6 @@ int wf_node_run(const wf_node_opts_t *cfg, const wf_node_reload_t *reload) {
   }
   free(n.node_key);
   free(n.record);
-  wf_node_metrics_destroy(n.metrics);  /* after the engine: it was its observer */
+  wf__node_metrics_destroy(n.metrics);  /* after the engine: it was its observer */
   return n.exit_code;
 }

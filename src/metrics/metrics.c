@@ -1,23 +1,17 @@
 /*
- * metrics: the registry and its Prometheus text rendering, and the agent's
- * metric set (see include/wf/metrics.h).
+ * metrics: a registry of counters, gauges and histograms and its
+ * Prometheus text rendering (see include/wf/metrics.h).
  *
- * Most of the agent's numbers are already counted where they happen (engine
- * stats, etcd client counters, the log store's byte count); the agent set
- * copies them into the registry at scrape time instead of having those
- * modules know about metrics.  Only the two histograms need every single
- * observation, and the engine hands those over through its observer.
+ * Plain memory, no libuv and nothing of the node: the agent's own metric
+ * set, which fills a registry from the engine, etcd and /proc, is
+ * src/node/node-metrics.c.
  */
 #include "wf/metrics.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include "wf/logstore.h"
 
 typedef struct series_s series_t;
 struct series_s {
@@ -242,136 +236,4 @@ int wf_metrics_render(const wf_metrics_t *m, wf_buf_t *out) {
     for (const series_t *s = f->series; s && r == 0; s = s->next) r = render_series(out, f, s);
   }
   return r;
-}
-
-/* ---- the agent's metric set --------------------------------------------------------------- */
-
-struct wf_node_metrics_s {
-  wf_metrics_t *reg;
-  wf_engine_t *engine;
-  wf_etcd_t *etcd;
-  wf_metric_t *steps, *running, *waiting, *dispatch, *duration;
-  wf_metric_t *etcd_req, *etcd_err, *reconnects, *relists, *log_bytes, *docker_err;
-  wf_metric_t *rss, *fds;
-};
-
-/* Dispatch latency is milliseconds when all is well and minutes when steps
- * wait for a --max-parallel slot; step durations run from seconds to hours. */
-static const double dispatch_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                          1,     2.5,  5,     10,   30,  60,   300};
-static const double duration_buckets[] = {0.1, 0.5, 1,   5,    10,   30,
-                                           60,  300, 600, 1800, 3600, 10800};
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
-
-static void on_observe(enum wf_engine_obs what, double seconds, void *data) {
-  wf_node_metrics_t *nm = data;
-  if (seconds < 0) seconds = 0; /* the wall clock stepped back */
-  wf_metric_observe(what == WF_ENGINE_OBS_DISPATCH ? nm->dispatch : nm->duration, NULL, seconds);
-}
-
-wf_node_metrics_t *wf_node_metrics_create(wf_engine_t *engine, wf_etcd_t *etcd) {
-  static const char *const status_l[] = {"status", NULL};
-  static const char *const etcd_l[] = {"endpoint", "op", NULL};
-  wf_node_metrics_t *nm = wf_calloc(1, sizeof *nm);
-  wf_metrics_t *r = nm->reg = wf_metrics_create();
-  nm->engine = engine;
-  nm->etcd = etcd;
-  nm->steps = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_steps_total",
-                             "Steps this node ended, by the final status it wrote.", status_l,
-                             NULL, 0);
-  /* Present from the start, so that increase() sees the first one. */
-  static const char *const statuses[] = {"SUCCEEDED", "FAILED", "CANCELED"};
-  for (size_t i = 0; i < 3; i++) wf_metric_set(nm->steps, (const char *const[]){statuses[i]}, 0);
-  nm->running = wf_metrics_add(r, WF_METRIC_GAUGE, "workflow_steps_running",
-                               "Steps holding a --max-parallel slot now.", NULL, NULL, 0);
-  nm->waiting = wf_metrics_add(r, WF_METRIC_GAUGE, "workflow_steps_waiting",
-                               "PENDDING steps of this node waiting for a slot.", NULL, NULL, 0);
-  nm->dispatch = wf_metrics_add(
-      r, WF_METRIC_HISTOGRAM, "workflow_dispatch_latency_seconds",
-      "From a PENDDING step seen by the watch (or a list) to RUNNING written, slot wait included.",
-      NULL, dispatch_buckets, NELEMS(dispatch_buckets));
-  nm->duration = wf_metrics_add(r, WF_METRIC_HISTOGRAM, "workflow_step_duration_seconds",
-                                "From RUNNING written (start_at) to the final status written.",
-                                NULL, duration_buckets, NELEMS(duration_buckets));
-  nm->etcd_req = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_etcd_requests_total",
-                                "etcd unary requests (each attempt, list pages included).",
-                                etcd_l, NULL, 0);
-  nm->etcd_err = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_etcd_request_errors_total",
-                                "etcd unary requests that failed on transport or got a non-2xx.",
-                                etcd_l, NULL, 0);
-  nm->reconnects = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_watch_reconnects_total",
-                                  "etcd watch streams that broke and were retried.", NULL, NULL,
-                                  0);
-  nm->relists = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_relists_total",
-                               "Full re-lists of the step cache (compaction, --resync).", NULL,
-                               NULL, 0);
-  nm->log_bytes = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_bytes_total",
-                                 "Step log bytes written to disk.", NULL, NULL, 0);
-  /* Registered now so that dashboards and alerts can be written before the
-   * Docker runner lands; it stays 0 until then. */
-  nm->docker_err = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_docker_api_errors_total",
-                                  "Docker Engine API calls that failed.", NULL, NULL, 0);
-  nm->rss = wf_metrics_add(r, WF_METRIC_GAUGE, "process_resident_memory_bytes",
-                           "Resident memory size in bytes.", NULL, NULL, 0);
-  nm->fds = wf_metrics_add(r, WF_METRIC_GAUGE, "process_open_fds",
-                           "Number of open file descriptors.", NULL, NULL, 0);
-  if (engine) wf_engine_set_observer(engine, on_observe, nm);
-  return nm;
-}
-
-void wf_node_metrics_destroy(wf_node_metrics_t *nm) {
-  if (!nm) return;
-  wf_metrics_destroy(nm->reg);
-  free(nm);
-}
-
-static void on_etcd_stat(const char *endpoint, const char *op, uint64_t requests,
-                         uint64_t errors, void *data) {
-  wf_node_metrics_t *nm = data;
-  const char *const v[] = {endpoint, op};
-  wf_metric_set(nm->etcd_req, v, (double)requests);
-  wf_metric_set(nm->etcd_err, v, (double)errors);
-}
-
-/* Synchronous file I/O on the loop, which the agent avoids everywhere else:
- * acceptable here because /proc files are generated by the kernel without
- * touching a disk, and it runs only when something scrapes /metrics (every
- * 15 s or so), bounded by the connection limit of the server. */
-static void collect_process(wf_node_metrics_t *nm) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f) {
-    unsigned long size, resident;
-    if (fscanf(f, "%lu %lu", &size, &resident) == 2)
-      wf_metric_set(nm->rss, NULL, (double)resident * (double)sysconf(_SC_PAGESIZE));
-    fclose(f);
-  }
-  DIR *d = opendir("/proc/self/fd");
-  if (d) {
-    long n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-      if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(d)) n++;
-    closedir(d);
-    wf_metric_set(nm->fds, NULL, (double)n);
-  }
-}
-
-int wf_node_metrics_render(wf_node_metrics_t *nm, wf_buf_t *out) {
-  if (nm->engine) {
-    wf_engine_stats_t st;
-    wf_engine_stats(nm->engine, &st);
-    wf_metric_set(nm->steps, (const char *const[]){"SUCCEEDED"}, (double)st.succeeded);
-    wf_metric_set(nm->steps, (const char *const[]){"FAILED"}, (double)st.failed);
-    wf_metric_set(nm->steps, (const char *const[]){"CANCELED"}, (double)st.canceled);
-    wf_metric_set(nm->running, NULL, st.running);
-    wf_metric_set(nm->waiting, NULL, (double)st.waiting);
-    wf_metric_set(nm->relists, NULL, (double)st.relists);
-  }
-  if (nm->etcd) {
-    wf_etcd_stats(nm->etcd, on_etcd_stat, nm);
-    wf_metric_set(nm->reconnects, NULL, (double)wf_etcd_watch_reconnects(nm->etcd));
-  }
-  wf_metric_set(nm->log_bytes, NULL, (double)wf_logstore_bytes_total());
-  collect_process(nm);
-  return wf_metrics_render(nm->reg, out);
 }
