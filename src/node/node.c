@@ -105,6 +105,16 @@ static void reg_retry(node_t *n, void (*fn)(uv_timer_t *)) {
 
 static void on_reg_timer_grant(uv_timer_t *t) { reg_grant(t->data); }
 
+/* A registration call answered: no call is in flight any more.  Returns 1
+ * when the node is shutting down, which this answer may have been waiting
+ * for (shutdown_finish then runs here and the caller must stop). */
+static int reg_answered(node_t *n) {
+  n->reg_inflight = 0;
+  if (!n->stopping) return 0;
+  shutdown_finish(n);
+  return 1;
+}
+
 static void on_keepalive(int err, int64_t id, int64_t ttl, void *data);
 
 static void on_reg_timer_keepalive(uv_timer_t *t) {
@@ -121,11 +131,7 @@ static uint64_t renew_ms(const node_t *n) {
 
 static void on_keepalive(int err, int64_t id, int64_t ttl, void *data) {
   node_t *n = data;
-  n->reg_inflight = 0;
-  if (n->stopping) {
-    shutdown_finish(n);
-    return;
-  }
+  if (reg_answered(n)) return;
   if (err) {
     wf_warn(NULL, "lease keepalive failed (%s); retrying", wf_strerror(err));
     /* Retry well inside the TTL; if the lease expires meanwhile, the next
@@ -145,11 +151,7 @@ static void on_keepalive(int err, int64_t id, int64_t ttl, void *data) {
 
 static void on_reg_put(int err, int64_t rev, void *data) {
   node_t *n = data;
-  n->reg_inflight = 0;
-  if (n->stopping) {
-    shutdown_finish(n);
-    return;
-  }
+  if (reg_answered(n)) return;
   if (err) {
     wf_warn(NULL, "registering %s failed (%s%s%s); retrying", n->node_key, wf_strerror(err),
             err == WF_EETCD ? ": " : "", err == WF_EETCD ? wf_etcd_errmsg(n->etcd) : "");
@@ -168,12 +170,8 @@ static void on_reg_put(int err, int64_t rev, void *data) {
 
 static void on_grant(int err, int64_t id, int64_t ttl, void *data) {
   node_t *n = data;
-  n->reg_inflight = 0;
   if (!err) n->lease = id;
-  if (n->stopping) {
-    shutdown_finish(n);
-    return;
-  }
+  if (reg_answered(n)) return;
   if (err) {
     wf_warn(NULL, "cannot register with etcd at %s (%s); retrying", wf_etcd_endpoint(n->etcd),
             err == WF_EETCD ? wf_etcd_errmsg(n->etcd) : wf_strerror(err));
