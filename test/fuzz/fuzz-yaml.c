@@ -1,7 +1,7 @@
 /*
  * fuzz-yaml: the YAML loader (src/model/yaml.c: wf_yaml_load_all, or
  * wf_yaml_load_buf, which also takes JSON, as `wfctl apply -f -` does) and
- * then `wfctl apply`'s preparation of every document (src/cli/wfctl.c:
+ * then `wfctl apply`'s preparation of every document (src/cli/wfctl/apply-prep.c:
  * wf_cli_apply_prepare: kind, defaults, string coercion, validation).
  *
  * Oracles: every loaded document, written as JSON text, loads back as the
