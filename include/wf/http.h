@@ -26,7 +26,7 @@ typedef struct wf_http_header_s {
   const char *value;
 } wf_http_header_t;
 
-/* TLS for an https:// origin (OpenSSL, on the same loop: see client.c).  The
+/* TLS for an https:// origin (OpenSSL, on the same loop: see client-tls.c).  The
  * server certificate is always verified, against ca_file and the origin's
  * host (DNS name, or IP address for an IP literal).  PEM files, read when
  * the client is created; paths are not kept. */

@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http-internal.h"
+
 #define DEFAULT_MAX_CONNS 64
 #define DEFAULT_MAX_HEAD 8192
 #define DEFAULT_TIMEOUT_MS 10000
@@ -100,17 +102,11 @@ int wf_httpd_parse_addr(const char *s, int allow_port0, struct sockaddr_storage 
   if (hlen == 0 || hlen >= sizeof host) return UV_EINVAL;
   memcpy(host, hs, hlen);
   host[hlen] = '\0';
-  const char *p = colon + 1;
-  unsigned port = 0;
-  if (!*p || strlen(p) > 5) return UV_EINVAL;
-  for (; *p; p++) {
-    if (*p < '0' || *p > '9') return UV_EINVAL;
-    port = port * 10 + (unsigned)(*p - '0');
-  }
-  if (port > 65535 || (port == 0 && !allow_port0)) return UV_EINVAL;
+  int port = wf__http_parse_port(colon + 1, strlen(colon + 1), allow_port0);
+  if (port < 0) return UV_EINVAL;
   memset(out, 0, sizeof *out);
   if (s[0] == '[') {
-    return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0 ? 0 : UV_EINVAL;
+    return uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0 ? 0 : UV_EINVAL;
   }
   if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
   /* inet_pton, not uv_ip4_addr: the latter accepts "1" or "1.2.3" via

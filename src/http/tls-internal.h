@@ -1,9 +1,10 @@
 /*
- * tls-internal.h: the OpenSSL glue behind https:// origins in client.c.
+ * tls-internal.h: the OpenSSL engine behind https:// origins, for
+ * client-tls.c.
  *
  * OpenSSL never touches a socket here.  Each connection's SSL object sits
- * between two memory BIOs: client.c writes the ciphertext it reads from the
- * libuv stream into the read BIO (wf__tls_feed), asks for plaintext
+ * between two memory BIOs: client-tls.c writes the ciphertext it reads from
+ * the libuv stream into the read BIO (wf__tls_feed), asks for plaintext
  * (wf__tls_read) or hands plaintext over (wf__tls_write), and sends whatever
  * OpenSSL queued in the write BIO (wf__tls_out_take) with uv_write.  So TLS
  * runs on the same loop as everything else, and no call here blocks.

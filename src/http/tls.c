@@ -1,10 +1,10 @@
 /*
- * http/tls.c: OpenSSL between two memory BIOs, for client.c's https://
- * connections (see tls-internal.h for the contract).
+ * http/tls.c: OpenSSL between two memory BIOs, for the client's https://
+ * connections (client-tls.c; see tls-internal.h for the contract).
  *
  * Why memory BIOs: the socket stays a libuv stream read and written on the
  * loop like any other, so timeouts, backpressure, pooling and teardown are
- * client.c's usual ones; OpenSSL only turns ciphertext into plaintext and
+ * the client's usual ones; OpenSSL only turns ciphertext into plaintext and
  * back.  An empty read BIO answers "retry" (never EOF), so OpenSSL reports
  * SSL_ERROR_WANT_READ and the caller waits for the next socket read; the
  * write BIO grows with what OpenSSL queues and is emptied after every call.

@@ -1,6 +1,6 @@
 /*
  * fuzz-http-response: the bytes of one HTTP/1.1 response, fed through the
- * real client code path (src/http/client.c: socket reads, llhttp, chunked
+ * real client code path (src/http/client.c and client-message.c: socket reads, llhttp, chunked
  * bodies, trailers, pause/resume, cancel, keep-alive reuse and retry).
  *
  * Each input runs on a fresh uv loop.  A tiny server in the same process

@@ -1,11 +1,12 @@
 /*
- * test-http: the HTTP/1.1 client (src/http/client.c) against a scripted fake
- * server running on the same loop (a uv_tcp server on 127.0.0.1:0 and a
- * uv_pipe server on a temporary unix path).  The server answers each request
- * it parses with canned bytes from a per-test script, optionally one byte per
- * millisecond, optionally closing afterwards, or never answering; that covers
- * bytes a real etcd/dockerd will not send on demand (truncation, garbage,
- * stalls) as well as etcd's exact chunked-with-trailer error reply.
+ * test-http: the HTTP/1.1 client (src/http/client.c, client-message.c,
+ * origin.c) against a scripted fake server running on the same loop (a
+ * uv_tcp server on 127.0.0.1:0 and a uv_pipe server on a temporary unix
+ * path).  The server answers each request it parses with canned bytes from
+ * a per-test script, optionally one byte per millisecond, optionally closing
+ * afterwards, or never answering; that covers bytes a real etcd/dockerd will
+ * not send on demand (truncation, garbage, stalls) as well as etcd's exact
+ * chunked-with-trailer error reply.
  *
  * Every test counts its callbacks, asserts them, and ends with
  * wf_test_close_loop() (uv_loop_close() == 0).  Usage: test-http [name...].

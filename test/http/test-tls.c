@@ -1,5 +1,5 @@
 /*
- * test-tls: https:// in the HTTP client (src/http/client.c + tls.c) on a
+ * test-tls: https:// in the HTTP client (src/http/client-tls.c + tls.c) on a
  * real loop, against real TLS peers.
  *
  * The certificates are made by the test with the openssl CLI in a temporary

@@ -1,0 +1,314 @@
+/*
+ * http-internal.h: what the files of the HTTP client share (docs/style.md
+ * rule 1).  The client behind include/wf/http.h is four files:
+ *
+ *   client.c          the client, its connection pool and completion queue,
+ *                     and the request and connection state machines
+ *                     (connect, attach, read/timer decisions, fail, close);
+ *   client-message.c  one request's bytes out and its response in: the
+ *                     request head, the llhttp callbacks, head and body
+ *                     bounds, chunked bodies, the end of a response;
+ *   client-tls.c      the glue between a connection and tls.c's memory-BIO
+ *                     engine (handshake, ciphertext in, plaintext out,
+ *                     flushes, close_notify);
+ *   origin.c          "http://host:port", "https://..." and "unix:///path"
+ *                     parsed into a wf__http_origin_t (and the port parser
+ *                     server.c shares).
+ *
+ * The types are open here because the state lives in two objects that all
+ * three client files work on (a connection and its request); each field says
+ * which file owns it where that is not client.c.  Functions named wf__http_*
+ * cross files; everything else in them is static.  tls-internal.h stays the
+ * interface of tls.c and tls-dl.c.
+ */
+#ifndef WF_HTTP_INTERNAL_H
+#define WF_HTTP_INTERNAL_H
+
+#include <llhttp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "tls-internal.h"
+#include "wf/http.h"
+#include "wf/util.h"
+
+/* Plaintext read buffer of a connection: what llhttp parses. */
+#define WF__HTTP_READ_BUF_SIZE (64 * 1024)
+/* Ciphertext read per socket read on a TLS connection: one full record
+ * (16 KiB of payload plus header, MAC or tag and padding) per read. */
+#define WF__HTTP_CIPHER_BUF_SIZE (16 * 1024 + 512)
+#define WF__HTTP_TLS_ERR_LEN 256
+
+/* As in libuv's uv-common.h. */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- intrusive circular list (header-only, as libuv's uv__queue) ---------------- */
+typedef struct wf__http_link_s {
+  struct wf__http_link_s *prev, *next;
+} wf__http_link_t;
+
+static inline void wf__http_list_init(wf__http_link_t *h) { h->prev = h->next = h; }
+static inline int wf__http_list_empty(const wf__http_link_t *h) { return h->next == h; }
+static inline void wf__http_list_insert_after(wf__http_link_t *pos, wf__http_link_t *n) {
+  n->prev = pos;
+  n->next = pos->next;
+  pos->next->prev = n;
+  pos->next = n;
+}
+static inline void wf__http_list_push_front(wf__http_link_t *h, wf__http_link_t *n) {
+  wf__http_list_insert_after(h, n);
+}
+static inline void wf__http_list_push_back(wf__http_link_t *h, wf__http_link_t *n) {
+  wf__http_list_insert_after(h->prev, n);
+}
+static inline void wf__http_list_remove(wf__http_link_t *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  n->prev = n->next = n;
+}
+
+/* ---- origin (origin.c) ---------------------------------------------------------- */
+enum wf__http_origin_kind { ORIGIN_TCP, ORIGIN_UNIX }; /* https is ORIGIN_TCP with https set */
+
+typedef struct wf__http_origin_s {
+  enum wf__http_origin_kind kind;
+  int https;         /* the origin is https:// */
+  char *host;        /* TCP: name or address for getaddrinfo (no brackets) */
+  char port_str[8];  /* TCP: the port in decimal, "80"/"443" when none was given */
+  char *host_header; /* value of the Host header we send */
+  char *path;        /* unix socket path */
+  int have_addr;     /* host is a literal: addr is ready, no DNS */
+  struct sockaddr_storage addr;
+} wf__http_origin_t;
+
+/* Parses origin ("http://host[:port][/]", "https://...", "unix:///path";
+ * host a name, an IPv4 literal or a bracketed IPv6 literal) into *o, which
+ * the caller zeroed.  0, or UV_EINVAL with *o holding nothing (whatever was
+ * allocated is freed).  On success *o owns its strings: free them with
+ * wf__http_origin_finish. */
+int wf__http_origin_parse(wf__http_origin_t *o, const char *origin);
+/* Frees what *o owns and zeroes the pointers; safe on a zeroed or finished *o. */
+void wf__http_origin_finish(wf__http_origin_t *o);
+/* The decimal port in s[0..n) (1 to 5 digits, nothing else): 1..65535, or 0
+ * too when allow0.  Returns the port, or -1.  Shared with server.c's
+ * wf_httpd_parse_addr. */
+int wf__http_parse_port(const char *s, size_t n, int allow0);
+
+/* ---- the state machines (client.c) ---------------------------------------------- */
+enum wf__http_conn_state {
+  CONN_CONNECTING, /* resolving, connecting or in the TLS handshake, a request attached */
+  CONN_ACTIVE,     /* request written (or being written), response being read */
+  CONN_IDLE,       /* in the pool; read only to notice EOF */
+  CONN_WRITE_WAIT, /* plain: response done, pooled once the write callback ran */
+  CONN_CLOSING,    /* uv_close issued; freed when the last handle reports closed */
+};
+
+enum wf__http_timer_mode {
+  TM_NONE,
+  TM_CONNECT,  /* connect (name resolution, TLS handshake) deadline */
+  TM_RESPONSE, /* no response byte for timeout_ms */
+  TM_IDLE,     /* pooled connection unused for idle_close_ms */
+  TM_DRAIN,    /* 0 ms: re-feed bytes kept while the request was paused */
+};
+
+enum wf__http_req_state {
+  REQ_CONNECTING, /* waiting for its connection */
+  REQ_HEAD,       /* written, waiting for the response head */
+  REQ_BODY,       /* head delivered, reading the body */
+  REQ_DONE,       /* on_done queued on client->done */
+  REQ_DELIVERING, /* on_done running */
+};
+
+typedef struct wf__http_conn_s wf__http_conn_t;
+
+struct wf_http_client_s {
+  uv_loop_t *loop;
+  char *origin;        /* as given to create, for wf_http_client_origin and logs */
+  wf__http_origin_t o; /* parsed (origin.c) */
+  wf__tls_ctx_t *tls;  /* https: CA, client certificate and key, loaded at create */
+  char tls_err[WF__HTTP_TLS_ERR_LEN];    /* wf_http_client_last_error (client-tls.c) */
+  char tls_logged[WF__HTTP_TLS_ERR_LEN]; /* last reason logged at warn: repeats go to debug */
+
+  uint64_t connect_timeout_ms;
+  unsigned max_idle;
+  uint64_t idle_close_ms;
+
+  uv_idle_t idle;        /* delivers client->done */
+  wf__http_link_t reqs;  /* every request not yet freed */
+  wf__http_link_t done;  /* requests whose on_done is due */
+  wf__http_link_t conns; /* every connection not yet freed */
+  wf__http_link_t pool;  /* idle connections, most recently used first */
+  unsigned npool;
+  unsigned nconns;
+
+  int closing;
+  int idle_closed;
+  void (*close_cb)(void *data);
+  void *close_data;
+};
+
+struct wf__http_conn_s {
+  wf_http_client_t *client;
+  wf__http_link_t link;      /* client->conns */
+  wf__http_link_t pool_link; /* client->pool while CONN_IDLE */
+  enum wf__http_conn_state state;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } io;
+  uv_timer_t timer;
+  enum wf__http_timer_mode tmode;
+  int open_handles;
+  int io_inited;
+  int gai_pending;
+  int write_pending; /* uv_writes in flight (plain: at most one, wreq; TLS: one per flush) */
+  char *wait_wbuf;   /* CONN_WRITE_WAIT: the finished request's buffer, in wreq */
+  int reading;
+  int in_feed;  /* llhttp is on the stack: pause/resume only set flags */
+  uv_getaddrinfo_t gai;
+  uv_connect_t creq;
+  uv_write_t wreq;
+  struct sockaddr_storage *addrs; /* resolved addresses, tried in order */
+  size_t naddrs, addr_idx;
+  unsigned served; /* responses completed here; > 0 means reused */
+
+  /* client-tls.c */
+  wf__tls_t *tls; /* https only, from the TCP connect on; freed with conn */
+  char *cbuf;     /* https: ciphertext read buffer (WF__HTTP_CIPHER_BUF_SIZE) */
+  int tls_more;   /* a pause stopped us reading plaintext out of OpenSSL */
+  int tls_dead;   /* the session or the socket failed: no close_notify */
+
+  wf_http_req_t *req;
+  /* per response (client-message.c; reset by wf__http_response_begin) */
+  llhttp_t parser;
+  int got_bytes;    /* any byte of the response arrived */
+  int head_done;
+  int interim;      /* parsing a 1xx that is skipped */
+  int res_complete; /* on_message_complete seen */
+  int keep_alive;
+  int cb_err;       /* error chosen inside a parser callback */
+  size_t head_bytes, head_raw;
+  size_t hdr_start;
+  int parser_paused;         /* llhttp stopped by a user pause; drain before reading */
+  size_t pend_off, pend_len; /* unparsed bytes in rbuf while parser_paused */
+  char rbuf[WF__HTTP_READ_BUF_SIZE];
+};
+
+struct wf_http_req_s {
+  wf_http_client_t *client;
+  wf__http_link_t link;      /* client->reqs */
+  wf__http_link_t done_link; /* client->done while REQ_DONE */
+  enum wf__http_req_state state;
+  wf__http_conn_t *conn;
+  wf_http_cbs_t cbs;
+  void *data;
+
+  char *wbuf; /* the serialized request (client-message.c), kept for a retry */
+  size_t wlen;
+  uint64_t timeout_ms;
+  size_t max_body, max_header;
+  int stream;
+  int fresh; /* never pooled: new connection, closed afterwards */
+  int is_head;
+  int paused;
+  int retried;
+  uint64_t connect_deadline;
+
+  int err;
+  int status;
+  wf_buf_t body;    /* buffered mode: the body so far, bounded by max_body */
+  wf_buf_t headbuf; /* "name\0value\0..." of the current head */
+  size_t *hoffs;    /* name/value offsets into headbuf, 2 per header */
+  size_t nhdr, hcap;
+};
+
+/* 1 when a user callback (or what it called) cancelled req or closed the
+ * client: conn is no longer req's active connection.  Checked after every
+ * call out of the parser (docs/style.md rule 10). */
+static inline int wf__http_gone(const wf__http_conn_t *conn, const wf_http_req_t *req) {
+  return conn->state != CONN_ACTIVE || conn->req != req;
+}
+
+/* Text for our log lines: WF_E* codes and libuv's own. */
+static inline const char *wf__http_errstr(int err) {
+  return err <= WF_EPROTO ? wf_strerror(err) : uv_strerror(err);
+}
+
+/* Each of these may close conn (its memory stays until the handles' close
+ * callbacks, a later loop turn) and queue req's on_done, which always runs on
+ * a later loop iteration; none calls a user callback itself.  Callers look
+ * at conn->state afterwards. */
+
+/* Closes conn; it must have no request attached.  A no-op when already
+ * closing.  Safe from any callback. */
+void wf__http_conn_close(wf__http_conn_t *conn);
+/* A pooled (idle) connection turned out unusable (EOF, an error, bytes nobody
+ * asked for, why): logs why at debug and closes it. */
+void wf__http_conn_drop(wf__http_conn_t *conn, const char *why);
+/* A transport or protocol failure on conn: fails its request with err, or
+ * retries it once on a fresh connection when a reused connection died before
+ * answering; closes conn either way (just closes it without a request). */
+void wf__http_conn_fail(wf__http_conn_t *conn, int err);
+/* The response on conn ended (err 0) or failed: queues the request's
+ * on_done and pools or closes conn. */
+void wf__http_complete_req(wf__http_conn_t *conn, int err);
+/* conn is connected (and through its handshake): disarms the connect or idle
+ * timer, puts req on it and sends the request.  req stays owned by the
+ * client; conn holds it until the response ends. */
+void wf__http_attach(wf__http_conn_t *conn, wf_http_req_t *req);
+/* The one place that decides whether conn's socket is read and what its
+ * timer waits for (docs/style.md, the traps).  May fail conn. */
+void wf__http_update_read_state(wf__http_conn_t *conn);
+/* uv_read_start on conn's stream with the client's read callbacks (which
+ * hand TLS connections to wf__http_tls_on_read).  0, or the libuv error
+ * after conn was failed with it. */
+int wf__http_start_reading(wf__http_conn_t *conn);
+
+/* ---- one message (client-message.c) --------------------------------------------- */
+/* Checks opts (method, path and header names are tokens without blanks or
+ * controls, values hold no CR or LF, pointers match their counts, the body
+ * fits a uv_buf_t) and writes the whole request into out (initialised here;
+ * the caller owns out->data on success, nothing on failure).  host_header is
+ * sent as Host unless opts has one.  0, or UV_EINVAL. */
+int wf__http_request_build(const char *host_header, const wf_http_req_opts_t *opts,
+                           wf_buf_t *out);
+/* A request goes out on conn: a fresh parser and fresh per-response state. */
+void wf__http_response_begin(wf__http_conn_t *conn);
+/* Parses n response bytes at p, which lie in conn->rbuf (the caller keeps
+ * them there: a user pause leaves the unparsed rest in place for the drain).
+ * User callbacks (on_head, on_data) run inside; the response's end completes
+ * the request (wf__http_complete_req), a parse error or a bound fails conn. */
+void wf__http_feed(wf__http_conn_t *conn, const char *p, size_t n);
+/* The stream ended (UV_EOF, or close_notify over TLS) or failed (err) under
+ * an active request: completes a body delimited by the close, else fails
+ * conn with err. */
+void wf__http_on_eof(wf__http_conn_t *conn, int err);
+
+/* ---- TLS glue (client-tls.c) ---------------------------------------------------- */
+/* TCP is up on an https connection (CONN_CONNECTING, the request attached
+ * and the connect timer running): starts the session and its handshake;
+ * wf__http_attach follows once it completes, from a later read callback.  A
+ * TLS failure fails conn with WF_ETLS, its reason kept for
+ * wf_http_client_last_error. */
+void wf__http_tls_start(wf__http_conn_t *conn);
+/* A read on a TLS connection: client.c's read callback hands over every one
+ * but nread == 0 and those after the close began.  buf holds ciphertext in
+ * conn->cbuf (the connection's; consumed during the call). */
+void wf__http_tls_on_read(wf__http_conn_t *conn, ssize_t nread, const uv_buf_t *buf);
+/* Moves plaintext OpenSSL holds into the parser until it needs more
+ * ciphertext, the user pauses, or the response ends; conn is CONN_ACTIVE.
+ * For the drain after a resume. */
+void wf__http_tls_pump(wf__http_conn_t *conn);
+/* Encrypts n bytes (borrowed: the plaintext stays the caller's) and sends
+ * them.  0, or < 0 after conn was failed. */
+int wf__http_tls_send(wf__http_conn_t *conn, const char *p, size_t n);
+/* Best-effort close_notify before conn closes in good health; sends now or
+ * never (uv_try_write).  A no-op for plain connections and failed sessions. */
+void wf__http_tls_close_notify(wf__http_conn_t *conn);
+
+#endif
