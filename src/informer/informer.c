@@ -181,12 +181,13 @@ static void maybe_free(wf_informer_t *inf);
 
 static void on_list_done(int err, int64_t revision, void *data) {
   wf_informer_t *inf = data;
-  inf->listing = 0;
   if (inf->state == INF_CLOSING) {
+    inf->listing = 0;
     maybe_free(inf);
     return;
   }
   if (err) {
+    inf->listing = 0;
     uint64_t d = wf_backoff_next(&inf->backoff);
     wf_warn(NULL, "listing %s failed (%s%s%s); retrying in %llu ms", inf->prefix,
             wf_strerror(err), err == WF_EETCD ? ": " : "",
@@ -195,7 +196,10 @@ static void on_list_done(int err, int64_t revision, void *data) {
     return;
   }
   wf_backoff_reset(&inf->backoff);
-  /* Whatever the snapshot did not hold is gone. */
+  /* Whatever the snapshot did not hold is gone.  The sweep runs with
+   * `listing` still set, so a resync asked for from on_delete waits
+   * (relist_pending) instead of starting a list in the middle of it: that
+   * would bump the generation and make every key not yet swept look gone. */
   wf_map_iter_t it;
   wf_map_iter_init(&it);
   const char *k;
@@ -208,6 +212,7 @@ static void on_list_done(int err, int64_t revision, void *data) {
       entry_free(e);
     }
   }
+  inf->listing = 0;
   int first = !inf->synced_once;
   inf->synced_once = 1;
   inf->state = INF_WATCHING;
