@@ -3,7 +3,7 @@
  * messages, for every message in proto/workflow.proto.  No per-field code:
  * the ProtobufCMessageDescriptor says what each key is.
  *
- * JSON rules (the Go original's encoding/json, see spec.md §3):
+ * JSON rules (the Go original's encoding/json, see docs/protocol.md §3):
  *  - keys are the proto field names (snake_case, Node.resourceVersion);
  *  - enums are written as the upper-case value name; on input any case of the
  *    name is accepted, and so is a plain number that is a defined value;

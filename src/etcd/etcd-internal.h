@@ -1,10 +1,12 @@
 /*
- * etcd-internal.h: what etcd.c, watch.c and parse.c share, and what the unit
- * tests reach past the public header for.
+ * etcd-internal.h: what etcd.c, watch.c, auth.c and the parse*.c files
+ * share, and what the unit tests reach past the public header for.
  *
- * parse.c is pure (jansson + util/, no libuv, no http/): request bodies,
- * response parsing, the newline-delimited stream splitter and the watch
- * resume bookkeeping.  Keeping it apart lets test-etcd-parse link it alone.
+ * The parse*.c files are pure (jansson, model/jscan and util/; no libuv, no
+ * http/): parse.c reads the answers, parse-request.c writes the request
+ * bodies, parse-stream.c holds the newline-delimited stream splitter and the
+ * watch resume bookkeeping.  Keeping them apart lets test-etcd-parse test
+ * them without a loop.
  */
 #ifndef WF_ETCD_INTERNAL_H
 #define WF_ETCD_INTERNAL_H
@@ -136,7 +138,7 @@ void wf__etcd_kv_copy(wf_etcd_kv_t *dst, const wf_etcd_kv_t *src);
 int wf__etcd_kvs_parse(const json_t *arr, wf_etcd_kv_t **kvs, size_t *n);
 void wf__etcd_kvs_free(wf_etcd_kv_t *kvs, size_t n);
 
-/* ---- request bodies (parse.c): malloc'd compact JSON, *len set ------------------- */
+/* ---- request bodies (parse-request.c): malloc'd compact JSON, *len set ------------------- */
 char *wf__etcd_req_range(const char *key, size_t klen, const char *end, size_t elen,
                          const wf_etcd_range_opts_t *o, size_t *len);
 char *wf__etcd_req_put(const char *key, size_t klen, const char *val, size_t vlen,
@@ -152,10 +154,13 @@ char *wf__etcd_req_watch(const char *key, size_t klen, const char *end, size_t e
                          int64_t start_revision, size_t *len);
 
 /* ---- fast path (parse.c) -------------------------------------------------------------------
- * List pages (RANGE answers) and watch messages are first read by a one-pass
- * scanner that accepts only plain gateway JSON and otherwise hands the text
- * to jansson, whose results and errors stay the reference.  Tests set this
- * to 0 to compare the two paths; nothing else touches it. */
+ * List pages (RANGE answers), txn answers and watch messages are first read
+ * with the JSON scanner (model/jscan.c), which accepts only plain gateway
+ * JSON and otherwise hands the text to jansson, whose results and errors stay
+ * the reference.  The differential tests (test/etcd/test-parse.c, the etcd
+ * fuzz targets) set this to 0 to compare the two paths; nothing else touches
+ * it.  It is a process-wide switch, not a member of wf_etcd_t, because the
+ * parsers are pure functions that take no client. */
 extern int wf__etcd_fast_json;
 
 /* ---- responses (parse.c) ------------------------------------------------------------ */
@@ -190,7 +195,7 @@ void wf__etcd_resp_clear(wf__etcd_resp_t *r);
 int wf__etcd_error_parse(int status, const char *body, size_t len, char *msg, size_t msglen,
                          int *grpc_code);
 
-/* ---- newline-delimited stream splitter (parse.c) --------------------------------------
+/* ---- newline-delimited stream splitter (parse-stream.c) --------------------------------------
  * Feeds arbitrary chunks; calls cb once per complete line (without "\n" and
  * a trailing "\r"; blank lines skipped).  A line that would outgrow max makes
  * feed return WF_ETOOBIG.  A non-zero return from cb stops the feed at once
@@ -225,7 +230,7 @@ typedef struct wf__etcd_watch_msg_s {
 int wf__etcd_watch_msg_parse(const char *line, size_t n, wf__etcd_watch_msg_t *m);
 void wf__etcd_watch_msg_clear(wf__etcd_watch_msg_t *m);
 
-/* ---- watch resume bookkeeping (parse.c) -----------------------------------------------------
+/* ---- watch resume bookkeeping (parse-stream.c) -----------------------------------------------------
  * Events are delivered per message, fragments included, as they arrive.  A
  * fragment can end in the middle of a revision (one txn or deleterange
  * touching many keys), so "last mod_revision + 1" is not always a safe resume

@@ -1,17 +1,21 @@
 /*
- * parse: the pure half of the etcd client.  It turns calls into gateway JSON
- * and gateway JSON back into wf_etcd_kv_t, splits the watch stream into
- * lines, and keeps the watch's resume position.  The gateway's quirks live
- * here: bytes are base64, int64 are strings, default values are omitted
- * (no "kvs" when empty, no "TTL" when 0, no "type" for a PUT event).
- * No libuv, no http/: unit-tested on its own (test/etcd/test-parse.c).
+ * parse: the gateway's JSON answers, read into wf_etcd_kv_t and the
+ * wf__etcd_resp_t / wf__etcd_watch_msg_t of etcd-internal.h.  The gateway's
+ * quirks live here: bytes are base64, int64 are strings, default values are
+ * omitted (no "kvs" when empty, no "TTL" when 0, no "type" for a PUT event).
+ * List pages, txn answers and watch messages are read first by a fast path
+ * on the JSON scanner (model/jscan.c), with jansson as the reference it falls
+ * back to.  Request bodies are in parse-request.c, the watch stream's line
+ * splitter and resume position in parse-stream.c.  No libuv, no http/:
+ * unit-tested on its own (test/etcd/test-parse.c).
  */
 #include "etcd-internal.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "wf/jscan.h"
 
 /* ---- scalars ---------------------------------------------------------------------- */
 
@@ -57,22 +61,6 @@ int wf__etcd_bytes(const json_t *v, char **out, size_t *len) {
   if (!json_is_string(v)) return WF_EPROTO;
   *out = wf_b64_decode(json_string_value(v), json_string_length(v), len);
   return *out ? 0 : WF_EPROTO;
-}
-
-static json_t *b64_json(const char *p, size_t n) {
-  char *s = wf_malloc(wf_b64_enc_len(n) + 1);
-  wf_b64_encode(p, n, s);
-  json_t *j = json_string_nocheck(s);
-  free(s);
-  return j;
-}
-
-/* proto3 JSON wants int64 as a string; the gateway accepts numbers too, but
- * strings keep every value exact whatever the JSON library does. */
-static json_t *i64_json(int64_t v) {
-  char s[32];
-  snprintf(s, sizeof s, "%" PRId64, v);
-  return json_string_nocheck(s);
 }
 
 /* A revision: like wf__etcd_i64, but only 0 (omitted) to INT64_MAX - 1.
@@ -143,370 +131,103 @@ int wf__etcd_kvs_parse(const json_t *arr, wf_etcd_kv_t **kvs, size_t *n) {
   return 0;
 }
 
-/* ---- request bodies -------------------------------------------------------------- */
-
-/* Serialises and releases root (ownership passes, rule 15). */
-static char *dump(json_t *root, size_t *len) {
-  char *s = json_dumps(root, JSON_COMPACT);
-  json_decref(root);
-  if (!s) {
-    /* Only an allocation failure makes jansson fail here. */
-    wf_error(NULL, "etcd: out of memory serialising a request");
-    abort();
-  }
-  *len = strlen(s);
-  return s;
-}
-
-static void set_range(json_t *o, const char *key, size_t klen, const char *end, size_t elen) {
-  json_object_set_new_nocheck(o, "key", b64_json(key, klen));
-  if (end) json_object_set_new_nocheck(o, "range_end", b64_json(end, elen));
-}
-
-char *wf__etcd_req_range(const char *key, size_t klen, const char *end, size_t elen,
-                         const wf_etcd_range_opts_t *o, size_t *len) {
-  json_t *root = json_object();
-  set_range(root, key, klen, end, elen);
-  if (o && o->limit > 0) json_object_set_new_nocheck(root, "limit", i64_json(o->limit));
-  if (o && o->revision > 0)
-    json_object_set_new_nocheck(root, "revision", i64_json(o->revision));
-  if (o && o->keys_only) json_object_set_new_nocheck(root, "keys_only", json_true());
-  if (o && o->count_only) json_object_set_new_nocheck(root, "count_only", json_true());
-  return dump(root, len);
-}
-
-char *wf__etcd_req_put(const char *key, size_t klen, const char *val, size_t vlen,
-                       int64_t lease, size_t *len) {
-  json_t *root = json_object();
-  json_object_set_new_nocheck(root, "key", b64_json(key, klen));
-  json_object_set_new_nocheck(root, "value", b64_json(val, vlen));
-  if (lease != 0) json_object_set_new_nocheck(root, "lease", i64_json(lease));
-  return dump(root, len);
-}
-
-/* Written directly rather than built as a jansson tree and dumped: the two
- * txns of every step (claim, final write) spent more time in jansson than
- * in anything else of the request (bench part 2).  Base64 and decimal
- * digits never need JSON escaping, so the text is exact as it is. */
-char *wf__etcd_req_put_if(const char *key, size_t klen, int64_t mod_revision,
-                          const char *val, size_t vlen, size_t *len) {
-  size_t kb = wf_b64_enc_len(klen), vb = wf_b64_enc_len(vlen);
-  size_t cap = 3 * kb + vb + 256;
-  char *out = wf_malloc(cap), *k = wf_malloc(kb + 1), *p = out;
-  wf_b64_encode(key, klen, k);
-  /* An absent key has create_revision 0: "create if absent". */
-  p += sprintf(p, "{\"compare\":[{\"key\":\"%s\",\"result\":\"EQUAL\",", k);
-  if (mod_revision == 0)
-    p += sprintf(p, "\"target\":\"CREATE\",\"create_revision\":\"0\"}]");
-  else
-    p += sprintf(p, "\"target\":\"MOD\",\"mod_revision\":\"%" PRId64 "\"}]", mod_revision);
-  p += sprintf(p, ",\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"", k);
-  wf_b64_encode(val, vlen, p);
-  p += vb;
-  p += sprintf(p, "\"}}],\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}", k);
-  free(k);
-  *len = (size_t)(p - out);
-  return out;
-}
-
-char *wf__etcd_req_delete(const char *key, size_t klen, const char *end, size_t elen,
-                          size_t *len) {
-  json_t *root = json_object();
-  set_range(root, key, klen, end, elen);
-  return dump(root, len);
-}
-
-char *wf__etcd_req_compact(int64_t revision, size_t *len) {
-  json_t *root = json_object();
-  json_object_set_new_nocheck(root, "revision", i64_json(revision));
-  /* physical: answer only once the compaction is applied, so a watch or a
-   * range at an older revision fails for sure afterwards. */
-  json_object_set_new_nocheck(root, "physical", json_true());
-  return dump(root, len);
-}
-
-char *wf__etcd_req_lease_grant(int64_t ttl, size_t *len) {
-  json_t *root = json_object();
-  json_object_set_new_nocheck(root, "TTL", i64_json(ttl));
-  return dump(root, len);
-}
-
-char *wf__etcd_req_lease_id(int64_t id, size_t *len) {
-  json_t *root = json_object();
-  json_object_set_new_nocheck(root, "ID", i64_json(id));
-  return dump(root, len);
-}
-
-char *wf__etcd_req_watch(const char *key, size_t klen, const char *end, size_t elen,
-                         int64_t start_revision, size_t *len) {
-  json_t *cr = json_object();
-  set_range(cr, key, klen, end, elen);
-  if (start_revision > 0)
-    json_object_set_new_nocheck(cr, "start_revision", i64_json(start_revision));
-  /* Large replays arrive as several messages, each far below the line bound. */
-  json_object_set_new_nocheck(cr, "fragment", json_true());
-  /* Progress notifications tell a quiet watch from a stalled one (watch.c). */
-  json_object_set_new_nocheck(cr, "progress_notify", json_true());
-  json_t *root = json_object();
-  json_object_set_new_nocheck(root, "create_request", cr);
-  return dump(root, len);
-}
-
-/* ---- fast path for list pages and watch messages ---------------------------------------
+/* ---- fast path for list pages, txn answers and watch messages ----------------------------
  * jansson spends about 100 instructions per byte, most of them in long
  * base64 strings, and a list page or a watch event is almost all base64: a
  * 1,000-key page of Go-format steps cost ~200 M instructions before the
  * values were even looked at.  The gateway's answers are machine-written and
- * regular, so these two are first read by the one-pass scanner below, which
- * accepts only the plain case: strings of printable ASCII without escapes,
- * integers of at most 18 digits, nesting below FAST_MAX_DEPTH, no repeated
- * key among those it extracts, nothing but whitespace after the value.  On
- * anything else, and wherever a field rule below would fail, it answers
- * FAST_NO and the jansson path parses the same bytes, with the same results
- * and errors as before.  So it never decides anything jansson would decide
- * differently; it only decides faster. */
-#define FAST_NO 1
+ * regular, so these are first read with the JSON scanner (model/jscan.c),
+ * which accepts only the plain case: strings of printable ASCII without
+ * escapes, integers of at most 18 digits (no fractions, not even in fields
+ * nobody reads), objects and arrays nested less than FAST_MAX_DEPTH deep, no
+ * repeated key among those read here, nothing but whitespace after the
+ * value.  On anything else, and wherever a field rule below would fail, the
+ * readers answer WF_JSCAN_DECLINE (NO) and the jansson path parses the same
+ * bytes, with the same results and errors as before.  So the fast path never
+ * decides anything jansson would decide differently; it only decides faster.
+ *
+ * The fs_* readers run inside the scanner's member callbacks, where s->p is
+ * at the first byte of a value, never at the end (jscan.h); so they may look
+ * at *s->p without a bound check. */
 #define FAST_MAX_DEPTH 16
+#define FAST_FLAGS (WF_JSCAN_PRINTABLE | WF_JSCAN_INT_ONLY)
+#define NO WF_JSCAN_DECLINE
+#define KEYIS(lit) WF_JSCAN_KEYIS(k, kn, lit)
 
+/* A switch for the differential tests, which parse the same bytes with the
+ * fast path off to compare (test/etcd/test-parse.c and the etcd fuzz
+ * targets).  It is process-wide rather than a member of wf_etcd_t because
+ * the parsers are pure functions that no client is passed to, and because
+ * nothing but those tests ever sets it: the agent always runs with 1. */
 int wf__etcd_fast_json = 1;
 
-typedef struct fscan_s {
-  const char *p, *end;
-} fscan_t;
-
-static void fs_ws(fscan_t *s) {
-  while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-    s->p++;
-}
-
-static int fs_lit(fscan_t *s, const char *lit, size_t n) {
-  if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) return FAST_NO;
-  s->p += n;
-  return 0;
-}
-
-/* A plain string; *b / *n: its bytes without the quotes. */
-static int fs_str(fscan_t *s, const char **b, size_t *n) {
-  if (s->p >= s->end || *s->p != '"') return FAST_NO;
-  const char *q = ++s->p;
-  const char *end = s->end;
-  for (;; q++) {
-    if (q >= end) return FAST_NO;
-    unsigned char c = (unsigned char)*q;
-    if (c == '"') break;
-    if (c == '\\' || c < 0x20 || c >= 0x7f) return FAST_NO;
-  }
-  *b = s->p;
-  *n = (size_t)(q - s->p);
-  s->p = q + 1;
-  return 0;
-}
-
-/* A JSON integer of at most 18 digits (*is_int = 1, its value in *v);
- * every other number is FAST_NO. */
-static int fs_num(fscan_t *s, int64_t *v, int *is_int) {
-  const char *q = s->p;
-  int neg = 0;
-  if (q < s->end && *q == '-') {
-    neg = 1;
-    q++;
-  }
-  const char *d0 = q;
-  while (q < s->end && *q >= '0' && *q <= '9') q++;
-  size_t nd = (size_t)(q - d0);
-  if (nd == 0 || (nd > 1 && *d0 == '0')) return FAST_NO;
-  int frac = 0;
-  if (q < s->end && *q == '.') {
-    frac = 1;
-    const char *f = ++q;
-    while (q < s->end && *q >= '0' && *q <= '9') q++;
-    if (q == f) return FAST_NO;
-  }
-  if (q < s->end && (*q == 'e' || *q == 'E')) {
-    frac = 1;
-    q++;
-    if (q < s->end && (*q == '+' || *q == '-')) q++;
-    const char *f = q;
-    while (q < s->end && *q >= '0' && *q <= '9') q++;
-    if (q == f) return FAST_NO;
-  }
-  /* Fractions and exponents never occur in the gateway's answers; jansson
-   * would also refuse some of them (overflow), so leave them to it. */
-  if (frac || nd > 18) return FAST_NO;
-  *is_int = !frac;
-  if (!frac) {
-    int64_t acc = 0;
-    for (const char *c = d0; c < d0 + nd; c++) acc = acc * 10 + (*c - '0');
-    *v = neg ? -acc : acc;
-  }
-  s->p = q;
-  return 0;
-}
-
-static int fs_skip(fscan_t *s, int depth);
-
-/* Calls on_key for each member of an object (s->p at '{'); on_key must
- * consume the value (fs_skip it if it does not want it). */
-typedef int (*fs_member_cb)(fscan_t *s, const char *k, size_t kn, void *ctx, int depth);
-static int fs_object(fscan_t *s, int depth, fs_member_cb on_key, void *ctx) {
-  if (depth >= FAST_MAX_DEPTH || s->p >= s->end || *s->p != '{') return FAST_NO;
-  s->p++;
-  fs_ws(s);
-  if (s->p < s->end && *s->p == '}') {
-    s->p++;
-    return 0;
-  }
-  for (;;) {
-    const char *k;
-    size_t kn;
-    fs_ws(s);
-    if (fs_str(s, &k, &kn)) return FAST_NO;
-    fs_ws(s);
-    if (s->p >= s->end || *s->p != ':') return FAST_NO;
-    s->p++;
-    fs_ws(s);
-    if (on_key(s, k, kn, ctx, depth + 1)) return FAST_NO;
-    fs_ws(s);
-    if (s->p >= s->end) return FAST_NO;
-    if (*s->p == '}') {
-      s->p++;
-      return 0;
-    }
-    if (*s->p != ',') return FAST_NO;
-    s->p++;
-  }
-}
-
-/* Calls on_elem for each element of an array (s->p at '['); on_elem must
- * consume the element. */
-typedef int (*fs_elem_cb)(fscan_t *s, void *ctx, int depth);
-static int fs_array(fscan_t *s, int depth, fs_elem_cb on_elem, void *ctx) {
-  if (depth >= FAST_MAX_DEPTH || s->p >= s->end || *s->p != '[') return FAST_NO;
-  s->p++;
-  fs_ws(s);
-  if (s->p < s->end && *s->p == ']') {
-    s->p++;
-    return 0;
-  }
-  for (;;) {
-    fs_ws(s);
-    if (on_elem(s, ctx, depth + 1)) return FAST_NO;
-    fs_ws(s);
-    if (s->p >= s->end) return FAST_NO;
-    if (*s->p == ']') {
-      s->p++;
-      return 0;
-    }
-    if (*s->p != ',') return FAST_NO;
-    s->p++;
-  }
-}
-
-static int skip_elem(fscan_t *s, void *ctx, int depth) { return fs_skip(s, depth); }
-
-static int skip_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
-  return fs_skip(s, depth);
-}
-
-static int fs_skip(fscan_t *s, int depth) {
-  if (depth >= FAST_MAX_DEPTH || s->p >= s->end) return FAST_NO;
-  const char *b;
-  size_t n;
-  int64_t v;
-  int is_int;
-  switch (*s->p) {
-    case '"':
-      return fs_str(s, &b, &n);
-    case '{':
-      return fs_object(s, depth, skip_member, NULL);
-    case '[':
-      return fs_array(s, depth, skip_elem, NULL);
-    case 't':
-      return fs_lit(s, "true", 4);
-    case 'f':
-      return fs_lit(s, "false", 5);
-    case 'n':
-      return fs_lit(s, "null", 4);
-    default:
-      return fs_num(s, &v, &is_int);
-  }
-}
-
 /* json_is_true(): only the literal true counts; any other value is false. */
-static int fs_bool(fscan_t *s, int *out, int depth) {
-  *out = s->p < s->end && *s->p == 't';
-  return fs_skip(s, depth);
+static int fs_bool(wf_jscan_t *s, int *out) {
+  *out = *s->p == 't';
+  return wf_jscan_skip(s);
 }
 
 /* The wf__etcd_i64 rules: a string of decimal digits (optional '-'), an
- * integer, or null (= 0).  Anything those rules refuse is FAST_NO (jansson's
+ * integer, or null (= 0).  Anything those rules refuse declines (jansson's
  * path then reports it). */
-static int fs_i64(fscan_t *s, int64_t *out, int depth) {
+static int fs_i64(wf_jscan_t *s, int64_t *out) {
   *out = 0;
-  if (s->p >= s->end) return FAST_NO;
-  if (*s->p == 'n') return fs_lit(s, "null", 4);
+  if (*s->p == 'n') return wf_jscan_lit(s, "null", 4);
   if (*s->p == '"') {
     const char *b;
     size_t n, i = 0;
-    if (fs_str(s, &b, &n)) return FAST_NO;
+    if (wf_jscan_str(s, &b, &n)) return NO;
     int neg = 0;
     if (n > 0 && b[0] == '-') {
       neg = 1;
       i = 1;
     }
-    if (i == n || n - i > 18) return FAST_NO;
+    if (i == n || n - i > 18) return NO;
     int64_t acc = 0;
     for (; i < n; i++) {
-      if (b[i] < '0' || b[i] > '9') return FAST_NO;
+      if (b[i] < '0' || b[i] > '9') return NO;
       acc = acc * 10 + (b[i] - '0');
     }
     *out = neg ? -acc : acc;
     return 0;
   }
   int is_int;
-  if (fs_num(s, out, &is_int) || !is_int) return FAST_NO;
+  if (wf_jscan_num(s, out, &is_int) || !is_int) return NO;
   return 0;
 }
 
 /* rev_field(): 0 .. INT64_MAX - 1 (18 digits are far below). */
-static int fs_rev(fscan_t *s, int64_t *out, int depth) {
-  if (fs_i64(s, out, depth) || *out < 0) return FAST_NO;
+static int fs_rev(wf_jscan_t *s, int64_t *out) {
+  if (fs_i64(s, out) || *out < 0) return NO;
   return 0;
 }
 
-/* ---- KeyValue -------------------------------------------------------------------------- */
+/* ---- fast path: KeyValue ---------------------------------------------------------------- */
 typedef struct fkv_s {
   const char *key, *value;  /* spans of the base64 text; NULL = absent (or null) */
   size_t key_n, value_n;
   int64_t create_revision, mod_revision, version, lease;
-  unsigned seen;            /* bit per extracted field: a repeat is FAST_NO */
+  unsigned seen;            /* bit per extracted field: a repeat declines */
 } fkv_t;
 
-static int fs_seen(unsigned *seen, unsigned bit) {
-  if (*seen & bit) return FAST_NO;
-  *seen |= bit;
-  return 0;
-}
-
-static int fs_b64_field(fscan_t *s, const char **b, size_t *n) {
+static int fs_b64_field(wf_jscan_t *s, const char **b, size_t *n) {
   *b = NULL;
   *n = 0;
-  if (s->p < s->end && *s->p == 'n') return fs_lit(s, "null", 4);
-  return fs_str(s, b, n);
+  if (*s->p == 'n') return wf_jscan_lit(s, "null", 4);
+  return wf_jscan_str(s, b, n);
 }
 
-#define KEYIS(lit) (kn == sizeof(lit) - 1 && memcmp(k, lit, kn) == 0)
-
-static int kv_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+static int kv_member(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
   fkv_t *kv = ctx;
-  if (KEYIS("key")) return fs_seen(&kv->seen, 1) || fs_b64_field(s, &kv->key, &kv->key_n);
-  if (KEYIS("value")) return fs_seen(&kv->seen, 2) || fs_b64_field(s, &kv->value, &kv->value_n);
+  if (KEYIS("key")) return wf_jscan_once(&kv->seen, 1) || fs_b64_field(s, &kv->key, &kv->key_n);
+  if (KEYIS("value"))
+    return wf_jscan_once(&kv->seen, 2) || fs_b64_field(s, &kv->value, &kv->value_n);
   if (KEYIS("create_revision"))
-    return fs_seen(&kv->seen, 4) || fs_rev(s, &kv->create_revision, depth);
-  if (KEYIS("mod_revision")) return fs_seen(&kv->seen, 8) || fs_rev(s, &kv->mod_revision, depth);
-  if (KEYIS("version")) return fs_seen(&kv->seen, 16) || fs_i64(s, &kv->version, depth);
-  if (KEYIS("lease")) return fs_seen(&kv->seen, 32) || fs_i64(s, &kv->lease, depth);
-  return fs_skip(s, depth);
+    return wf_jscan_once(&kv->seen, 4) || fs_rev(s, &kv->create_revision);
+  if (KEYIS("mod_revision")) return wf_jscan_once(&kv->seen, 8) || fs_rev(s, &kv->mod_revision);
+  if (KEYIS("version")) return wf_jscan_once(&kv->seen, 16) || fs_i64(s, &kv->version);
+  if (KEYIS("lease")) return wf_jscan_once(&kv->seen, 32) || fs_i64(s, &kv->lease);
+  return wf_jscan_skip(s);
 }
 
 /* Decodes what kv_member found into out (as wf__etcd_kv_parse would). */
@@ -518,7 +239,7 @@ static int fkv_finish(const fkv_t *f, wf_etcd_kv_t *out) {
   out->value = v;
   if (!k || !v) {
     wf__etcd_kv_clear(out);
-    return FAST_NO;
+    return NO;
   }
   out->create_revision = f->create_revision;
   out->mod_revision = f->mod_revision;
@@ -527,7 +248,7 @@ static int fkv_finish(const fkv_t *f, wf_etcd_kv_t *out) {
   return 0;
 }
 
-/* A growable array of parsed kvs / events. */
+/* A growable array of parsed kvs. */
 typedef struct fkvs_s {
   wf_etcd_kv_t *kvs;
   size_t n, cap;
@@ -539,49 +260,42 @@ static void fkvs_free(fkvs_t *a) {
   a->n = a->cap = 0;
 }
 
-static int fs_kv(fscan_t *s, wf_etcd_kv_t *out, int depth) {
+static int fs_kv(wf_jscan_t *s, wf_etcd_kv_t *out) {
   fkv_t f;
   memset(&f, 0, sizeof f);
-  if (fs_object(s, depth, kv_member, &f)) return FAST_NO;
+  if (wf_jscan_object(s, kv_member, &f)) return NO;
   return fkv_finish(&f, out);
 }
 
-static int kv_elem(fscan_t *s, void *ctx, int depth) {
+static int kv_elem(wf_jscan_t *s, void *ctx) {
   fkvs_t *a = ctx;
   if (a->n == a->cap) {
     a->cap = a->cap ? a->cap * 2 : 64;
     a->kvs = wf_realloc(a->kvs, a->cap * sizeof *a->kvs);
   }
-  if (fs_kv(s, &a->kvs[a->n], depth)) return FAST_NO;
+  if (fs_kv(s, &a->kvs[a->n])) return NO;
   a->n++;
   return 0;
 }
 
 /* An array of KeyValue, or null (= none). */
-static int fs_kvs(fscan_t *s, fkvs_t *a, int depth) {
-  if (s->p < s->end && *s->p == 'n') return fs_lit(s, "null", 4);
-  return fs_array(s, depth, kv_elem, a);
+static int fs_kvs(wf_jscan_t *s, fkvs_t *a) {
+  if (*s->p == 'n') return wf_jscan_lit(s, "null", 4);
+  return wf_jscan_array(s, kv_elem, a);
 }
 
-static int header_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
-  if (KEYIS("revision")) return fs_rev(s, ctx, depth);
-  return fs_skip(s, depth);
+static int header_member(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
+  if (KEYIS("revision")) return fs_rev(s, ctx);
+  return wf_jscan_skip(s);
 }
 
 /* "header": an object whose "revision" follows rev_field; a repeated
- * "revision" inside is FAST_NO through the caller's seen bit. */
-static int fs_header(fscan_t *s, int64_t *rev, int depth) {
-  if (s->p < s->end && *s->p != '{') return FAST_NO;
-  return fs_object(s, depth, header_member, rev);
+ * "revision" inside declines through the caller's seen bit. */
+static int fs_header(wf_jscan_t *s, int64_t *rev) {
+  return wf_jscan_object(s, header_member, rev);
 }
 
-/* The whole text is one value followed by whitespace only. */
-static int fs_end(fscan_t *s) {
-  fs_ws(s);
-  return s->p == s->end ? 0 : FAST_NO;
-}
-
-/* ---- range answers ---------------------------------------------------------------------------- */
+/* ---- fast path: range answers ----------------------------------------------------------- */
 typedef struct frange_s {
   int64_t revision, count;
   int more;
@@ -589,24 +303,25 @@ typedef struct frange_s {
   unsigned seen;
 } frange_t;
 
-static int range_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+static int range_member(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
   frange_t *r = ctx;
-  if (KEYIS("header")) return fs_seen(&r->seen, 1) || fs_header(s, &r->revision, depth);
-  if (KEYIS("kvs")) return fs_seen(&r->seen, 2) || fs_kvs(s, &r->kvs, depth);
-  if (KEYIS("more")) return fs_seen(&r->seen, 4) || fs_bool(s, &r->more, depth);
-  if (KEYIS("count")) return fs_seen(&r->seen, 8) || fs_i64(s, &r->count, depth);
-  return fs_skip(s, depth);
+  if (KEYIS("header")) return wf_jscan_once(&r->seen, 1) || fs_header(s, &r->revision);
+  if (KEYIS("kvs")) return wf_jscan_once(&r->seen, 2) || fs_kvs(s, &r->kvs);
+  if (KEYIS("more")) return wf_jscan_once(&r->seen, 4) || fs_bool(s, &r->more);
+  if (KEYIS("count")) return wf_jscan_once(&r->seen, 8) || fs_i64(s, &r->count);
+  return wf_jscan_skip(s);
 }
 
-/* 0 with r filled, or FAST_NO (r untouched). */
+/* 0 with r filled, or NO (r untouched). */
 static int fast_range(const char *body, size_t len, wf__etcd_resp_t *r) {
-  fscan_t s = {body, body + len};
+  wf_jscan_t s;
   frange_t f;
   memset(&f, 0, sizeof f);
-  fs_ws(&s);
-  if (fs_object(&s, 0, range_member, &f) || fs_end(&s)) {
+  wf_jscan_init(&s, body, len, FAST_MAX_DEPTH, FAST_FLAGS);
+  wf_jscan_ws(&s);
+  if (wf_jscan_object(&s, range_member, &f) || wf_jscan_end(&s)) {
     fkvs_free(&f.kvs);
-    return FAST_NO;
+    return NO;
   }
   r->revision = f.revision;
   r->count = f.count;
@@ -620,7 +335,7 @@ static int fast_range(const char *body, size_t len, wf__etcd_resp_t *r) {
   return 0;
 }
 
-/* ---- txn answers ------------------------------------------------------------------------------- */
+/* ---- fast path: txn answers ------------------------------------------------------------- */
 /* Only the common case: succeeded true, whose "responses" (the put's own
  * header) nobody reads.  A failed txn carries the key's current value in a
  * response_range: rare (a conflict), so it goes to jansson. */
@@ -630,31 +345,31 @@ typedef struct ftxn_s {
   unsigned seen;
 } ftxn_t;
 
-static int txn_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+static int txn_member(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
   ftxn_t *t = ctx;
-  if (KEYIS("header")) return fs_seen(&t->seen, 1) || fs_header(s, &t->revision, depth);
-  if (KEYIS("succeeded")) return fs_seen(&t->seen, 2) || fs_bool(s, &t->succeeded, depth);
+  if (KEYIS("header")) return wf_jscan_once(&t->seen, 1) || fs_header(s, &t->revision);
+  if (KEYIS("succeeded")) return wf_jscan_once(&t->seen, 2) || fs_bool(s, &t->succeeded);
   if (KEYIS("responses")) {
-    if (fs_seen(&t->seen, 4)) return FAST_NO;
+    if (wf_jscan_once(&t->seen, 4)) return NO;
     /* jansson's path wants an array (or nothing) here. */
-    fs_ws(s);
-    if (s->p < s->end && *s->p != '[' && *s->p != 'n') return FAST_NO;
+    if (*s->p != '[' && *s->p != 'n') return NO;
   }
-  return fs_skip(s, depth);
+  return wf_jscan_skip(s);
 }
 
 static int fast_txn(const char *body, size_t len, wf__etcd_resp_t *r) {
-  fscan_t s = {body, body + len};
+  wf_jscan_t s;
   ftxn_t t;
   memset(&t, 0, sizeof t);
-  fs_ws(&s);
-  if (fs_object(&s, 0, txn_member, &t) || fs_end(&s) || !t.succeeded) return FAST_NO;
+  wf_jscan_init(&s, body, len, FAST_MAX_DEPTH, FAST_FLAGS);
+  wf_jscan_ws(&s);
+  if (wf_jscan_object(&s, txn_member, &t) || wf_jscan_end(&s) || !t.succeeded) return NO;
   r->revision = t.revision;
   r->succeeded = 1;
   return 0;
 }
 
-/* ---- watch messages ------------------------------------------------------------------------------ */
+/* ---- fast path: watch messages ---------------------------------------------------------- */
 typedef struct fevent_s {
   int type;
   wf_etcd_kv_t kv;
@@ -662,31 +377,31 @@ typedef struct fevent_s {
   unsigned seen;
 } fevent_t;
 
-static int event_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+static int event_member(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
   fevent_t *ev = ctx;
   if (KEYIS("type")) {
-    if (fs_seen(&ev->seen, 1)) return FAST_NO;
-    if (s->p < s->end && *s->p == '"') {
+    if (wf_jscan_once(&ev->seen, 1)) return NO;
+    if (*s->p == '"') {
       const char *b;
       size_t n;
-      if (fs_str(s, &b, &n)) return FAST_NO;
+      if (wf_jscan_str(s, &b, &n)) return NO;
       if (n == 3 && memcmp(b, "PUT", 3) == 0) ev->type = WF_ETCD_PUT;
       else if (n == 6 && memcmp(b, "DELETE", 6) == 0) ev->type = WF_ETCD_DELETE;
-      else return FAST_NO;
+      else return NO;
       return 0;
     }
     int64_t v;
     int is_int;
-    if (fs_num(s, &v, &is_int) || !is_int || v < 0 || v > 1) return FAST_NO;
+    if (wf_jscan_num(s, &v, &is_int) || !is_int || v < 0 || v > 1) return NO;
     ev->type = v == 1 ? WF_ETCD_DELETE : WF_ETCD_PUT;
     return 0;
   }
   if (KEYIS("kv")) {
-    if (fs_seen(&ev->seen, 2) || fs_kv(s, &ev->kv, depth)) return FAST_NO;
+    if (wf_jscan_once(&ev->seen, 2) || fs_kv(s, &ev->kv)) return NO;
     ev->have_kv = 1;
     return 0;
   }
-  return fs_skip(s, depth);
+  return wf_jscan_skip(s);
 }
 
 typedef struct fwatch_s {
@@ -695,14 +410,14 @@ typedef struct fwatch_s {
   unsigned seen;
 } fwatch_t;
 
-static int event_elem(fscan_t *s, void *ctx, int depth) {
+static int event_elem(wf_jscan_t *s, void *ctx) {
   fwatch_t *w = ctx;
   wf__etcd_watch_msg_t *m = w->m;
   fevent_t ev;
   memset(&ev, 0, sizeof ev);
-  if (fs_object(s, depth, event_member, &ev) || !ev.have_kv) {
+  if (wf_jscan_object(s, event_member, &ev) || !ev.have_kv) {
     if (ev.have_kv) wf__etcd_kv_clear(&ev.kv);
-    return FAST_NO;
+    return NO;
   }
   if (m->nevents == w->cap) {
     w->cap = w->cap ? w->cap * 2 : 4;
@@ -714,57 +429,60 @@ static int event_elem(fscan_t *s, void *ctx, int depth) {
   return 0;
 }
 
-static int fs_events(fscan_t *s, fwatch_t *w, int depth) {
-  if (s->p < s->end && *s->p == 'n') return fs_lit(s, "null", 4);
-  return fs_array(s, depth, event_elem, w);
+static int fs_events(wf_jscan_t *s, fwatch_t *w) {
+  if (*s->p == 'n') return wf_jscan_lit(s, "null", 4);
+  return wf_jscan_array(s, event_elem, w);
 }
 
-static int result_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+static int result_member(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
   fwatch_t *w = ctx;
   wf__etcd_watch_msg_t *m = w->m;
-  if (KEYIS("header")) return fs_seen(&w->seen, 1) || fs_header(s, &m->header_revision, depth);
+  if (KEYIS("header")) return wf_jscan_once(&w->seen, 1) || fs_header(s, &m->header_revision);
   if (KEYIS("compact_revision"))
-    return fs_seen(&w->seen, 2) || fs_rev(s, &m->compact_revision, depth);
-  if (KEYIS("created")) return fs_seen(&w->seen, 4) || fs_bool(s, &m->created, depth);
-  if (KEYIS("canceled")) return fs_seen(&w->seen, 8) || fs_bool(s, &m->canceled, depth);
-  if (KEYIS("fragment")) return fs_seen(&w->seen, 16) || fs_bool(s, &m->fragment, depth);
-  if (KEYIS("events")) return fs_seen(&w->seen, 32) || fs_events(s, w, depth);
+    return wf_jscan_once(&w->seen, 2) || fs_rev(s, &m->compact_revision);
+  if (KEYIS("created")) return wf_jscan_once(&w->seen, 4) || fs_bool(s, &m->created);
+  if (KEYIS("canceled")) return wf_jscan_once(&w->seen, 8) || fs_bool(s, &m->canceled);
+  if (KEYIS("fragment")) return wf_jscan_once(&w->seen, 16) || fs_bool(s, &m->fragment);
+  if (KEYIS("events")) return wf_jscan_once(&w->seen, 32) || fs_events(s, w);
   if (KEYIS("cancel_reason")) {
-    if (fs_seen(&w->seen, 64)) return FAST_NO;
-    if (s->p < s->end && *s->p == '"') {
+    if (wf_jscan_once(&w->seen, 64)) return NO;
+    if (*s->p == '"') {
       const char *b;
       size_t n;
-      if (fs_str(s, &b, &n)) return FAST_NO;
+      if (wf_jscan_str(s, &b, &n)) return NO;
       snprintf(m->msg, sizeof m->msg, "%.*s", (int)n, b);
       return 0;
     }
-    return fs_skip(s, depth);
+    return wf_jscan_skip(s);
   }
-  return fs_skip(s, depth);
+  return wf_jscan_skip(s);
 }
 
-static int top_member(fscan_t *s, const char *k, size_t kn, void *ctx, int depth) {
+static int top_member(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
   fwatch_t *w = ctx;
   if (KEYIS("result")) {
-    if (fs_seen(&w->seen, 128)) return FAST_NO;
-    if (s->p >= s->end || *s->p != '{') return FAST_NO;
-    return fs_object(s, depth, result_member, w);
+    if (wf_jscan_once(&w->seen, 128)) return NO;
+    return wf_jscan_object(s, result_member, w);
   }
-  if (KEYIS("error")) return FAST_NO; /* rare: the jansson path words it */
-  return fs_skip(s, depth);
+  if (KEYIS("error")) return NO; /* rare: the jansson path words it */
+  return wf_jscan_skip(s);
 }
 
-/* 0 with m filled, or FAST_NO (m cleared). */
+/* 0 with m filled, or NO (m cleared). */
 static int fast_watch_msg(const char *line, size_t n, wf__etcd_watch_msg_t *m) {
-  fscan_t s = {line, line + n};
+  wf_jscan_t s;
   fwatch_t w = {m, 0, 0};
-  fs_ws(&s);
-  if (fs_object(&s, 0, top_member, &w) || fs_end(&s) || !(w.seen & 128)) {
+  wf_jscan_init(&s, line, n, FAST_MAX_DEPTH, FAST_FLAGS);
+  wf_jscan_ws(&s);
+  if (wf_jscan_object(&s, top_member, &w) || wf_jscan_end(&s) || !(w.seen & 128)) {
     wf__etcd_watch_msg_clear(m);
-    return FAST_NO;
+    return NO;
   }
   return 0;
 }
+
+#undef KEYIS
+#undef NO
 
 /* ---- responses ---------------------------------------------------------------------- */
 
@@ -912,52 +630,6 @@ int wf__etcd_error_parse(int status, const char *body, size_t len, char *msg, si
   return *grpc_code == 11 ? WF_ECOMPACTED : WF_EETCD;
 }
 
-/* ---- line splitter ---------------------------------------------------------------- */
-
-void wf__etcd_lines_init(wf__etcd_lines_t *l, size_t max) { wf_buf_init(&l->buf, max); }
-void wf__etcd_lines_finish(wf__etcd_lines_t *l) { wf_buf_finish(&l->buf); }
-void wf__etcd_lines_reset(wf__etcd_lines_t *l) { wf_buf_reset(&l->buf); }
-
-static int deliver(const char *p, size_t n, wf__etcd_line_cb cb, void *data) {
-  if (n > 0 && p[n - 1] == '\r') n--;
-  size_t i = 0;
-  while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r')) i++;
-  if (i == n) return 0;
-  return cb(p, n, data);
-}
-
-int wf__etcd_lines_feed(wf__etcd_lines_t *l, const char *p, size_t n, wf__etcd_line_cb cb,
-                        void *data) {
-  while (n > 0) {
-    const char *nl = memchr(p, '\n', n);
-    if (!nl) return wf_buf_append(&l->buf, p, n);
-    size_t k = (size_t)(nl - p);
-    int r;
-    if (l->buf.len == 0) {
-      /* The common case, a whole line inside one chunk: no copy. */
-      if (k > l->buf.max) return WF_ETOOBIG;
-      r = deliver(p, k, cb, data);
-    } else {
-      r = wf_buf_append(&l->buf, p, k);
-      if (r != 0) return r;
-      r = deliver(l->buf.data, l->buf.len, cb, data);
-      /* On r != 0 the owner drops the stream and resets us: leave buf. */
-      if (r == 0) wf_buf_reset(&l->buf);
-    }
-    if (r != 0) return r;
-    p = nl + 1;
-    n -= k + 1;
-  }
-  return 0;
-}
-
-int wf__etcd_lines_flush(wf__etcd_lines_t *l, wf__etcd_line_cb cb, void *data) {
-  if (l->buf.len == 0) return 0;
-  int r = deliver(l->buf.data, l->buf.len, cb, data);
-  if (r == 0) wf_buf_reset(&l->buf);
-  return r;
-}
-
 /* ---- watch messages ------------------------------------------------------------------ */
 
 void wf__etcd_watch_msg_clear(wf__etcd_watch_msg_t *m) {
@@ -1029,67 +701,4 @@ int wf__etcd_watch_msg_parse(const char *line, size_t n, wf__etcd_watch_msg_t *m
 out:
   json_decref(root);
   return e;
-}
-
-/* ---- resume position -------------------------------------------------------------- */
-
-void wf__etcd_resume_init(wf__etcd_resume_t *r, int64_t rev) {
-  r->rev = rev > 0 ? rev : 0;
-  r->skip = 0;
-  r->drop_left = 0;
-}
-
-void wf__etcd_resume_connect(wf__etcd_resume_t *r) { r->drop_left = r->skip; }
-
-void wf__etcd_resume_created(wf__etcd_resume_t *r, int64_t header_revision) {
-  /* Watching from "now": the watch starts after the revision it was created
-   * at, so a reconnect must ask for exactly that + 1. */
-  if (r->rev == 0) {
-    r->rev = header_revision + 1;
-    r->skip = r->drop_left = 0;
-  }
-}
-
-int wf__etcd_resume_event(wf__etcd_resume_t *r, int64_t rev) {
-  if (rev < r->rev) return 0;  /* already past it (never sent by etcd) */
-  if (rev == r->rev && r->drop_left > 0) {
-    r->drop_left--;
-    return 0;
-  }
-  if (rev == r->rev) {
-    r->skip++;
-  } else {
-    r->rev = rev;
-    r->skip = 1;
-    r->drop_left = 0;
-  }
-  return 1;
-}
-
-void wf__etcd_resume_msg_end(wf__etcd_resume_t *r, int fragment) {
-  /* The last message of a response ends on a revision boundary: what was
-   * partly delivered is now whole, resume after it. */
-  if (!fragment && r->skip > 0) {
-    r->rev++;
-    r->skip = 0;
-    r->drop_left = 0;
-  }
-}
-
-/* ---- prefix ---------------------------------------------------------------------------- */
-
-size_t wf_etcd_prefix_end(const char *prefix, size_t plen, char *out) {
-  /* etcd's GetPrefixRangeEnd: bump the last byte that is not 0xff and cut
-   * after it.  A prefix of only 0xff bytes has no end: "\0" (every key from
-   * the start key on) is what etcd means by that. */
-  size_t n = plen;
-  while (n > 0 && (unsigned char)prefix[n - 1] == 0xff) n--;
-  if (n == 0) {
-    if (plen == 0) return 0;
-    out[0] = '\0';
-    return 1;
-  }
-  memcpy(out, prefix, n);
-  out[n - 1] = (char)((unsigned char)prefix[n - 1] + 1);
-  return n;
 }

@@ -1,8 +1,11 @@
 /*
- * test-parse: the pure half of the etcd client (src/etcd/parse.c) against
- * the bytes real-peers.md §1 recorded from etcd 3.4's gateway: base64 and
- * int64-as-string edge cases, omitted defaults, error bodies, the watch
- * stream split at every chunk boundary, fragments and the resume position.
+ * test-parse: the pure half of the etcd client (src/etcd/parse.c,
+ * parse-request.c, parse-stream.c) against the bytes docs/peers.md §1
+ * recorded from etcd 3.4's gateway: base64 and int64-as-string edge cases,
+ * omitted defaults, error bodies, the watch stream split at every chunk
+ * boundary, fragments and the resume position; and the fast path on the
+ * JSON scanner (model/jscan.c) against jansson on every cut and one-byte
+ * change of sample answers.
  */
 #include "src/etcd/etcd-internal.h"
 #include "wf-test.h"
@@ -285,7 +288,7 @@ static void test_prefix_end(void) {
 
 /* ---- the stream splitter ------------------------------------------------------------- */
 
-/* What the gateway sent for a watch (real-peers.md), including a blank line,
+/* What the gateway sent for a watch (docs/peers.md), including a blank line,
  * a CRLF and the bare error that ends a stream without a newline. */
 static const char *stream_lines[] = {
     "{\"result\":{\"header\":{\"revision\":\"8\"},\"created\":true}}",

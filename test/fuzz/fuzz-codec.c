@@ -1,6 +1,8 @@
 /*
- * fuzz-codec: the JSON codec (src/model/codec.c) on Step, Action, Pipeline
- * and Node, and the node's patch of a stored step (src/model/step.c).
+ * fuzz-codec: the JSON codec (src/model/codec.c, codec-decode.c,
+ * codec-encode.c) on Step, Action, Pipeline and Node, the node's patch of a
+ * stored step (src/model/step.c), and the step head scanner
+ * (src/model/headscan.c on jscan.c).
  *
  * Oracles: wf_step_head_scan, when it answers, reads the same head as
  * jansson + wf_step_head, and never answers for bytes jansson rejects or

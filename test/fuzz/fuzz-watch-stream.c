@@ -7,7 +7,10 @@
  *
  * The body is fed in arbitrary pieces (sizes taken from the input) and, as
  * an oracle, also in one piece to a second splitter: both must deliver the
- * same lines, stop at the same point, and agree on WF_ETOOBIG.
+ * same lines, stop at the same point, and agree on WF_ETOOBIG.  Each line is
+ * also parsed with the fast path off (jansson only), which must give the
+ * same message as the fast path's JSON scanner (model/jscan.c); and the
+ * resume position never goes back.
  *
  * Input layout:
  *   byte 0     line bound selector: 0-127 -> 8 MiB (the real one),
@@ -58,12 +61,37 @@ typedef struct ctx_s {
   int created;
 } ctx_t;
 
+/* The line parsed with the fast path off gives the same message as m. */
+static void check_jansson_agrees(const char *line, size_t n, int r, const wf__etcd_watch_msg_t *m) {
+  wf__etcd_watch_msg_t m2;
+  wf__etcd_fast_json = 0;
+  int r2 = wf__etcd_watch_msg_parse(line, n, &m2);
+  wf__etcd_fast_json = 1;
+  CHECK(r2 == r);
+  CHECK(strcmp(m2.msg, m->msg) == 0);
+  if (r == 0) {
+    CHECK(m2.error == m->error && m2.created == m->created && m2.canceled == m->canceled);
+    CHECK(m2.fragment == m->fragment && m2.header_revision == m->header_revision);
+    CHECK(m2.compact_revision == m->compact_revision && m2.nevents == m->nevents);
+    for (size_t i = 0; i < m->nevents; i++) {
+      const wf_etcd_kv_t *a = &m->events[i].kv, *b = &m2.events[i].kv;
+      CHECK(m2.events[i].type == m->events[i].type);
+      CHECK(a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0);
+      CHECK(a->value_len == b->value_len && memcmp(a->value, b->value, a->value_len) == 0);
+      CHECK(a->create_revision == b->create_revision && a->mod_revision == b->mod_revision);
+      CHECK(a->version == b->version && a->lease == b->lease);
+    }
+  }
+  wf__etcd_watch_msg_clear(&m2);
+}
+
 /* What watch.c's on_line/handle_msg do with a line. */
 static void handle(ctx_t *c, const char *line, size_t n) {
   wf__etcd_watch_msg_t m;
   int r = wf__etcd_watch_msg_parse(line, n, &m);
   CHECK(r == 0 || r == WF_EPROTO);
   CHECK(memchr(m.msg, '\0', sizeof(m.msg)) != NULL);
+  check_jansson_agrees(line, n, r, &m);
   if (r == 0 && !m.error) {
     if (m.created) wf__etcd_resume_created(&c->resume, m.header_revision);
     if (!m.canceled && m.nevents > 0) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora under test/fuzz/corpus/<target>/ (docs/fuzzing.md).
 
-The payloads are the bytes real-peers.md recorded from etcd 3.4.23's JSON
+The payloads are the bytes docs/peers.md recorded from etcd 3.4.23's JSON
 gateway and Docker Engine 20.10.24, copied verbatim.  That file shows curl's
 output, where CRLFs appear as plain line ends; the HTTP framing is written
 back here with CRLF, and every chunk size line is checked against the chunk
@@ -44,7 +44,7 @@ def chunked(status, chunks, extra='', trailer=''):
     return head + b''.join(chunks) + b'0\r\n' + trailer.encode() + b'\r\n'
 
 
-# ---- etcd bytes (real-peers.md §1) --------------------------------------------
+# ---- etcd bytes (docs/peers.md §1) --------------------------------------------
 PUT = '{"header":{%s,"revision":"4","raft_term":"2"}}' % CLUSTER
 PUT_PREV = ('{"header":{%s,"revision":"6","raft_term":"2"},"prev_kv":{"key":"L25vZGVzL2I=",'
             '"create_revision":"5","mod_revision":"5","version":"1","value":"d29ybGQ="}}' % CLUSTER)
@@ -130,7 +130,7 @@ WATCH1_CHUNKS = [(W_CREATED, '8a'), (W_PUT1, 'e6'), (W_PUT2_PREV, '14b'), (W_PUT
                  (W_DEL1_PREV, '129'), (W_DEL2_PREV, '12a')]
 WATCH2 = [W_CREATED, W_PUT1, W_PUT2, W_PUT3, W_DEL1, W_DEL2]
 
-# ---- Docker bytes (real-peers.md §2) ----------------------------------------------
+# ---- Docker bytes (docs/peers.md §2) ----------------------------------------------
 DOCKER_HDR = ('Api-Version: 1.41\r\n{ct}Docker-Experimental: false\r\nOstype: linux\r\n'
               'Server: Docker/20.10.24+dfsg1 (linux)\r\nDate: Fri, 27 Nov 2026 10:02:43 GMT\r\n')
 
@@ -386,7 +386,7 @@ def main():
     write('watch-stream', 'stop-at-2', bytes([0x00, 0x02]) + sizes + ws['watch2'].encode())
 
     # etcd-response: [op | msg size << 4, status - 200] + body; op 9 = the
-    # error parser.  The auth answer (op 8) is not in real-peers.md: its shape
+    # error parser.  The auth answer (op 8) is not in docs/peers.md: its shape
     # is etcd's AuthenticateResponse (header + token), the token made up.
     write('etcd-response', 'auth', bytes([8 | 0xc0, 0]) +
           ('{"header":{%s,"revision":"22","raft_term":"2"},"token":'

@@ -485,7 +485,7 @@ static const char etcd_err_body[] =
     "provided\",\"code\":3}";
 static char etcd_err_reply[2048];
 
-/* Exactly what etcd 3.4's gateway sent for an empty put (real-peers.md). */
+/* Exactly what etcd 3.4's gateway sent for an empty put (docs/peers.md). */
 static void make_etcd_err_reply(void) {
   snprintf(etcd_err_reply, sizeof(etcd_err_reply),
            "HTTP/1.1 400 Bad Request\r\n"

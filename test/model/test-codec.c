@@ -1,8 +1,8 @@
 /*
  * test-codec: the descriptor-driven JSON <-> protobuf-c codec.
  *
- * The anchor is the Go original's stored Step (reference-go-workflow.md
- * §1.7): decoding it and encoding it back in Go mode must give the same
+ * The anchor is the Go original's stored Step (docs/protocol.md
+ * appendix A): decoding it and encoding it back in Go mode must give the same
  * bytes.  The rest pins the input leniency (enum case, numeric enums, int64
  * as strings, nulls, unknown keys), the error texts (they name the key
  * path), the encode flags, and the generic type walk on a test-only proto2

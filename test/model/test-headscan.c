@@ -39,7 +39,7 @@ static void same(const char *p, size_t n) {
 }
 
 static const char *const SAMPLES[] = {
-    /* reference-go-workflow.md §1.7, as the Go original stores it */
+    /* docs/protocol.md appendix A, as the Go original stores it */
     "{\"key\":\"ns1.c3r8psea0brhlbg0qdd0.1.1\",\"create_type\":\"PIPELINE\",\"namespace\":\"ns1\","
     "\"pipeline_id\":\"c3r8psea0brhlbg0qdd0\",\"create_at\":1626770673846,"
     "\"update_at\":1626770681002,\"deploy_id\":\"\",\"resource_version\":831402,\"id\":1,"
