@@ -154,3 +154,15 @@ char *wf__etcd_req_auth(const char *user, const char *password, size_t *len) {
   *len = b.len;
   return b.data;
 }
+
+size_t wf__etcd_auth_headers(const wf_etcd_t *e, wf_http_header_t hdrs[2], int with_token,
+                             unsigned *gen) {
+  hdrs[0].name = "Content-Type";
+  hdrs[0].value = "application/json";
+  hdrs[1].name = "Authorization";
+  hdrs[1].value = "";
+  *gen = e->token_gen;
+  if (!with_token || !e->token || !e->token[0]) return 1;
+  hdrs[1].value = e->token;
+  return 2;
+}

@@ -97,6 +97,12 @@ int wf__etcd_auth_wait(wf_etcd_t *e, wf__etcd_auth_waiter_t *wt);
 void wf__etcd_auth_invalidate(wf_etcd_t *e, unsigned gen);
 /* 1 if an error reply means "your token is not (or no longer) valid". */
 int wf__etcd_auth_rejected(int status, int grpc_code, const char *msg);
+/* Fills hdrs with the JSON content type and, when with_token and a token
+ * is held, its Authorization header; records the token generation the
+ * request carries in *gen.  Returns the number of headers.  hdrs[1].value
+ * borrows e->token: send the request before the token can change. */
+size_t wf__etcd_auth_headers(const wf_etcd_t *e, wf_http_header_t hdrs[2], int with_token,
+                             unsigned *gen);
 /* Frees the auth state (wf__etcd_maybe_finish). */
 void wf__etcd_auth_free(wf_etcd_t *e);
 /* {"name":...,"password":...}, malloc'd; built here rather than with jansson

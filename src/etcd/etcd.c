@@ -217,13 +217,8 @@ static int call_send(call_t *c) {
     return wf__etcd_auth_wait(e, &c->wt);
   }
   /* Copied by http/, so a stack array is fine. */
-  wf_http_header_t hdrs[2] = {{"Content-Type", "application/json"}, {"Authorization", ""}};
-  size_t nh = 1;
-  if (c->op != WF__ETCD_AUTH && e->token && e->token[0]) {
-    hdrs[1].value = e->token;
-    nh = 2;
-  }
-  c->token_gen = e->token_gen;
+  wf_http_header_t hdrs[2];
+  size_t nh = wf__etcd_auth_headers(e, hdrs, c->op != WF__ETCD_AUTH, &c->token_gen);
   wf_http_req_opts_t o;
   memset(&o, 0, sizeof o);
   o.method = "POST";

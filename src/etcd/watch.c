@@ -402,13 +402,8 @@ static void conn_start(wf_etcd_watch_t *w) {
   wf__etcd_resume_connect(&w->resume);
   size_t blen;
   char *body = wf__etcd_req_watch(w->key, w->klen, w->end, w->elen, w->resume.rev, &blen);
-  wf_http_header_t hdrs[2] = {{"Content-Type", "application/json"}, {"Authorization", ""}};
-  size_t nh = 1;
-  if (e->token && e->token[0]) {
-    hdrs[1].value = e->token;
-    nh = 2;
-  }
-  w->token_gen = e->token_gen;
+  wf_http_header_t hdrs[2];
+  size_t nh = wf__etcd_auth_headers(e, hdrs, 1, &w->token_gen);
   wf_http_req_opts_t o;
   memset(&o, 0, sizeof o);
   o.method = "POST";
