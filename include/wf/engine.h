@@ -32,6 +32,9 @@ typedef struct wf_engine_cfg_s {
   const char *node_name;
   const char *prefix;
   const char *log_dir;
+  /* Steps' output files go to <output_dir>/<step key>/ (made absolute at
+   * create; NULL = "runner_output"). */
+  const char *output_dir;
   const char *actions_dir;   /* may be NULL */
   unsigned max_parallel;
   unsigned step_timeout_s;   /* 0 = none */

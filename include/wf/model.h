@@ -47,6 +47,9 @@ typedef struct wf_step_patch_s {
   const char *message;
   const wf_kv_t *response; /* merged into status.response */
   size_t nresponse;
+  const char *drop_prefix; /* NULL, or: status.response keys starting with it are
+                              removed before the merge (a new run's claim drops
+                              the outputs of an earlier run) */
   int64_t update_at;       /* always written */
 } wf_step_patch_t;
 
@@ -72,14 +75,18 @@ const char *wf_params_get(const wf_params_t *p, const char *key);
 
 /*
  * Merges run params, later wins (docs/protocol.md §4): the action's non-empty
- * defaults < the pipeline's `with` (pipeline may be NULL) < the step's
- * `with`.  Then checks that every required run param is present and
- * non-empty and that every key is a valid environment name.  Returns 0, or
- * -1 with a malloc'd message in *err ("validate run params error, required
- * param A,required param B", like the original).
+ * defaults < the pipeline's `with` (pipeline may be NULL) < the outputs of
+ * the pipeline run's earlier steps (offers, may be NULL; see wf/outputs.h)
+ * < the step's `with`.  Then checks that every required run param is
+ * present and non-empty and that every key of the action, the pipeline and
+ * the step is a valid environment name (an offer's "<step name>.NAME" is
+ * not one, and is passed on as it is).  Returns 0, or -1 with a malloc'd
+ * message in *err ("validate run params error, required param A,required
+ * param B", like the original).
  */
 int wf_params_merge(const Wf__Action *action, const Wf__Pipeline *pipeline,
-                    const Wf__Step *step, wf_params_t *out, char **err);
+                    const wf_params_t *offers, const Wf__Step *step, wf_params_t *out,
+                    char **err);
 
 /* The action's runner_params with non-empty values, as borrowed kvs
  * (caller frees the array only). */

@@ -21,6 +21,7 @@ typedef struct wf_node_opts_s {
   size_t netcd;
   char *prefix;           /* --prefix / WORKFLOW_PREFIX; default "inforboard" */
   char *log_dir;          /* --log-dir / WORKFLOW_LOG_DIR; default "runner_log" */
+  char *output_dir;       /* --output-dir / WORKFLOW_OUTPUT_DIR; default "runner_output" */
   char *actions_dir;      /* --actions-dir / WORKFLOW_ACTIONS_DIR; NULL = none */
   char *docker_host;      /* --docker-host / DOCKER_HOST; default unix:///var/run/docker.sock */
   unsigned max_parallel;  /* --max-parallel; default 16, 1..10000 */

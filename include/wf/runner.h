@@ -42,6 +42,12 @@ typedef struct wf_run_req_s {
    * output continues in the same log file, which the engine opened for
    * appending.  NULL for a normal run. */
   const char *attach_id;
+  /* The host directory of the step's output files (docs/protocol.md §4),
+   * or NULL.  env names its files in WORKFLOW_OUTPUT and WORKFLOW_SUMMARY
+   * as host paths; a runner whose step cannot see the host's files (a
+   * container, a pod) makes the directory visible to it and rewrites those
+   * two variables to the paths the step sees. */
+  const char *output_dir;
 } wf_run_req_t;
 
 typedef struct wf_run_result_s {

@@ -72,6 +72,8 @@ static const opt_t opts[] = {
    "YAML config file; keys are the long flag names"},
   {"log-dir", "WORKFLOW_LOG_DIR", K_PATH, "runner_log", 0, 0, OFF(node.log_dir), "DIR",
    "directory for step log files"},
+  {"output-dir", "WORKFLOW_OUTPUT_DIR", K_PATH, "runner_output", 0, 0, OFF(node.output_dir),
+   "DIR", "directory for the files steps write their outputs to"},
   {"actions-dir", "WORKFLOW_ACTIONS_DIR", K_OPTPATH, NULL, 0, 0, OFF(node.actions_dir), "DIR",
    "directory of action YAML files (etcd actions win)"},
   {"docker-host", "DOCKER_HOST", K_DOCKER, "unix:///var/run/docker.sock", 0, 0,
@@ -812,6 +814,7 @@ void wf_config_finish(wf_config_t *cfg) {
   free(cfg->node.prefix);
   free(cfg->config_file);
   free(cfg->node.log_dir);
+  free(cfg->node.output_dir);
   free(cfg->node.actions_dir);
   free(cfg->node.docker_host);
   free(cfg->node.address);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "engine-internal.h"
+#include "wf/outputs.h"
 
 static void on_claimed(int err, int ok, int64_t rev, const wf_etcd_kv_t *cur, void *data);
 static void on_verify(int err, const wf_etcd_range_res_t *res, void *data);
@@ -215,6 +216,7 @@ void wf__claim(wf_engine_t *e, wf_cache_entry_t *entry, uint64_t seen_ms, json_t
       .message = "",
       .response = j->response.kv,
       .nresponse = j->response.n,
+      .drop_prefix = WF_OUTPUT_KEY_PREFIX,
       .update_at = now,
   };
   wf_step_apply_patch(o, &p);

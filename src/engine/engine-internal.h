@@ -7,6 +7,8 @@
  *   claim.c     CLAIMING: the RUNNING txn and a lost answer verified
  *   resolve.c   RESOLVING: action and pipeline
  *   run.c       RUNNING: params, environment, runner, log file, timeout
+ *   outputs.c   the step's output files: offers of earlier steps, its
+ *               directory before the run, its files after it
  *   recover.c   after a restart: what the runners left, re-attach, orphans
  *   queue.c     the work queue
  *   catalog.c   the action catalog
@@ -98,6 +100,7 @@ struct wf_engine_s {
   uv_loop_t *loop;
   wf_etcd_t *etcd;
   char *node_name, *prefix, *log_dir, *steps_prefix, *mask_params;
+  char *output_dir;          /* absolute; steps' output files in <output_dir>/<key>/ */
   char *quoted_name;         /* "\"<node name>\"", or NULL if JSON must escape the name */
   size_t quoted_len;
   unsigned max_parallel, step_timeout_s, stop_grace_s;
@@ -207,6 +210,8 @@ struct wf__job_s {
 
   Wf__Step *step;
   Wf__Action *action;        /* owned copy, resolved */
+  Wf__Pipeline *pipeline;    /* owned, resolved for pipeline steps, else NULL */
+  wf_params_t offers;        /* what earlier steps of the pipeline run offer */
   wf_runner_t *attach_runner; /* recovery: the runner that left the run ... */
   char *attach_id;           /* ... and its id, to re-attach to */
   wf_mask_t *mask;           /* secret param values, or NULL */
@@ -218,6 +223,19 @@ struct wf__job_s {
   wf_run_t *run;
   wf_logfile_t *log;
   int log_err;
+
+  /* The output files (outputs.c).  work runs on the threadpool twice: to
+   * prepare out_dir before the run and to read it after; in between the
+   * loop owns every out_* field. */
+  char *out_dir;             /* <output_dir>/<key>, set in RESOLVING */
+  int out_ready;             /* out_dir exists and is to be read (or discarded) */
+  struct wf_offers_s *offers_in; /* collecting offers (the list in flight) */
+  uv_work_t work;
+  char out_err[300];
+  char *out_text, *sum_text; /* the files as read, NUL-terminated */
+  size_t out_len, sum_len;
+  int out_trunc;             /* the output file was over its bound */
+  int out_rm_failed;         /* errno of removing out_dir, or 0 */
 
   /* outcome */
   int final_status;
@@ -270,8 +288,23 @@ void wf__write_only(wf_engine_t *e, wf_cache_entry_t *entry, int status, const c
 /* resolve.c: finds the action and (pipeline steps) the pipeline, then runs. */
 void wf__job_resolve(wf__job_t *j);
 
-/* run.c: merges params and starts the runner (pipeline may be NULL). */
-void wf__job_run(wf__job_t *j, const Wf__Action *action, const Wf__Pipeline *pipeline);
+/* run.c: merges params (j->action, j->pipeline, j->offers) and starts the
+ * runner. */
+void wf__job_run(wf__job_t *j);
+
+/* outputs.c (docs/protocol.md §4, "Step outputs") */
+/* RESOLVING, once action and pipeline are known: reads what the earlier
+ * steps of a pipeline run offer (a fresh run of a pipeline step), prepares
+ * the step's output directory on the threadpool, then calls wf__job_run;
+ * or fails the step early (etcd error, a bound, a full disk). */
+void wf__job_prepare_outputs(wf__job_t *j);
+/* ENDING, once the log file is closed: reads and checks the output files on
+ * the threadpool, removes the directory, puts the outputs and the summary
+ * into the outcome, then calls wf__job_finish. */
+void wf__job_collect_outputs(wf__job_t *j);
+/* A prepared directory whose run never started: removed in the background
+ * (no callback; the job may be freed meanwhile). */
+void wf__job_discard_outputs(wf__job_t *j);
 
 /* dispatch.c */
 json_t *wf__load_obj(const char *s);  /* NULL unless s is a JSON object */

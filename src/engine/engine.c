@@ -24,6 +24,17 @@ static void catalog_synced(void *data) {
   wf__pump_waiting(e);
 }
 
+/* dir as an absolute path (a step may change its working directory, and a
+ * container needs one for its bind mount), without trailing slashes. */
+static char *absolute_dir(const char *dir) {
+  char cwd[4096];
+  char *abs = dir[0] == '/' || !getcwd(cwd, sizeof cwd) ? wf_strdup(dir)
+                                                           : wf_asprintf("%s/%s", cwd, dir);
+  size_t n = strlen(abs);
+  while (n > 1 && abs[n - 1] == '/') abs[--n] = '\0';
+  return abs;
+}
+
 static void engine_free(wf_engine_t *e) {
   free(e->wait);
   wf_map_finish(&e->waiting);
@@ -34,6 +45,7 @@ static void engine_free(wf_engine_t *e) {
   free(e->quoted_name);
   free(e->prefix);
   free(e->log_dir);
+  free(e->output_dir);
   free(e->steps_prefix);
   free(e->mask_params);
   free(e);
@@ -56,6 +68,7 @@ wf_engine_t *wf_engine_create(uv_loop_t *loop, wf_etcd_t *etcd, const wf_engine_
   }
   e->prefix = wf_strdup(cfg->prefix);
   e->log_dir = wf_strdup(cfg->log_dir);
+  e->output_dir = absolute_dir(cfg->output_dir ? cfg->output_dir : "runner_output");
   e->mask_params = wf_strdup(cfg->mask_params ? cfg->mask_params : "");
   e->steps_prefix = wf_asprintf("%s/workflow/steps/", cfg->prefix);
   e->max_parallel = cfg->max_parallel ? cfg->max_parallel : 16;

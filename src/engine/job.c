@@ -35,6 +35,7 @@ wf__job_t *wf__job_create(wf_engine_t *e, wf_cache_entry_t *entry, enum wf__job_
   j->mod_rev = entry->mod_revision;
   j->final_status = -1;
   wf_params_init(&j->response);
+  wf_params_init(&j->offers);
   uv_timer_init(e->loop, &j->timer);
   j->timer.data = j;
   wf_backoff_init(&j->backoff, 100, 10000);
@@ -101,6 +102,9 @@ static void job_free(uv_handle_t *h) {
   wf_params_finish(&j->response);
   wf_codec_free((ProtobufCMessage *)j->step);
   wf_codec_free((ProtobufCMessage *)j->action);
+  wf_codec_free((ProtobufCMessage *)j->pipeline);
+  wf_params_finish(&j->offers);
+  free(j->out_dir);
   wf_mask_destroy(j->mask);
   free(j->attach_id);
   free(j);

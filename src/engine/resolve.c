@@ -4,7 +4,8 @@
  * against etcd itself, because the actions watch is another stream and may
  * lag behind the steps watch.  A pipeline step (create_type PIPELINE, or
  * missing: the proto3 zero value, as the original reads it) also reads
- * P/workflow/pipelines/<namespace>/<pipeline_id>.  Then run.c runs it.
+ * P/workflow/pipelines/<namespace>/<pipeline_id>.  Then outputs.c reads what
+ * earlier steps offer and prepares the output directory, and run.c runs it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,15 +66,15 @@ static void on_pipeline(int err, const wf_etcd_range_res_t *res, void *data) {
     free(m);
     return;
   }
-  wf__job_run(j, j->action, p);
-  wf_codec_free((ProtobufCMessage *)p);
+  j->pipeline = p;
+  wf__job_prepare_outputs(j);
 }
 
 /* The action is known: read the pipeline for pipeline steps, then run. */
 static void have_action(wf__job_t *j) {
   wf_engine_t *e = j->e;
   if (j->step->create_type != WF__STEP__CREATE__BY__PIPELINE) {
-    wf__job_run(j, j->action, NULL);
+    wf__job_prepare_outputs(j);
     return;
   }
   char *k = wf_asprintf("%s/workflow/pipelines/%s/%s", e->prefix, j->step->namespace_,

@@ -1,6 +1,7 @@
 /*
  * run: RUNNING and ENDING.  The params merge (action defaults < pipeline
- * `with` < step `with`, then required params and env names checked), the
+ * `with` < outputs of earlier steps < step `with`, then required params and
+ * env names checked), the
  * secrets to mask are picked, the timeout read, and the runner that serves
  * the action's runner_type starts the step with the merged params plus
  * WORKFLOW_* as its environment and the step's log file as its output.
@@ -39,14 +40,16 @@ static wf_mask_t *build_mask(const wf_engine_t *e, const Wf__Action *a, const wf
 static char **build_env(wf__job_t *j, const wf_params_t *params) {
   wf_engine_t *e = j->e;
   const Wf__Step *s = j->step;
-  size_t n = params->n + 6;
+  size_t n = params->n + 8;
   char **env = wf_calloc(n, sizeof *env);
   size_t k = 0;
-  static const char *const reserved[] = {"WORKFLOW_STEP_KEY", "WORKFLOW_NODE_NAME",
-                                         "WORKFLOW_NAMESPACE", "WORKFLOW_PIPELINE_ID"};
+  static const char *const reserved[] = {"WORKFLOW_STEP_KEY",    "WORKFLOW_NODE_NAME",
+                                         "WORKFLOW_NAMESPACE",   "WORKFLOW_PIPELINE_ID",
+                                         "WORKFLOW_OUTPUT",      "WORKFLOW_SUMMARY"};
+  size_t nreserved = sizeof reserved / sizeof reserved[0];
   for (size_t i = 0; i < params->n; i++) {
     int skip = 0;
-    for (size_t r = 0; r < 4; r++) skip |= strcmp(params->kv[i].key, reserved[r]) == 0;
+    for (size_t r = 0; r < nreserved; r++) skip |= strcmp(params->kv[i].key, reserved[r]) == 0;
     if (!skip) env[k++] = wf_asprintf("%s=%s", params->kv[i].key, params->kv[i].value);
   }
   if (!wf_params_get(params, "PATH")) {
@@ -57,6 +60,10 @@ static char **build_env(wf__job_t *j, const wf_params_t *params) {
   env[k++] = wf_asprintf("WORKFLOW_NODE_NAME=%s", e->node_name);
   env[k++] = wf_asprintf("WORKFLOW_NAMESPACE=%s", s->namespace_ ? s->namespace_ : "");
   env[k++] = wf_asprintf("WORKFLOW_PIPELINE_ID=%s", s->pipeline_id ? s->pipeline_id : "");
+  if (j->out_ready) {
+    env[k++] = wf_asprintf("WORKFLOW_OUTPUT=%s/output", j->out_dir);
+    env[k++] = wf_asprintf("WORKFLOW_SUMMARY=%s/summary", j->out_dir);
+  }
   env[k] = NULL;
   return env;
 }
@@ -96,7 +103,7 @@ static void on_log_closed(wf_logfile_t *f, int err, void *data) {
   if (j->log_err && j->stop != STOP_DELETE && j->stop != STOP_AWAY)
     wf__job_set_outcome(j, WF__STEP__STATUS__FAILED, "writing the log %s failed: %s",
                         j->log_path, wf_strerror(j->log_err));
-  wf__job_finish(j);
+  wf__job_collect_outputs(j);
 }
 
 static void on_log_error(wf_logfile_t *f, int err, void *data) {
@@ -178,6 +185,7 @@ static void start_run(wf__job_t *j, const Wf__Action *action, const wf_params_t 
       .log = j->log,
       .stop_grace_s = e->stop_grace_s,
       .attach_id = attach,
+      .output_dir = j->out_ready ? j->out_dir : NULL,
   };
   wf_run_cbs_t rcbs = {.on_exit = on_run_exit};
   char rerr[512] = "";
@@ -198,18 +206,20 @@ static void start_run(wf__job_t *j, const Wf__Action *action, const wf_params_t 
   if (j->timeout_s) uv_timer_start(&j->timer, on_timeout, (uint64_t)j->timeout_s * 1000, 0);
 }
 
-void wf__job_run(wf__job_t *j, const Wf__Action *action, const Wf__Pipeline *pipeline) {
+void wf__job_run(wf__job_t *j) {
   wf_engine_t *e = j->e;
+  const Wf__Action *action = j->action;
   wf_params_t params;
   char *err = NULL;
   if (j->stop != STOP_NONE) {
     /* Canceled or deleted while we resolved. */
     if (j->stop == STOP_CANCEL) wf__job_set_outcome(j, WF__STEP__STATUS__CANCELED, "canceled");
+    wf__job_discard_outputs(j);
     wf__job_finish(j);
     return;
   }
   wf_params_init(&params);
-  if (wf_params_merge(action, pipeline, j->step, &params, &err) != 0) goto fail;
+  if (wf_params_merge(action, j->pipeline, &j->offers, j->step, &params, &err) != 0) goto fail;
   j->mask = build_mask(e, action, &params);
   if (read_timeout(e, &params, &j->timeout_s, &err) != 0) goto fail;
   j->runner = runner_for(e, action->runner_type);
@@ -222,6 +232,7 @@ void wf__job_run(wf__job_t *j, const Wf__Action *action, const Wf__Pipeline *pip
   wf_params_finish(&params);
   return;
 fail:
+  wf__job_discard_outputs(j);
   wf__job_fail_early(j, err);
   free(err);
   wf_params_finish(&params);

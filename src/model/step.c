@@ -83,6 +83,17 @@ int wf_step_apply_patch(json_t *obj, const wf_step_patch_t *p) {
   if (p->set_start_at) set_key(st, "start_at", json_integer(p->start_at));
   if (p->set_end_at) set_key(st, "end_at", json_integer(p->end_at));
   if (p->set_message) set_key(st, "message", json_string(p->message ? p->message : ""));
+  if (p->drop_prefix) {
+    json_t *r = json_object_get(st, "response");
+    const char *k;
+    json_t *x;
+    void *tmp;
+    size_t dl = strlen(p->drop_prefix);
+    if (json_is_object(r))
+      json_object_foreach_safe(r, tmp, k, x) {
+        if (strncmp(k, p->drop_prefix, dl) == 0) json_object_del(r, k);
+      }
+  }
   if (p->nresponse) {
     json_t *r = json_object_get(st, "response");
     if (!json_is_object(r)) {
@@ -149,8 +160,16 @@ const char *wf_params_get(const wf_params_t *p, const char *key) {
   return NULL;
 }
 
+/* Appends "name" to msg unless it is an environment name. */
+static void check_env_name(wf_buf_t *msg, const char *name) {
+  if (!wf_env_name_valid(name))
+    wf_buf_printf(msg, "%s\"%s\"", msg->len ? "," : "invalid parameter name (not an environment name): ",
+                  name);
+}
+
 int wf_params_merge(const Wf__Action *action, const Wf__Pipeline *pipeline,
-                    const Wf__Step *step, wf_params_t *out, char **err) {
+                    const wf_params_t *offers, const Wf__Step *step, wf_params_t *out,
+                    char **err) {
   *err = NULL;
   for (size_t i = 0; i < action->n_run_params; i++) {
     const Wf__RunParamDesc *d = action->run_params[i];
@@ -160,6 +179,9 @@ int wf_params_merge(const Wf__Action *action, const Wf__Pipeline *pipeline,
   if (pipeline)
     for (size_t i = 0; i < pipeline->n_with; i++)
       wf_params_set(out, pipeline->with[i]->key, pipeline->with[i]->value);
+  if (offers)
+    for (size_t i = 0; i < offers->n; i++)
+      wf_params_set(out, offers->kv[i].key, offers->kv[i].value);
   for (size_t i = 0; i < step->n_with; i++)
     wf_params_set(out, step->with[i]->key, step->with[i]->value);
 
@@ -177,12 +199,16 @@ int wf_params_merge(const Wf__Action *action, const Wf__Pipeline *pipeline,
     *err = msg.data;
     return -1;
   }
-  for (size_t i = 0; i < out->n; i++) {
-    if (!wf_env_name_valid(out->kv[i].key)) {
-      wf_buf_printf(&msg, "%s\"%s\"", msg.len ? "," : "invalid parameter name (not an environment name): ",
-                    out->kv[i].key);
-    }
+  /* The names the action, the pipeline and the step chose; an offer's
+   * names were checked when its step stored them. */
+  for (size_t i = 0; i < action->n_run_params; i++) {
+    const Wf__RunParamDesc *d = action->run_params[i];
+    if (d->key_name && d->key_name[0] && d->default_value && d->default_value[0])
+      check_env_name(&msg, d->key_name);
   }
+  if (pipeline)
+    for (size_t i = 0; i < pipeline->n_with; i++) check_env_name(&msg, pipeline->with[i]->key);
+  for (size_t i = 0; i < step->n_with; i++) check_env_name(&msg, step->with[i]->key);
   if (msg.len) {
     *err = msg.data;
     return -1;

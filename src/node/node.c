@@ -420,6 +420,7 @@ static void note_restart_only(const node_t *n, const wf_node_opts_t *c) {
   note_if(&names, list_differs(o->etcd, c->etcd), "--etcd");
   note_if(&names, str_differs(o->prefix, c->prefix), "--prefix");
   note_if(&names, str_differs(o->log_dir, c->log_dir), "--log-dir");
+  note_if(&names, str_differs(o->output_dir, c->output_dir), "--output-dir");
   note_if(&names, str_differs(o->docker_host, c->docker_host), "--docker-host");
   note_if(&names, str_differs(o->listen, c->listen), "--listen");
   note_if(&names, o->ttl != c->ttl, "--ttl");
@@ -584,6 +585,7 @@ int wf_node_run(const wf_node_opts_t *cfg, const wf_node_reload_t *reload) {
       .node_name = cfg->name,
       .prefix = cfg->prefix,
       .log_dir = cfg->log_dir,
+      .output_dir = cfg->output_dir,
       .actions_dir = cfg->actions_dir,
       .max_parallel = cfg->max_parallel,
       .step_timeout_s = cfg->step_timeout,

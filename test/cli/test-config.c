@@ -65,6 +65,7 @@ static void test_defaults(void) {
   ASSERT_STR_EQ(cfg.node.prefix, "inforboard");
   ASSERT_NULL(cfg.config_file);
   ASSERT_STR_EQ(cfg.node.log_dir, "runner_log");
+  ASSERT_STR_EQ(cfg.node.output_dir, "runner_output");
   ASSERT_NULL(cfg.node.actions_dir);
   ASSERT_STR_EQ(cfg.node.docker_host, "unix:///var/run/docker.sock");
   ASSERT_EQ(cfg.node.max_parallel, 16);
@@ -383,6 +384,7 @@ static void test_help_version(void) {
       "--name",          "WORKFLOW_NODE_NAME", "--etcd",          "WORKFLOW_ETCD",
       "http://127.0.0.1:2379", "--prefix",     "inforboard",      "--config",
       "WORKFLOW_CONFIG", "--log-dir",          "runner_log",      "--actions-dir",
+      "--output-dir",    "WORKFLOW_OUTPUT_DIR", "runner_output",
       "--docker-host",   "DOCKER_HOST",        "--max-parallel",  "WORKFLOW_MAX_PARALLEL",
       "--step-timeout",  "--stop-grace",       "--resync",        "--ttl",
       "--drain-timeout", "--log-level",        "--log-format",    "--address",

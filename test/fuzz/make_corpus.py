@@ -428,6 +428,26 @@ def main():
                            ('json-step', 0x03, GO_STEP[:-2] + ',"kind":"Step"}'),
                            ('short-err', 0x10, 'kind: Step\nkey: a/b\naction: x\n')]:
         write('yaml', name, bytes([b0]) + text.encode())
+
+    # outputs: [error buffer size | truncated << 7] + the step's output file
+    # (GITHUB_OUTPUT format); the same bytes feed the summary line and the
+    # pipeline key reader (test/fuzz/fuzz-outputs.c).
+    outputs = [
+        ('simple', 0x00, b'A=1\nB=hello world\nEMPTY=\n'),
+        ('heredoc', 0x00, b'LOG<<EOF\nline 1\n\nA=not an output\nEOF\nVERSION=1.2.3\n'),
+        ('crlf', 0x00, b'A=1\r\n\r\nB<<E\r\nx\r\ny\r\nE\r\nC=a\rb\r\n'),
+        ('repeat', 0x00, b'A=1\nA=x=y<<z\nA<<X=Y\n\nX=Y\nB<<E\nE'),
+        ('utf8', 0x00, 'A=\u00e9\u20ac\U0001f600\tok\n'.encode()),
+        ('bad-utf8', 0x00, b'A=1\nB=\xed\xa0\x80\n'),
+        ('bad-name', 0x10, b'A=1\n1X=2\n'),
+        ('unclosed', 0x00, b'A=1\nLOG<<EOF\nx\n'),
+        ('nul', 0x00, b'A=1\nB=x\x00y\n'),
+        ('truncated', 0x80, b'A=1\n'),
+        ('summary', 0x00, 'built 3 images \u2713\tok\x1b[0m\r\nmore\n'.encode()),
+        ('pipeline-key', 0x00, b'ns1.c3r8psea0brhlbg0qdd0.2.13\n'),
+    ]
+    for name, b0, text in outputs:
+        write('outputs', name, bytes([b0]) + text)
     drop_stale()
 
 

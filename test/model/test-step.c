@@ -95,7 +95,7 @@ static void test_merge(void) {
   wf_params_t out;
   wf_params_init(&out);
   char *err = NULL;
-  ASSERT_EQ(wf_params_merge(a, p, s, &out, &err), -1);
+  ASSERT_EQ(wf_params_merge(a, p, NULL, s, &out, &err), -1);
   ASSERT_STR_EQ(err, "validate run params error, required param R2");
   free(err);
   ASSERT_STR_EQ(wf_params_get(&out, "A"), "step");
@@ -107,7 +107,7 @@ static void test_merge(void) {
   const char *s2 = "{\"with\":{\"bad-name\":\"v\"}}";
   Wf__Step *st2 = (Wf__Step *)decode(&wf__step__descriptor, s2);
   wf_params_init(&out);
-  ASSERT_EQ(wf_params_merge(a, NULL, st2, &out, &err), -1);
+  ASSERT_EQ(wf_params_merge(a, NULL, NULL, st2, &out, &err), -1);
   ASSERT_STR_EQ(err, "validate run params error, required param R1,required param R2");
   free(err);
   wf_params_finish(&out);
@@ -117,7 +117,7 @@ static void test_merge(void) {
   const char *s3 = "{\"with\":{\"R1\":\"1\",\"R2\":\"2\",\"bad-name\":\"v\"}}";
   Wf__Step *st3 = (Wf__Step *)decode(&wf__step__descriptor, s3);
   wf_params_init(&out);
-  ASSERT_EQ(wf_params_merge(a, NULL, st3, &out, &err), -1);
+  ASSERT_EQ(wf_params_merge(a, NULL, NULL, st3, &out, &err), -1);
   ASSERT(strstr(err, "bad-name") != NULL);
   free(err);
   wf_params_finish(&out);

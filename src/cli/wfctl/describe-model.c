@@ -116,7 +116,7 @@ json_t *wf_cli_describe(const json_t *step, const json_t *action, const json_t *
     wf_params_t params;
     char *perr = NULL;
     wf_params_init(&params);
-    wf_params_merge(a ? a : &empty_action, p, st, &params, &perr);
+    wf_params_merge(a ? a : &empty_action, p, NULL, st, &params, &perr);
     json_t *arr = json_array();
     for (size_t i = 0; i < params.n; i++) {
       const char *name = params.kv[i].key;

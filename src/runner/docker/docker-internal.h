@@ -47,11 +47,18 @@ typedef struct wf__docker_spec_s {
   char *mem_text;      /* CONTAINER_MEMORY as written (for the OOM message), or NULL */
   wf__docker_mount_t *mounts;
   size_t nmounts;
+  char *output_dir;    /* req->output_dir, bound at WF__DOCKER_OUTPUT_MOUNT, or NULL */
 } wf__docker_spec_t;
+
+/* Where a container sees the step's output directory (wf_run_req_t
+ * output_dir): WORKFLOW_OUTPUT and WORKFLOW_SUMMARY point into it. */
+#define WF__DOCKER_OUTPUT_MOUNT "/workflow-output"
 
 /* Builds s from req's runner params and env: image reference, pull policy
  * and secret, IMAGE_CMD, CONTAINER_* settings, labels workflow.step and
- * workflow.node (= node), env, and CONTAINER_MOUNTS checked lexically
+ * workflow.node (= node), env (WORKFLOW_OUTPUT and WORKFLOW_SUMMARY moved
+ * under WF__DOCKER_OUTPUT_MOUNT when req->output_dir is set), and
+ * CONTAINER_MOUNTS checked lexically
  * against allow[0..nallow) (resolved --allow-mount dirs).  Returns 0, or -1
  * with err filled ("docker runner: ...", naming the param) and s empty.
  * Strings are copied; free with wf__docker_spec_finish. */
@@ -59,7 +66,7 @@ int wf__docker_spec_init(wf__docker_spec_t *s, const wf_run_req_t *req, const ch
                          char *const *allow, size_t nallow, char *err, size_t errlen);
 void wf__docker_spec_finish(wf__docker_spec_t *s);
 /* The create body as JSON text (malloc'd), with HostConfig.Binds from the
- * mounts' resolved paths. */
+ * mounts' resolved paths and the output directory. */
 char *wf__docker_spec_create_body(const wf__docker_spec_t *s);
 
 /* Docker names are [a-zA-Z0-9][a-zA-Z0-9_.-]+: the step key with other bytes

@@ -184,6 +184,16 @@ static json_t *build_body(const wf_run_req_t *req, const char *node,
     json_object_set_new(spec, "Cmd", cmd);
   }
   for (i = 0; req->env && req->env[i]; i++) {
+    /* The output files as the container sees them. */
+    if (req->output_dir && strncmp(req->env[i], "WORKFLOW_OUTPUT=", 16) == 0) {
+      json_array_append_new(env, json_string("WORKFLOW_OUTPUT=" WF__DOCKER_OUTPUT_MOUNT "/output"));
+      continue;
+    }
+    if (req->output_dir && strncmp(req->env[i], "WORKFLOW_SUMMARY=", 17) == 0) {
+      json_array_append_new(env,
+                            json_string("WORKFLOW_SUMMARY=" WF__DOCKER_OUTPUT_MOUNT "/summary"));
+      continue;
+    }
     json_t *s = json_string(req->env[i]);
     if (!s) {
       snprintf(err, errlen, "docker runner: the value of env %.*s is not valid UTF-8",
@@ -321,6 +331,7 @@ int wf__docker_spec_init(wf__docker_spec_t *s, const wf_run_req_t *req, const ch
   s->image_url = wf_strdup(url);
   s->name = wf__docker_container_name(req->step_key);
   s->mem_text = memory && *memory ? wf_strdup(memory) : NULL;
+  s->output_dir = req->output_dir ? wf_strdup(req->output_dir) : NULL;
   return 0;
 }
 
@@ -331,6 +342,7 @@ void wf__docker_spec_finish(wf__docker_spec_t *s) {
   if (s->auth) memset(s->auth, 0, strlen(s->auth));
   free(s->auth);
   free(s->mem_text);
+  free(s->output_dir);
   free(s->image_url);
   free(s->name);
   memset(s, 0, sizeof *s);
@@ -339,11 +351,16 @@ void wf__docker_spec_finish(wf__docker_spec_t *s) {
 char *wf__docker_spec_create_body(const wf__docker_spec_t *s) {
   json_t *body = json_deep_copy(s->body);
   char *text;
-  if (s->nmounts > 0) {
+  if (s->nmounts > 0 || s->output_dir) {
     json_t *binds = json_array();
     for (size_t i = 0; i < s->nmounts; i++) {
       const wf__docker_mount_t *m = &s->mounts[i];
       char *b = wf_asprintf("%s:%s%s", m->real ? m->real : m->host, m->cont, m->ro ? ":ro" : "");
+      json_array_append_new(binds, json_string(b));
+      free(b);
+    }
+    if (s->output_dir) {
+      char *b = wf_asprintf("%s:" WF__DOCKER_OUTPUT_MOUNT, s->output_dir);
       json_array_append_new(binds, json_string(b));
       free(b);
     }
