@@ -45,6 +45,7 @@ static wf_engine_t *eng;
 static uv_timer_t tick;
 static char prefix[64];
 static char logdir[256];
+static char outdir[300];
 
 static void on_tick(uv_timer_t *t) { (void)t; }
 
@@ -287,6 +288,7 @@ static void setup_with(const char *name, unsigned max_parallel) {
   snprintf(prefix, sizeof prefix, "t-%s", name);
   snprintf(logdir, sizeof logdir, "/tmp/wf-test-engine-XXXXXX");
   ASSERT_NOT_NULL(mkdtemp(logdir));
+  snprintf(outdir, sizeof outdir, "%s/out", logdir);
   const char *ep = wf_test_etcd();
   wf_etcd_opts_t o;
   memset(&o, 0, sizeof o);
@@ -300,6 +302,7 @@ static void setup_with(const char *name, unsigned max_parallel) {
       .node_name = NODE,
       .prefix = prefix,
       .log_dir = logdir,
+      .output_dir = outdir,
       .max_parallel = max_parallel,
       .stop_grace_s = 2,
       .runners = &runner,
@@ -854,6 +857,53 @@ static void test_pipeline(void) {
   teardown();
 }
 
+/* Step outputs (docs/protocol.md §4): a stage-1 step publishes a plain and
+ * a multi-line value and a summary; they are stored as output.<NAME>, the
+ * summary is its message, its directory is gone; the stage-2 step of the
+ * same run gets them in its environment, its own `with` winning over one
+ * of them.  A step of another run is offered nothing. */
+static void test_outputs(void) {
+  setup("outputs");
+  put_action("make", "printf 'IMAGE=reg/app:1\\nML<<E\\nl1\\nl2\\nE\\nWHO=out\\n' >> "
+                     "\"$WORKFLOW_OUTPUT\"; echo built reg/app:1 > \"$WORKFLOW_SUMMARY\"");
+  put_action("use", "printf '%s|%s|%s' \"$IMAGE\" \"$ML\" \"$WHO\"");
+  char *k = wf_asprintf("%s/workflow/pipelines/ns1/pl1", prefix);
+  put_json(k, json_pack("{s:s,s:s}", "id", "pl1", "namespace", "ns1"));
+  free(k);
+  k = wf_asprintf("%s/workflow/pipelines/ns1/other", prefix);
+  put_json(k, json_pack("{s:s,s:s}", "id", "other", "namespace", "ns1"));
+  free(k);
+  start();
+  const char *keys[] = {"ns1.pl1.1.1", "ns1.pl1.2.1", "ns1.other.2.1"};
+  const char *acts[] = {"make@v1", "use@v1", "use@v1"};
+  json_t *f[3];
+  for (int i = 0; i < 3; i++) {
+    json_t *o = step_obj(keys[i], acts[i], NODE, "PENDDING");
+    json_object_set_new(o, "create_type", json_string("PIPELINE"));
+    json_object_set_new(o, "namespace", json_string("ns1"));
+    json_object_set_new(o, "pipeline_id", json_string(i == 2 ? "other" : "pl1"));
+    json_object_set_new(o, "name", json_string(i == 0 ? "build" : "use"));
+    if (i == 1) json_object_set_new(o, "with", json_pack("{s:s}", "WHO", "step"));
+    put_step_obj(keys[i], o);
+    f[i] = wait_status(keys[i], "SUCCEEDED", 10000);
+  }
+  ASSERT_STR_EQ(resp(f[0], "output.IMAGE"), "reg/app:1");
+  ASSERT_STR_EQ(resp(f[0], "output.ML"), "l1\nl2");
+  ASSERT_STR_EQ(st_str(f[0], "message"), "built reg/app:1");
+  char *dir = wf_asprintf("%s/%s", outdir, keys[0]);
+  struct stat sb;
+  ASSERT(stat(dir, &sb) != 0 && errno == ENOENT);
+  free(dir);
+  char *log = read_file(resp(f[1], "log_path"));
+  ASSERT_STR_EQ(log, "reg/app:1|l1\nl2|step");
+  free(log);
+  log = read_file(resp(f[2], "log_path"));
+  ASSERT_STR_EQ(log, "||");
+  free(log);
+  for (int i = 0; i < 3; i++) json_decref(f[i]);
+  teardown();
+}
+
 /* --max-parallel 1: of two PENDDING steps the second waits for the first's
  * slot, so it starts only after the first ended; both succeed. */
 static void test_max_parallel(void) {
@@ -882,7 +932,7 @@ static const wf_test_t tests[] = {
     WF_TEST(timeout),            WF_TEST(params),
     WF_TEST(pipeline),           WF_TEST(recover),
     WF_TEST(other_node),         WF_TEST(unknown_keys),
-    WF_TEST(max_parallel),
+    WF_TEST(max_parallel),       WF_TEST(outputs),
 };
 
 int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }
