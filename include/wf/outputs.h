@@ -93,4 +93,12 @@ int wf_offers_finish(wf_offers_t *o, wf_params_t *offers, wf_params_t *origins, 
                      size_t errlen);
 void wf_offers_destroy(wf_offers_t *o);  /* NULL is a no-op */
 
+/* 1 for a name that changes how programs start rather than what they do
+ * (PATH, HOME, IFS, the loader's LD_*, shells' BASH_ENV and SHELLOPTS,
+ * interpreters' PYTHONPATH, NODE_OPTIONS, ...).  An output of such a name
+ * is offered only as <step name>.NAME: a step must not be able to change,
+ * through etcd, how later steps of the run (possibly LOCAL ones, on the
+ * host) start.  A step's own `with` may still set them. */
+int wf_output_name_guarded(const char *name);
+
 #endif

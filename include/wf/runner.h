@@ -48,6 +48,11 @@ typedef struct wf_run_req_s {
    * container, a pod) makes the directory visible to it and rewrites those
    * two variables to the paths the step sees. */
   const char *output_dir;
+  /* The PATH a process started on the host gets when env sets none (the
+   * node's own, so that a bare "sh" resolves as operators expect), or NULL.
+   * A runner whose step runs elsewhere (a container keeps its image's PATH)
+   * ignores it. */
+  const char *host_path;
 } wf_run_req_t;
 
 typedef struct wf_run_result_s {

@@ -144,6 +144,7 @@ struct wf_engine_s {
   wf_map_t recover_keys;     /* step key -> (void*)1 */
   int recover_ready;         /* every list is in (or given up on) and the catalog synced */
   int steps_synced;
+  int outputs_swept;         /* wf__outputs_sweep ran */
   uv_timer_t recover_timer;
 
   wf_engine_stats_t stats;
@@ -305,6 +306,10 @@ void wf__job_collect_outputs(wf__job_t *j);
 /* A prepared directory whose run never started: removed in the background
  * (no callback; the job may be freed meanwhile). */
 void wf__job_discard_outputs(wf__job_t *j);
+/* Once after a restart, when recovery has decided: removes, in the
+ * background, the output directories the previous process left, keeping
+ * those of live jobs and of runs being re-attached. */
+void wf__outputs_sweep(wf_engine_t *e);
 
 /* dispatch.c */
 json_t *wf__load_obj(const char *s);  /* NULL unless s is a JSON object */

@@ -16,6 +16,7 @@
  * that do not change while they run; the loop reads their results in the
  * after-work callbacks.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine-internal.h"
@@ -209,7 +211,21 @@ static void on_offer_done(int err, int64_t revision, void *data) {
     snprintf(j->out_err, sizeof j->out_err, "reading the outputs of earlier steps failed: %s",
              err == WF_EETCD ? wf_etcd_errmsg(e->etcd) : wf_strerror(err));
   } else if (!j->out_err[0]) {
-    wf_offers_finish(in, &j->offers, NULL, j->out_err, sizeof j->out_err);
+    wf_params_t *all = &j->offers;
+    if (wf_offers_finish(in, all, NULL, j->out_err, sizeof j->out_err) == 0) {
+      /* A guarded name reaches the step only qualified (wf/outputs.h);
+       * dropped in place, the keys being unique. */
+      size_t k = 0;
+      for (size_t i = 0; i < all->n; i++) {
+        if (!strchr(all->kv[i].key, '.') && wf_output_name_guarded(all->kv[i].key)) {
+          free((char *)all->kv[i].key);
+          free((char *)all->kv[i].value);
+          continue;
+        }
+        all->kv[k++] = all->kv[i];
+      }
+      all->n = k;
+    }
   }
   wf_offers_destroy(in);
   if (j->out_err[0]) {
@@ -369,4 +385,80 @@ void wf__job_discard_outputs(wf__job_t *j) {
   uv_work_t *req = wf_calloc(1, sizeof *req);
   req->data = wf_strdup(j->out_dir);
   uv_queue_work(j->e->loop, req, discard_work, after_discard);
+}
+
+/* ---- after a restart: what the previous process left ---------------------------------- */
+
+/* The output directories of steps that ended while no agent ran, or that
+ * recovery ended FAILED or CANCELED, would stay for ever: once recovery has
+ * decided, everything under the output root goes, but for the directories
+ * of jobs that have one now and of the runs being re-attached (their step
+ * is still RUNNING), and those changed in the last seconds (a job that
+ * prepared its directory after this snapshot: prepare always chmods, so its
+ * ctime is new). */
+typedef struct sweep_s {
+  uv_work_t req;
+  char *root;
+  char **keep;       /* sorted */
+  size_t nkeep;
+  time_t since;      /* directories changed at or after this stay */
+  unsigned removed;
+} sweep_t;
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void sweep_work(uv_work_t *req) {
+  sweep_t *w = req->data;
+  DIR *d = opendir(w->root);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    const char *name = de->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+    if (bsearch(&name, w->keep, w->nkeep, sizeof *w->keep, cmp_str)) continue;
+    char *path = wf_asprintf("%s/%s", w->root, name);
+    struct stat st;
+    if (lstat(path, &st) == 0 && st.st_ctime < w->since && remove_tree(path) == 0) w->removed++;
+    free(path);
+  }
+  closedir(d);
+}
+
+static void after_sweep(uv_work_t *req, int status) {
+  sweep_t *w = req->data;
+  (void)status;
+  if (w->removed)
+    wf_info(NULL, "removed %u output directories left by steps that ended while the node was down",
+            w->removed);
+  for (size_t i = 0; i < w->nkeep; i++) free(w->keep[i]);
+  free(w->keep);
+  free(w->root);
+  free(w);
+}
+
+void wf__outputs_sweep(wf_engine_t *e) {
+  sweep_t *w = wf_calloc(1, sizeof *w);
+  w->root = wf_strdup(e->output_dir);
+  w->since = time(NULL) - 2;
+  size_t cap = e->njobs + e->leftovers.count + 1;
+  w->keep = wf_calloc(cap, sizeof *w->keep);
+  for (wf__job_t *j = e->jobs; j; j = j->next)
+    if (j->out_dir && w->nkeep < cap) w->keep[w->nkeep++] = wf_strdup(j->key);
+  wf_map_iter_t it;
+  wf_map_iter_init(&it);
+  const char *k;
+  void *v;
+  while (wf_map_iter_next(&e->leftovers, &it, &k, &v) && w->nkeep < cap) {
+    wf_cache_entry_t *entry = wf_informer_get(e->steps, k);
+    wf_step_head_t h = {.node = "", .status = -1};
+    json_t *o = entry && entry->value ? wf__load_obj(entry->value) : NULL;
+    if (o) wf_step_head(o, &h);
+    json_decref(o);
+    if (h.status == WF__STEP__STATUS__RUNNING) w->keep[w->nkeep++] = wf_strdup(k);
+  }
+  qsort(w->keep, w->nkeep, sizeof *w->keep, cmp_str);
+  w->req.data = w;
+  uv_queue_work(e->loop, &w->req, sweep_work, after_sweep);
 }

@@ -114,6 +114,10 @@ void wf__recover_start(wf_engine_t *e) {
 /* Leftovers whose step is not RUNNING any more (complete, gone, never
  * ours) and that no job re-attached to. */
 static void remove_orphans(wf_engine_t *e) {
+  if (!e->outputs_swept) {
+    e->outputs_swept = 1;
+    wf__outputs_sweep(e);
+  }
   wf_map_iter_t it;
   wf_map_iter_init(&it);
   const char *k;

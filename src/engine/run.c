@@ -34,9 +34,10 @@ static wf_mask_t *build_mask(const wf_engine_t *e, const Wf__Action *a, const wf
   return m;
 }
 
-/* Builds the environment: merged params, PATH from the agent unless a param
- * sets it (so that a bare "sh" resolves as operators expect), then the
- * WORKFLOW_* variables, which always win. */
+/* Builds the environment: merged params, then the WORKFLOW_* variables,
+ * which always win.  (The node's PATH goes as the request's host_path: a
+ * process on the host gets it when no param sets PATH, a container keeps
+ * its image's.) */
 static char **build_env(wf__job_t *j, const wf_params_t *params) {
   wf_engine_t *e = j->e;
   const Wf__Step *s = j->step;
@@ -51,10 +52,6 @@ static char **build_env(wf__job_t *j, const wf_params_t *params) {
     int skip = 0;
     for (size_t r = 0; r < nreserved; r++) skip |= strcmp(params->kv[i].key, reserved[r]) == 0;
     if (!skip) env[k++] = wf_asprintf("%s=%s", params->kv[i].key, params->kv[i].value);
-  }
-  if (!wf_params_get(params, "PATH")) {
-    const char *path = getenv("PATH");
-    env[k++] = wf_asprintf("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
   }
   env[k++] = wf_asprintf("WORKFLOW_STEP_KEY=%s", j->key);
   env[k++] = wf_asprintf("WORKFLOW_NODE_NAME=%s", e->node_name);
@@ -186,6 +183,7 @@ static void start_run(wf__job_t *j, const Wf__Action *action, const wf_params_t 
       .stop_grace_s = e->stop_grace_s,
       .attach_id = attach,
       .output_dir = j->out_ready ? j->out_dir : NULL,
+      .host_path = getenv("PATH") ? getenv("PATH") : "/usr/local/bin:/usr/bin:/bin",
   };
   wf_run_cbs_t rcbs = {.on_exit = on_run_exit};
   char rerr[512] = "";

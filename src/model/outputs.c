@@ -566,3 +566,21 @@ int wf_offers_finish(wf_offers_t *o, wf_params_t *offers, wf_params_t *origins, 
   wf_map_finish(&m.index);
   return r;
 }
+
+int wf_output_name_guarded(const char *name) {
+  static const char *const exact[] = {
+      "PATH", "HOME", "SHELL", "USER", "LOGNAME", "IFS", "ENV", "BASH_ENV", "SHELLOPTS",
+      "BASHOPTS", "PS4", "PROMPT_COMMAND", "CDPATH", "GLOBIGNORE", "TMPDIR", "GCONV_PATH",
+      "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "GLIBC_TUNABLES",
+      "PERL5OPT", "PERL5LIB", "PERLLIB", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP",
+      "PYTHONINSPECT", "NODE_OPTIONS", "NODE_PATH", "RUBYOPT", "RUBYLIB",
+      "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "GIT_SSH", "GIT_SSH_COMMAND",
+      "GIT_EXEC_PATH", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "SSL_CERT_FILE", "SSL_CERT_DIR",
+  };
+  static const char *const prefix[] = {"LD_", "DYLD_", "MALLOC_", "BASH_FUNC_"};
+  for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+    if (strcmp(name, exact[i]) == 0) return 1;
+  for (size_t i = 0; i < sizeof prefix / sizeof prefix[0]; i++)
+    if (strncmp(name, prefix[i], strlen(prefix[i])) == 0) return 1;
+  return 0;
+}

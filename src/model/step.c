@@ -6,6 +6,7 @@
  */
 #include "wf/model.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,8 @@ void wf_params_finish(wf_params_t *p) {
   wf_params_init(p);
 }
 
+static void params_append(wf_params_t *p, const char *key, const char *value);
+
 void wf_params_set(wf_params_t *p, const char *key, const char *value) {
   for (size_t i = 0; i < p->n; i++) {
     if (strcmp(p->kv[i].key, key) == 0) {
@@ -145,6 +148,10 @@ void wf_params_set(wf_params_t *p, const char *key, const char *value) {
       return;
     }
   }
+  params_append(p, key, value);
+}
+
+static void params_append(wf_params_t *p, const char *key, const char *value) {
   if (p->n == p->cap) {
     p->cap = p->cap ? p->cap * 2 : 8;
     p->kv = wf_realloc(p->kv, p->cap * sizeof *p->kv);
@@ -160,6 +167,19 @@ const char *wf_params_get(const wf_params_t *p, const char *key) {
   return NULL;
 }
 
+/* wf_params_set through an index of out's keys (key -> position + 1), so
+ * that merging thousands of offered outputs stays linear. */
+static void merge_set(wf_params_t *out, wf_map_t *idx, const char *key, const char *value) {
+  size_t at = (size_t)(uintptr_t)wf_map_get(idx, key);
+  if (at) {
+    free((char *)out->kv[at - 1].value);
+    out->kv[at - 1].value = wf_strdup(value);
+    return;
+  }
+  params_append(out, key, value);
+  wf_map_put(idx, key, (void *)(uintptr_t)out->n);
+}
+
 /* Appends "name" to msg unless it is an environment name. */
 static void check_env_name(wf_buf_t *msg, const char *name) {
   if (!wf_env_name_valid(name))
@@ -171,19 +191,23 @@ int wf_params_merge(const Wf__Action *action, const Wf__Pipeline *pipeline,
                     const wf_params_t *offers, const Wf__Step *step, wf_params_t *out,
                     char **err) {
   *err = NULL;
+  wf_map_t idx;
+  wf_map_init(&idx);
+  for (size_t i = 0; i < out->n; i++) wf_map_put(&idx, out->kv[i].key, (void *)(uintptr_t)(i + 1));
   for (size_t i = 0; i < action->n_run_params; i++) {
     const Wf__RunParamDesc *d = action->run_params[i];
     if (d->key_name && d->key_name[0] && d->default_value && d->default_value[0])
-      wf_params_set(out, d->key_name, d->default_value);
+      merge_set(out, &idx, d->key_name, d->default_value);
   }
   if (pipeline)
     for (size_t i = 0; i < pipeline->n_with; i++)
-      wf_params_set(out, pipeline->with[i]->key, pipeline->with[i]->value);
+      merge_set(out, &idx, pipeline->with[i]->key, pipeline->with[i]->value);
   if (offers)
     for (size_t i = 0; i < offers->n; i++)
-      wf_params_set(out, offers->kv[i].key, offers->kv[i].value);
+      merge_set(out, &idx, offers->kv[i].key, offers->kv[i].value);
   for (size_t i = 0; i < step->n_with; i++)
-    wf_params_set(out, step->with[i]->key, step->with[i]->value);
+    merge_set(out, &idx, step->with[i]->key, step->with[i]->value);
+  wf_map_finish(&idx);
 
   wf_buf_t msg;
   wf_buf_init(&msg, 64 * 1024);

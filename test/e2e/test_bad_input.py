@@ -106,8 +106,12 @@ def main():
                 check(f in allowed, "unexpected file in the log dir: %s",
                       os.path.join(root, f))
         for f in os.listdir(s.tmp):
-            check(f in ("runner_log", "marks", "etcd") or f.startswith("agent-"),
+            check(f in ("runner_log", "runner_output", "marks", "etcd") or f.startswith("agent-"),
                   "unexpected file next to the log dir: %s", f)
+        # every step ended, so every step's output directory is gone
+        outroot = os.path.join(s.tmp, "runner_output")
+        left = os.listdir(outroot) if os.path.isdir(outroot) else []
+        check(not left, "output directories left behind: %s", left)
         # logged, but not over and over, and control characters do not reach
         # the log raw
         text = a.stderr_text()

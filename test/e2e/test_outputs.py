@@ -37,8 +37,8 @@ the real binary and a real etcd:
   with a pipeline-like key is offered nothing, a step without create_type
   is; the offers' bounds: over 1 MiB merged, over 8 MiB kept, each FAILED
   saying so.
-With WF_E2E_OUTPUTS_RESTART=1, also: the directory of a LOCAL step ended
-FAILED by an agent restart is removed (it is not yet: a known gap)."""
+The directory of a LOCAL step ended FAILED by an agent restart is removed
+by the new process (its start-up sweep)."""
 import json
 import os
 import shutil
@@ -287,6 +287,22 @@ def main():
         check(not any(k.endswith(".OTHER") or k.endswith(".IMAGE") for k in env),
               "qualified names for a step name with a space: %s",
               sorted(k for k in env if "." in k))
+
+        # ---- 3b. names that change how programs start are offered only qualified ------------
+        kga = pstep("pguard", 1, 1, "guard", script=(
+            'printf "PATH=/evil\\nSHELLOPTS=xtrace\\nLD_PRELOAD=/evil.so\\nSAFE=ok\\n" '
+            '>> "$WORKFLOW_OUTPUT"'))
+        st = done(kga)
+        check(outputs_of(st).get("PATH") == "/evil", "a guarded name is still recorded: %s",
+              outputs_of(st))
+        env = env_of(done(pstep("pguard", 2, 1, "guard-use")))
+        check(env.get("PATH") != "/evil" and "SHELLOPTS" not in env and "LD_PRELOAD" not in env,
+              "a guarded output reached the environment unqualified: PATH=%r SHELLOPTS=%r "
+              "LD_PRELOAD=%r", env.get("PATH"), env.get("SHELLOPTS"), env.get("LD_PRELOAD"))
+        check(env.get("guard.PATH") == "/evil" and env.get("guard.LD_PRELOAD") == "/evil.so"
+              and env.get("SAFE") == "ok",
+              "qualified guarded names and plain ones: %s",
+              {k: env.get(k) for k in ("guard.PATH", "guard.LD_PRELOAD", "SAFE")})
 
         # ---- 4. secrets ----------------------------------------------------------------------
         token = "s3cr3t-value"
@@ -669,18 +685,17 @@ def main():
               "over the kept bound: %r", msg2)
         log("offer bounds: %r / %r", msg, msg2)
 
-        # ---- 13. (a known gap, see the report) a step failed by a restart ----------------------
-        if os.environ.get("WF_E2E_OUTPUTS_RESTART") == "1":
-            pidf = os.path.join(s.tmp, "restart.pid")
-            s.pid_files.append(pidf)
-            ustep("c-restart", script='echo $$ > %s; ' % pidf + slow)
-            wait_ready("c-restart")
-            agent.kill9()
-            s.kill_pid_files()
-            agent.start()
-            st = done("c-restart", "FAILED", timeout=60)
-            check("restarted" in status_of(st).get("message", ""), "restart: %s", status_of(st))
-            dir_gone("c-restart", wait=5)
+        # ---- 13. a step failed by a restart: the new process removes its directory ----------
+        pidf = os.path.join(s.tmp, "restart.pid")
+        s.pid_files.append(pidf)
+        ustep("c-restart", script='echo $$ > %s; ' % pidf + slow)
+        wait_ready("c-restart")
+        agent.kill9()
+        s.kill_pid_files()
+        agent.start()
+        st = done("c-restart", "FAILED", timeout=60)
+        check("restarted" in status_of(st).get("message", ""), "restart: %s", status_of(st))
+        dir_gone("c-restart", wait=5)
 
         check(not os.listdir(out_root), "left in %s: %s", out_root, os.listdir(out_root))
 

@@ -725,6 +725,19 @@ static void test_offers_many(void) {
   wf_offers_destroy(o);
 }
 
+/* Names that change how programs start are guarded (offered only
+ * qualified); ordinary ones and near misses are not. */
+static void test_guarded(void) {
+  static const char *const yes[] = {"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV",
+                                    "SHELLOPTS", "IFS", "PYTHONPATH", "NODE_OPTIONS",
+                                    "BASH_FUNC_x%%", "JAVA_TOOL_OPTIONS", "HOME"};
+  static const char *const no[] = {"IMAGE", "PATHS", "MY_PATH", "LD", "path", "TAG", "HOMEDIR"};
+  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+    if (!wf_output_name_guarded(yes[i])) WF_FAIL("%s is not guarded", yes[i]);
+  for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+    if (wf_output_name_guarded(no[i])) WF_FAIL("%s is guarded", no[i]);
+}
+
 static const wf_test_t tests[] = {
     WF_TEST(basic),          WF_TEST(value_forms),       WF_TEST(repeat_later_wins),
     WF_TEST(heredoc),        WF_TEST(heredoc_empty),     WF_TEST(heredoc_unclosed),
@@ -735,6 +748,7 @@ static const wf_test_t tests[] = {
     WF_TEST(offers_flows),   WF_TEST(offers_status),     WF_TEST(offers_other_keys),
     WF_TEST(offers_response_keys), WF_TEST(offers_qualified), WF_TEST(offers_fed_twice),
     WF_TEST(offers_kept_bound), WF_TEST(offers_total_bound), WF_TEST(offers_many),
+    WF_TEST(guarded),
 };
 
 int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

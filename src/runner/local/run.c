@@ -146,13 +146,17 @@ struct wf_run_s {
 static void maybe_finish(wf_run_t *run);
 static void runner_maybe_free(local_runner_t *lr);
 
-static char **strv_dup(const char *const *v) {
+/* A copy of the request's environment, with host_path (wf_run_req_t) as
+ * PATH when it has none. */
+static char **env_dup(const char *const *v, const char *host_path) {
   size_t n = 0;
+  int has_path = 0;
   char **out;
   if (v)
-    while (v[n]) n++;
-  out = wf_calloc(n + 1, sizeof *out);
+    for (; v[n]; n++) has_path |= strncmp(v[n], "PATH=", 5) == 0;
+  out = wf_calloc(n + 2, sizeof *out);
   for (size_t i = 0; i < n; i++) out[i] = wf_strdup(v[i]);
+  if (!has_path && host_path) out[n] = wf_asprintf("PATH=%s", host_path);
   return out;
 }
 
@@ -628,7 +632,7 @@ static wf_run_t *local_start(wf_runner_t *r, const wf_run_req_t *req, const wf_r
   run->argv = argv;
   /* NULL env would make libuv inherit the node's own environment; the
    * contract is the request's environment and nothing else. */
-  run->env = strv_dup(req->env);
+  run->env = env_dup(req->env, req->host_path);
   run->workdir = workdir && *workdir ? wf_strdup(workdir) : NULL;
   run->log = req->log;
   run->stop_grace_s = req->stop_grace_s;
