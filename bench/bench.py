@@ -26,8 +26,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "test", "harness"))
 
 from benchlib import (Loop, Gateway, WatchStream, now, percentile, median, cpu_seconds, cpu_split,  # noqa: E402,E501
-                      proc_status_kb, reference_step, user_step, local_action, status_of_value,
-                      dumps, b64, SOURCE_ROOT)
+                      proc_status_kb, reference_step, user_step, pipeline_step, pipeline,
+                      local_action, status_of_value, dumps, b64, SOURCE_ROOT)
 from etcd import Etcd, free_port  # noqa: E402
 from agent import Agent  # noqa: E402
 
@@ -60,7 +60,9 @@ DOCKER_REPS = knob("BENCH_DOCKER_REPS", 10, 3)
 DOCKER_LOG_MIB = knob("BENCH_DOCKER_LOG_MIB", 256, 64)
 DOCKER_LOG_REPS = knob("BENCH_DOCKER_LOG_REPS", 3, 1)
 CG_N = knob("BENCH_CALLGRIND_N", 1000, 200)
-PARTS = os.environ.get("BENCH_PARTS", "1 2 3 4 5 6 7 8").split()
+N_OUTPUTS_RUN = knob("BENCH_OUTPUTS_RUN_N", 500, 500)  # the big run, the measured step included
+OUTPUTS_REPS = knob("BENCH_OUTPUTS_REPS", 30, 10)
+PARTS = os.environ.get("BENCH_PARTS", "1 2 3 4 5 6 7 8 9").split()
 
 
 def log(fmt, *a):
@@ -196,6 +198,22 @@ class Bench:
         self.gw.call("kv/put", {"key": b64("%s/workflow/actions/%s@v1" % (prefix, name)),
                                 "value": b64(dumps(local_action(name, cmd)))})
 
+    def timed_step(self, a, seen, full, step, timeout=20):
+        """One step as part 1 measures it: puts the PENDDING step (a dict)
+        at full, a key under the prefix watch_statuses(...) watches, and runs
+        the loop until that watcher has seen it final.  Returns put ->
+        PENDDING, RUNNING and SUCCEEDED in ms, as the watcher stamped them
+        (a is the agent expected to run it, for the error)."""
+        body = dumps({"key": b64(full), "value": b64(dumps(step))})
+        t0 = now()
+        self.gw.conn.request("/v3/kv/put", body, lambda s, d, t: None)
+        self.loop.run_until(lambda: any(s in seen.get(full, ()) for s in FINAL), timeout,
+                            "step %s to finish" % full)
+        d = seen[full]
+        if "SUCCEEDED" not in d or "RUNNING" not in d or "PENDDING" not in d:
+            raise PartError("step %s: statuses seen %s\n%s" % (full, sorted(d), a.stderr_tail()))
+        return ms(d["PENDDING"] - t0), ms(d["RUNNING"] - t0), ms(d["SUCCEEDED"] - t0)
+
     def watch_statuses(self, prefix):
         """A watch on the steps prefix recording, per key, when each status
         was first seen: {key: {status: t}}."""
@@ -254,16 +272,7 @@ class Bench:
 
         def one(i):
             key = "d%05d" % i
-            full = sp + key
-            body = dumps({"key": b64(full), "value": b64(dumps(user_step(key, node, "true@v1")))})
-            t0 = now()
-            self.gw.conn.request("/v3/kv/put", body, lambda s, d, t: None)
-            self.loop.run_until(lambda: any(s in seen.get(full, ()) for s in FINAL), 20,
-                                "step %s to finish" % key)
-            d = seen[full]
-            if "SUCCEEDED" not in d or "RUNNING" not in d or "PENDDING" not in d:
-                raise PartError("step %s: statuses seen %s\n%s" % (key, sorted(d), a.stderr_tail()))
-            return ms(d["PENDDING"] - t0), ms(d["RUNNING"] - t0), ms(d["SUCCEEDED"] - t0)
+            return self.timed_step(a, seen, sp + key, user_step(key, node, "true@v1"))
 
         for i in range(10):  # warm-up: connections, page cache
             one(100000 + i)
@@ -889,6 +898,93 @@ class Bench:
         self.row("8", "watch event -> queued item, own PENDDING step", res["event_own_pending"],
                  "instr", None, "", None, "", "(report)", None,
                  note="... + cache insert + queue + dispatch to the waiting list")
+
+    # ---- part 9: a step's start in a big pipeline run -------------------------------------------
+    def part9(self):
+        """Before a pipeline step runs, the node reads what the earlier steps
+        of its run offer (engine/outputs.c: one paged list of the run's key
+        prefix, 16 steps a page, each step with outputs parsed, then the
+        merge into its environment).  Measured as part 1 measures a step:
+        put -> SUCCEEDED of a LOCAL `true` step in the last stage of a run
+        whose N - 1 earlier steps SUCCEEDED with 3 outputs each, against the
+        same step alone in a run of its own (a new pipeline id each time),
+        the two interleaved in one run on one agent."""
+        P, node, ns, big = "b9", "bench-9", "ns9", "bigrun"
+        sp = self.steps_prefix(P)
+        warm, per_stage = 3, 10
+        n_earlier = N_OUTPUTS_RUN - 1
+        last = (n_earlier + per_stage - 1) // per_stage + 1  # the measured steps' stage
+        ml = ("%-49s\n" % "a value of several lines") * 4    # 200 bytes, 4 lines
+        items = [("%s/workflow/pipelines/%s/%s" % (P, ns, big), pipeline(ns, big))]
+        for i in range(n_earlier):
+            key = "%s.%s.%d.%d" % (ns, big, i // per_stage + 1, i % per_stage + 1)
+            resp = {"log_driver": "local_file", "log_path": "runner_log/2026/12/7/" + key,
+                    "exit_code": "0", "pid": str(10000 + i), "output.A_%d" % i: "a-%d" % i,
+                    "output.COMMON": "from step %d" % i, "output.ML": ml}
+            items.append((sp + key, pipeline_step(key, node, "true@v1", ns, big, "s%d" % i,
+                                                  "SUCCEEDED", resp)))
+        run_bytes = sum(len(dumps(v)) for _, v in items[1:])
+        solo = ["solo%03d" % r for r in range(warm + OUTPUTS_REPS)]
+        items += [("%s/workflow/pipelines/%s/%s" % (P, ns, pid), pipeline(ns, pid)) for pid in solo]
+        self.gw.put_many(items, per_txn=100)
+        self.put_action(P, "true", "true")
+        # What the last earlier step offers must reach the environment: a
+        # check after the measurement (sh, so not the measured command).
+        self.put_action(P, "check9", 'sh,-c,test "$COMMON" = "from step %d"' % (n_earlier - 1))
+        a = self.agent(node, P)
+        w, seen, _ = self.watch_statuses(P)
+        cpu = {"big": 0.0, "solo": 0.0}
+
+        def one(kind, pid, step_id):
+            key = "%s.%s.%d.%d" % (ns, pid, last, step_id)
+            c0 = cpu_seconds(a.pid)
+            r = self.timed_step(a, seen, sp + key,
+                                pipeline_step(key, node, "true@v1", ns, pid, "consumer"))
+            cpu[kind] += cpu_seconds(a.pid) - c0
+            return r
+
+        for i in range(warm):
+            one("solo", solo[i], 1)
+            one("big", big, 1000 + i)
+        cpu["big"] = cpu["solo"] = 0.0
+        bigs, solos = [], []
+        for r in range(OUTPUTS_REPS):
+            # Each goes first every other time, so neither always follows the other.
+            pair = [("big", big, r + 1, bigs), ("solo", solo[warm + r], 1, solos)]
+            for kind, pid, sid, out in (pair if r % 2 == 0 else pair[::-1]):
+                out.append(one(kind, pid, sid)[2])
+        key = "%s.%s.%d.%d" % (ns, big, last, 2000)
+        try:
+            self.timed_step(a, seen, sp + key,
+                            pipeline_step(key, node, "check9@v1", ns, big, "check"))
+        except PartError as e:
+            raise PartError("a step of the big run was not offered COMMON of step %d: %s"
+                            % (n_earlier - 1, e))
+        w.close()
+        self.stop_agent(a)
+        self.clean_etcd("%s/" % P)
+        b50, s50 = percentile(bigs, 50), percentile(solos, 50)
+
+        def pages(nkeys):  # the run's keys when a measured step lists it (itself included)
+            return -(-nkeys // 16)
+        # NAME and <step name>.NAME for each output; COMMON and ML shared.
+        offered = n_earlier * 4 + 2
+        self.details["9"] = {"run_steps": N_OUTPUTS_RUN, "reps": OUTPUTS_REPS,
+                             "run_bytes": run_bytes, "names_offered": offered,
+                             "big_succeeded_ms": summary(bigs),
+                             "alone_succeeded_ms": summary(solos),
+                             "agent_cpu_ms_per_step": {k: ms(v) / OUTPUTS_REPS
+                                                       for k, v in cpu.items()}}
+        self.row("9", "put -> SUCCEEDED p50, LOCAL true step after %d earlier steps with 3 "
+                 "outputs each (%d reps)" % (n_earlier, OUTPUTS_REPS), b50, "ms", s50,
+                 "the same step alone in its run", b50 / s50, "x alone", "<= 1.5x alone",
+                 b50 <= 1.5 * s50,
+                 note="run %.0f KiB in etcd, read in %d to %d pages of 16; %d names offered; "
+                      "p90 %.2f vs %.2f ms; agent CPU per step %.2f vs %.2f ms" % (
+                          run_bytes / 1024.0, pages(n_earlier + warm + 1),
+                          pages(n_earlier + warm + OUTPUTS_REPS), offered,
+                          percentile(bigs, 90), percentile(solos, 90),
+                          ms(cpu["big"]) / OUTPUTS_REPS, ms(cpu["solo"]) / OUTPUTS_REPS))
 
     # ---- running --------------------------------------------------------------------------------
     def run(self):

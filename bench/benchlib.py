@@ -133,6 +133,25 @@ def user_step(key, node, action):
             "with": {}, "status": {"status": "PENDDING", "scheduled_node": node}}
 
 
+def pipeline_step(key, node, action, namespace, pipeline_id, name, status="PENDDING",
+                  response=None):
+    """A step of pipeline run <namespace>.<pipeline_id> (key
+    <namespace>.<pipeline_id>.<stage>.<step>), as the Go API writes one; a
+    completed one carries its times and status.response."""
+    o = {"key": key, "create_type": "PIPELINE", "namespace": namespace,
+         "pipeline_id": pipeline_id, "name": name, "action": action, "with": {},
+         "status": {"status": status, "scheduled_node": node}}
+    if status in ("SUCCEEDED", "FAILED", "CANCELED"):
+        o["status"].update({"start_at": 1626770680990, "end_at": 1626770690990,
+                            "message": "", "response": dict(response or {})})
+    return o
+
+
+def pipeline(namespace, pipeline_id):
+    """The pipeline object a pipeline step's node reads (its `with` empty)."""
+    return {"id": pipeline_id, "namespace": namespace, "with": {}}
+
+
 def local_action(name, cmd, version="v1"):
     return {"name": name, "version": version, "runner_type": "LOCAL",
             "runner_params": {"CMD": cmd}, "run_params": []}

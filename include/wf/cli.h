@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wf/model.h"
+
 /*
  * Splits a comma-separated endpoint list (spaces around items ignored) and
  * checks each item is http://host:port or https://host:port (host a name, IPv4 or [IPv6]; port
@@ -58,27 +60,49 @@ int wf_cli_apply_prepare(json_t *doc, const char *prefix, const char *node,
 char *wf_cli_yaml_dump(const json_t *v);
 
 /*
+ * What the earlier steps of a step's pipeline run offer it (docs/protocol.md
+ * §4, "Step outputs"), as describe.c gathered them with wf/outputs.h: the
+ * run's stored steps fed to wf_offers_add, then wf_offers_finish.  values
+ * and origins hold the same names (NAME and <step name>.NAME); origins maps
+ * each to the name (else the key) of the step whose value won.  error, when
+ * set, is why they could not be gathered (a bound of wf/outputs.h): the node
+ * would fail the step with it, and values and origins are not used.
+ */
+typedef struct wf_cli_offers_s {
+  const wf_params_t *values;
+  const wf_params_t *origins;
+  const char *error;
+} wf_cli_offers_t;
+
+/*
  * What `wfctl describe` shows about a step, as a new JSON object:
  *   key, status, node, action, runner (when the action is known),
  *   notes: [text...]: what could not be known or will fail (action not in
- *          etcd, pipeline missing, a value that does not decode);
+ *          etcd, pipeline missing, a value that does not decode, offers
+ *          over their bounds);
  *   step: the stored object, every field, with the values of secret params
- *         in `with` replaced by "******";
- *   params: [{name, value, from, secret}...]: merged as the node merges them
- *          (wf_params_merge: action defaults < pipeline with < step with;
- *          from is "action default", "pipeline" or "step"), secret values
- *          "******"; absent when the step does not decode;
+ *         in `with` and of secret outputs in status.response replaced by
+ *         "******", and a secret param's value masked inside the others;
+ *   params: [{name, value, from, secret[, output_of]}...]: merged as the
+ *          node merges them (wf_params_merge: action defaults < pipeline
+ *          with < outputs of earlier steps < step with); from is "action
+ *          default", "pipeline", "output of step <name>" (output_of: the
+ *          step's name) or "step"; secret values "******", and a secret
+ *          param's value masked inside the other values, as the node masks
+ *          its logs; absent when the step does not decode;
+ *   outputs_merged: true when offers took part in the merge (absent else);
  *   params_error: the merge's validation message, when it fails;
  *   timeline: create_at, start_at, end_at, update_at (Unix ms, when set),
  *          waited_ms (start - create), ran_ms (end - start) or running_ms
  *          (now_ms - start, while not complete).
  * step, action and pipeline are stored values (borrowed); action and
- * pipeline NULL when not found.  A param is secret when its name matches one
+ * pipeline NULL when not found.  offers (borrowed) NULL when the run was not
+ * read (not a pipeline step).  A param is secret when its name matches one
  * of mask_globs (comma-separated globs, see wf_mask_name_matches) or the
  * action marks it `secret: true`, as the node decides.
  */
 json_t *wf_cli_describe(const json_t *step, const json_t *action, const json_t *pipeline,
-                        const char *mask_globs, int64_t now_ms);
+                        const wf_cli_offers_t *offers, const char *mask_globs, int64_t now_ms);
 
 /* The model above as text for people: a header, the fields as YAML, a
  * params table and the timeline in local time (TZ) with durations.

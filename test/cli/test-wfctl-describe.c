@@ -1,10 +1,12 @@
 /*
  * test-wfctl-describe: the pure parts behind `wfctl get -o yaml` and
  * `wfctl describe`: the YAML emitter (exact text for the common shapes, and
- * a round trip through the YAML loader for strings a reader could mistype),
- * the describe model (merged params with their origin, secrets masked by
- * name glob and by `secret: true`, notes for what is missing, the timeline)
- * and its text.  The etcd side is covered by test/e2e/test_wfctl_people.py.
+ * a round trip through the YAML loader for strings a reader could mistype,
+ * a step's outputs in status.response), the describe model (merged params
+ * with their origin, outputs of earlier steps included, secrets masked by
+ * name glob, by `secret: true` and inside other values, notes for what is
+ * missing or over a bound, the timeline) and its text.  The etcd side is
+ * covered by test/e2e/test_wfctl_people.py.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "wf-test.h"
 #include "wf/cli.h"
+#include "wf/outputs.h"
 #include "wf/yaml.h"
 
 static json_t *js(const char *text) {
@@ -91,6 +94,27 @@ static void test_yaml_round_trip(void) {
   ASSERT_NULL(wf_cli_yaml_dump(NULL));
 }
 
+/* A step's outputs as `get steps -o yaml` prints them: keys with a dot stay
+ * plain, values of several lines are literal blocks (with the chomping and
+ * indentation indicators their ends and starts need), and a value a block
+ * cannot hold (trailing spaces, tabs, "\r") is double-quoted; every one
+ * reads back as stored. */
+static void test_yaml_outputs(void) {
+  expect_yaml("{\"status\": {\"response\": {\"exit_code\": \"0\", \"output.IMAGE\": \"r/app:1\","
+              " \"output.LOG\": \"built\\ntested\", \"output.NOTES\": \"a\\n\\n\","
+              " \"output.IND\": \"  two\\nzero\\n\", \"output.TSV\": \"a\\tb\\nc\","
+              " \"output.NO\": \"no\"}}}",
+              "status:\n"
+              "  response:\n"
+              "    exit_code: '0'\n"
+              "    output.IMAGE: r/app:1\n"
+              "    output.LOG: |-\n      built\n      tested\n"
+              "    output.NOTES: |+\n      a\n\n"
+              "    output.IND: |2\n        two\n      zero\n"
+              "    output.TSV: \"a\\tb\\nc\"\n"
+              "    output.NO: 'no'\n");
+}
+
 static const char *const ACTION =
     "{\"name\": \"greet\", \"version\": \"v1\", \"runner_type\": \"LOCAL\","
     " \"runner_params\": {\"CMD\": \"sh,-c,echo hi\"},"
@@ -136,8 +160,9 @@ static int has_note(const json_t *m, const char *needle) {
 
 static void test_describe_model(void) {
   json_t *step = js(STEP), *action = js(ACTION);
-  json_t *m = wf_cli_describe(step, action, NULL, "*PASSWORD*,*SECRET*,*TOKEN*", 0);
+  json_t *m = wf_cli_describe(step, action, NULL, NULL, "*PASSWORD*,*SECRET*,*TOKEN*", 0);
   ASSERT_STR_EQ(json_string_value(json_object_get(m, "key")), "k1");
+  ASSERT_NULL(json_object_get(m, "outputs_merged")); /* no run read */
   ASSERT_STR_EQ(json_string_value(json_object_get(m, "status")), "FAILED");
   ASSERT_STR_EQ(json_string_value(json_object_get(m, "node")), "n1");
   ASSERT_STR_EQ(json_string_value(json_object_get(m, "runner")), "LOCAL");
@@ -170,14 +195,14 @@ static void test_describe_model(void) {
   json_decref(m);
 
   /* Other globs: WHO becomes secret, API_TOKEN no longer is. */
-  m = wf_cli_describe(step, action, NULL, "WHO", 0);
+  m = wf_cli_describe(step, action, NULL, NULL, "WHO", 0);
   expect_param(m, "WHO", "******", "step", 1);
   expect_param(m, "API_TOKEN", "abcd1234", "step", 0);
   expect_param(m, "KEYFILE", "******", "action default", 1);
   json_decref(m);
 
   /* No action in etcd: a note, the step's own params, glob secrets only. */
-  m = wf_cli_describe(step, NULL, NULL, "*TOKEN*", 0);
+  m = wf_cli_describe(step, NULL, NULL, NULL, "*TOKEN*", 0);
   ASSERT(has_note(m, "greet@v1 is not in etcd"));
   ASSERT_NULL(json_object_get(m, "runner"));
   expect_param(m, "API_TOKEN", "******", "step", 1);
@@ -195,7 +220,7 @@ static void test_describe_pipeline(void) {
   json_t *pipe = js("{\"id\": \"p1\", \"namespace\": \"ns\","
                     " \"with\": {\"WHO\": \"pipe\", \"X\": \"p\", \"DB_PASSWORD\": \"pw\"}}");
   json_t *action = js(ACTION);
-  json_t *m = wf_cli_describe(step, action, pipe, "*PASSWORD*", 65000);
+  json_t *m = wf_cli_describe(step, action, pipe, NULL, "*PASSWORD*", 65000);
   expect_param(m, "WHO", "pipe", "pipeline", 0);
   expect_param(m, "X", "s", "step", 0);
   expect_param(m, "DB_PASSWORD", "******", "pipeline", 1);
@@ -205,9 +230,140 @@ static void test_describe_pipeline(void) {
   ASSERT_NULL(json_object_get(tl, "waited_ms")); /* no create_at */
   json_decref(m);
   /* The pipeline is gone: the node would fail the step; say so. */
-  m = wf_cli_describe(step, action, NULL, "", 0);
+  m = wf_cli_describe(step, action, NULL, NULL, "", 0);
   ASSERT(has_note(m, "pipeline ns/p1 not found"));
   json_decref(m);
+  json_decref(step);
+  json_decref(pipe);
+  json_decref(action);
+}
+
+/* The run ns.p1 as etcd would hold it around step ns.p1.3.1: what two
+ * earlier steps published (one of them a secret under a name the node that
+ * stored it did not mask, one holding a secret param's value), a step that
+ * failed and one of a later stage, which offer nothing. */
+static const char *const RUN[][2] = {
+    {"ns.p1.1.1", "{\"name\": \"build\", \"status\": {\"status\": \"SUCCEEDED\", \"response\":"
+                  " {\"exit_code\": \"0\", \"output.IMAGE\": \"img:1\", \"output.REQ\": \"r1\","
+                  " \"output.DB_PASSWORD\": \"leaked-pw\","
+                  " \"output.URL\": \"postgres://u:hunter22@db\","
+                  " \"output.NOTE\": \"used s3cr3t-file\"}}}"},
+    {"ns.p1.2.1", "{\"name\": \"test\", \"status\": {\"status\": \"SUCCEEDED\", \"response\":"
+                  " {\"output.IMAGE\": \"img:2\", \"output.REPORT\": \"line1\\nline2\"}}}"},
+    {"ns.p1.2.2", "{\"name\": \"lint\", \"status\": {\"status\": \"FAILED\", \"response\":"
+                  " {\"output.IMAGE\": \"bad\", \"output.LINT\": \"bad\"}}}"},
+    {"ns.p1.4.1", "{\"name\": \"deploy\", \"status\": {\"status\": \"SUCCEEDED\", \"response\":"
+                  " {\"output.LATER\": \"bad\"}}}"},
+};
+
+static void test_describe_outputs(void) {
+  json_t *step = js("{\"key\": \"ns.p1.3.1\", \"namespace\": \"ns\", \"pipeline_id\": \"p1\","
+                    " \"name\": \"pkg\", \"action\": \"greet@v1\","
+                    " \"with\": {\"REPORT\": \"mine\", \"API_TOKEN\": \"hunter22\","
+                    "  \"OPT\": \"--pw=hunter22\"},"
+                    " \"status\": {\"status\": \"SUCCEEDED\", \"message\": \"sent hunter22\","
+                    "  \"response\": {\"output.MY_TOKEN\": \"t0k3n-value\","
+                    "  \"output.LOG\": \"to postgres://u:hunter22@db\\nok\"}}}");
+  json_t *pipe = js("{\"id\": \"p1\", \"namespace\": \"ns\","
+                    " \"with\": {\"WHO\": \"pipe\", \"IMAGE\": \"from-pipe\"}}");
+  json_t *action = js(ACTION);
+  /* The offers as describe.c gathers them: the run fed in any order. */
+  wf_offers_t *o = wf_offers_create("ns.p1.3.1", 0);
+  ASSERT_NOT_NULL(o);
+  char err[256];
+  for (size_t i = sizeof RUN / sizeof RUN[0]; i-- > 0;) {
+    json_t *st = js(RUN[i][1]);
+    ASSERT_OK(wf_offers_add(o, RUN[i][0], st, err, sizeof err));
+    json_decref(st);
+  }
+  wf_params_t values, origins;
+  wf_params_init(&values);
+  wf_params_init(&origins);
+  ASSERT_OK(wf_offers_finish(o, &values, &origins, err, sizeof err));
+  wf_offers_destroy(o);
+  wf_cli_offers_t offers = {&values, &origins, NULL};
+
+  json_t *m = wf_cli_describe(step, action, pipe, &offers, "*PASSWORD*,*TOKEN*", 0);
+  ASSERT_EQ(json_array_size(json_object_get(m, "notes")), 0);
+  ASSERT(json_is_true(json_object_get(m, "outputs_merged")));
+  /* pipeline with < outputs (the later step wins) < step with */
+  expect_param(m, "IMAGE", "img:2", "output of step test", 0);
+  ASSERT_STR_EQ(json_string_value(json_object_get(param(m, "IMAGE"), "output_of")), "test");
+  expect_param(m, "build.IMAGE", "img:1", "output of step build", 0);
+  expect_param(m, "test.IMAGE", "img:2", "output of step test", 0);
+  expect_param(m, "REPORT", "mine", "step", 0);
+  ASSERT_NULL(json_object_get(param(m, "REPORT"), "output_of"));
+  expect_param(m, "test.REPORT", "line1\nline2", "output of step test", 0);
+  expect_param(m, "WHO", "pipe", "pipeline", 0);
+  expect_param(m, "GREETING", "hello", "action default", 0);
+  /* An output satisfies a required param. */
+  expect_param(m, "REQ", "r1", "output of step build", 0);
+  ASSERT_NULL(json_object_get(m, "params_error"));
+  /* Secrets: an output named like one (qualified too), a secret param's
+   * value inside an output, inside another param, inside the step's own
+   * outputs and message; the action's secret default inside an output. */
+  expect_param(m, "DB_PASSWORD", "******", "output of step build", 1);
+  expect_param(m, "build.DB_PASSWORD", "******", "output of step build", 1);
+  expect_param(m, "URL", "postgres://u:******@db", "output of step build", 0);
+  expect_param(m, "build.URL", "postgres://u:******@db", "output of step build", 0);
+  expect_param(m, "NOTE", "used ******", "output of step build", 0);
+  expect_param(m, "API_TOKEN", "******", "step", 1);
+  expect_param(m, "OPT", "--pw=******", "step", 0);
+  const json_t *shown = json_object_get(m, "step");
+  const json_t *resp = json_object_get(json_object_get(shown, "status"), "response");
+  ASSERT_STR_EQ(json_string_value(json_object_get(resp, "output.MY_TOKEN")), "******");
+  ASSERT_STR_EQ(json_string_value(json_object_get(resp, "output.LOG")),
+                "to postgres://u:******@db\nok");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(shown, "status"), "message")),
+                "sent ******");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(shown, "with"), "OPT")),
+                "--pw=******");
+  /* What failed or comes later offers nothing. */
+  ASSERT_NULL(param(m, "LINT"));
+  ASSERT_NULL(param(m, "LATER"));
+  char *dump = json_dumps(m, 0);
+  const char *leaks[] = {"hunter22", "leaked-pw", "s3cr3t-file", "t0k3n-value", "bad", NULL};
+  for (const char **l = leaks; *l; l++)
+    if (strstr(dump, *l)) WF_FAIL("describe shows \"%s\": %s", *l, dump);
+  free(dump);
+
+  char *t = wf_cli_describe_text(m);
+  const char *want[] = {
+      "\nParams (action defaults < pipeline with < outputs of earlier steps < step with):\n",
+      "   img:2                    output of step test\n",
+      "   line1 line2              output of step test\n",
+      "   postgres://u:******@db   output of step build\n",
+      "    output.MY_TOKEN: '******'\n",
+      NULL,
+  };
+  for (const char **w = want; *w; w++)
+    if (!strstr(t, *w)) WF_FAIL("describe text lacks \"%s\":\n%s", *w, t);
+  ASSERT(!strstr(t, "hunter22") && !strstr(t, "leaked-pw"));
+  free(t);
+  json_decref(m);
+
+  /* Over a bound: the node would fail the step; the params are merged
+   * without the outputs. */
+  wf_cli_offers_t over = {&values, &origins,
+                          "the outputs offered by the earlier steps add up to over 1048576 bytes"};
+  m = wf_cli_describe(step, action, pipe, &over, "*TOKEN*", 0);
+  ASSERT(has_note(m, "add up to over 1048576 bytes: the node would fail this step"));
+  expect_param(m, "IMAGE", "from-pipe", "pipeline", 0);
+  ASSERT_NULL(param(m, "build.IMAGE"));
+  ASSERT_NULL(json_object_get(m, "outputs_merged"));
+  ASSERT(strstr(json_string_value(json_object_get(m, "params_error")), "required param REQ"));
+  json_decref(m);
+
+  /* Nothing offered (a run of one step): the pipeline's value stands. */
+  wf_params_t none;
+  wf_params_init(&none);
+  wf_cli_offers_t empty = {&none, &none, NULL};
+  m = wf_cli_describe(step, action, pipe, &empty, "*TOKEN*", 0);
+  expect_param(m, "IMAGE", "from-pipe", "pipeline", 0);
+  json_decref(m);
+
+  wf_params_finish(&values);
+  wf_params_finish(&origins);
   json_decref(step);
   json_decref(pipe);
   json_decref(action);
@@ -216,7 +372,7 @@ static void test_describe_pipeline(void) {
 static void test_describe_bad_step(void) {
   json_t *step = js("{\"key\": \"b\", \"action\": \"a@v1\", \"with\": {\"T\": 5},"
                     " \"status\": {\"status\": \"BOGUS\"}}");
-  json_t *m = wf_cli_describe(step, NULL, NULL, "", 0);
+  json_t *m = wf_cli_describe(step, NULL, NULL, NULL, "", 0);
   ASSERT(has_note(m, "does not decode"));
   ASSERT_NULL(json_object_get(m, "params"));
   char *t = wf_cli_describe_text(m);
@@ -231,7 +387,7 @@ static void test_describe_text(void) {
   setenv("TZ", "UTC", 1);
   tzset();
   json_t *step = js(STEP), *action = js(ACTION);
-  json_t *m = wf_cli_describe(step, action, NULL, "*TOKEN*", 0);
+  json_t *m = wf_cli_describe(step, action, NULL, NULL, "*TOKEN*", 0);
   char *t = wf_cli_describe_text(m);
   const char *want[] = {
       "Step:     k1\n",
@@ -262,7 +418,7 @@ static void test_describe_text(void) {
   /* A running step: no end, the time it has run so far. */
   json_t *run = js("{\"key\": \"r\", \"action\": \"greet@v1\", \"create_type\": \"USER\","
                    " \"status\": {\"status\": \"RUNNING\", \"start_at\": 1000}}");
-  m = wf_cli_describe(run, action, NULL, "", 1000 + 65000);
+  m = wf_cli_describe(run, action, NULL, NULL, "", 1000 + 65000);
   t = wf_cli_describe_text(m);
   if (!strstr(t, "  ended     -   (running for 1m05s)\n")) WF_FAIL("running:\n%s", t);
   if (!strstr(t, "  created   -\n")) WF_FAIL("no create_at:\n%s", t);
@@ -276,8 +432,10 @@ static void test_describe_text(void) {
 int main(void) {
   test_yaml_shapes();
   test_yaml_round_trip();
+  test_yaml_outputs();
   test_describe_model();
   test_describe_pipeline();
+  test_describe_outputs();
   test_describe_bad_step();
   test_describe_text();
   printf("ok\n");

@@ -326,6 +326,9 @@ static void ctl_finish(wf__ctl_t *c) {
   json_decref(c->d_step);
   json_decref(c->d_action);
   json_decref(c->d_pipeline);
+  wf_offers_destroy(c->d_offers);
+  wf_params_finish(&c->d_offer_values);
+  wf_params_finish(&c->d_offer_origins);
   wf_argv_free(c->endpoints);
   json_decref(c->with);
   if (c->fd >= 0) close(c->fd);
@@ -444,6 +447,8 @@ int wf_wfctl_main(int argc, char **argv) {
   memset(&c, 0, sizeof c);
   c.fd = -1;
   c.with = json_object();
+  wf_params_init(&c.d_offer_values);
+  wf_params_init(&c.d_offer_origins);
   /* The etcd client logs its retries; wfctl reports what matters itself. */
   wf_log_setup(WF_LOG_ERROR, 0);
   int rc = parse_args(&c, argc, argv);

@@ -2,10 +2,11 @@
  * describe-model: what `wfctl describe` shows about a step (pure; the unit
  * tests call it with stored values and a fixed clock).  wf_cli_describe
  * builds one JSON object from the step, its action and its pipeline as
- * etcd holds them: the header, notes on what cannot be known, the step with
- * its secrets masked, the params merged as the node merges them, and the
- * timeline.  -o json and -o yaml print that object; wf_cli_describe_text
- * lays it out for people.
+ * etcd holds them, and what the earlier steps of its pipeline run offer it
+ * (describe.c gathers those): the header, notes on what cannot be known,
+ * the step with its secrets masked, the params merged as the node merges
+ * them with where each came from, and the timeline.  -o json and -o yaml
+ * print that object; wf_cli_describe_text lays it out for people.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "wf/codec.h"
 #include "wf/mask.h"
 #include "wf/model.h"
+#include "wf/outputs.h"
 #include "wf/util.h"
 #include "wfctl-internal.h"
 
@@ -33,13 +35,76 @@ static int param_secret(const Wf__Action *a, const char *globs, const char *name
   return 0;
 }
 
-/* Where a merged param's value came from (later wins, as in the merge). */
-static const char *param_from(const Wf__Step *st, const Wf__Pipeline *p, const char *key) {
+/* The secret values among the merged params, as the node picks them for
+ * its masker (engine/run.c build_mask): describe hides them wherever they
+ * appear, as the node hides them in what it writes.  NULL: none. */
+static wf_mask_t *secrets_mask(const Wf__Action *a, const char *globs, const wf_params_t *p) {
+  const char **vals = wf_calloc(p->n + 1, sizeof *vals);
+  size_t n = 0;
+  for (size_t i = 0; i < p->n; i++)
+    if (param_secret(a, globs, p->kv[i].key)) vals[n++] = p->kv[i].value;
+  wf_mask_t *m = wf_mask_create(vals, n);
+  free(vals);
+  return m;
+}
+
+/* s with every secret value replaced, as a new JSON string.  Masking keeps
+ * UTF-8 valid (a valid needle only matches on character boundaries), so the
+ * fallback is never expected; it errs on the hidden side. */
+static json_t *masked(const wf_mask_t *mask, const char *s) {
+  char *v = wf_mask_string(mask, s);
+  json_t *j = json_string(v);
+  free(v);
+  return j ? j : json_string(secret_text);
+}
+
+/* Where a merged param's value came from, malloc'd: the merge's sources
+ * from the one that wins (step with, outputs of earlier steps, pipeline
+ * with, action defaults).  *step_name: the step whose output it is, else
+ * NULL. */
+static char *param_from(const Wf__Step *st, const Wf__Pipeline *p, const wf_params_t *origins,
+                        const char *key, const char **step_name) {
+  *step_name = NULL;
   for (size_t i = 0; i < st->n_with; i++)
-    if (strcmp(st->with[i]->key, key) == 0) return "step";
+    if (strcmp(st->with[i]->key, key) == 0) return wf_strdup("step");
+  const char *o = origins ? wf_params_get(origins, key) : NULL;
+  if (o) {
+    *step_name = o;
+    return wf_asprintf("output of step %s", o);
+  }
   for (size_t i = 0; p && i < p->n_with; i++)
-    if (strcmp(p->with[i]->key, key) == 0) return "pipeline";
-  return "action default";
+    if (strcmp(p->with[i]->key, key) == 0) return wf_strdup("pipeline");
+  return wf_strdup("action default");
+}
+
+/* The stored step as describe shows it (a new copy): secret params in
+ * `with` and outputs named like secrets in status.response as the mask
+ * text, and the secret values masked inside every other `with` value,
+ * response value and the message.  mask may be NULL (names only). */
+static json_t *shown_step(const json_t *step, const Wf__Action *a, const char *globs,
+                          const wf_mask_t *mask) {
+  json_t *shown = json_deep_copy(step);
+  json_t *with = json_object_get(shown, "with");
+  const char *k;
+  json_t *x;
+  json_object_foreach(with, k, x) {
+    if (param_secret(a, globs, k)) json_object_set_new(with, k, json_string(secret_text));
+    else if (json_is_string(x)) json_object_set_new(with, k, masked(mask, json_string_value(x)));
+  }
+  json_t *status = json_object_get(shown, "status");
+  json_t *resp = json_object_get(status, "response");
+  const size_t plen = strlen(WF_OUTPUT_KEY_PREFIX);
+  json_object_foreach(resp, k, x) {
+    /* The node stored these masked already, with its own --mask-params;
+     * describe's globs may name more. */
+    if (strncmp(k, WF_OUTPUT_KEY_PREFIX, plen) == 0 && param_secret(a, globs, k + plen))
+      json_object_set_new(resp, k, json_string(secret_text));
+    else if (json_is_string(x)) json_object_set_new(resp, k, masked(mask, json_string_value(x)));
+  }
+  json_t *msg = json_object_get(status, "message");
+  if (json_is_string(msg))
+    json_object_set_new(status, "message", masked(mask, json_string_value(msg)));
+  return shown;
 }
 
 static int64_t jint(const json_t *o, const char *key) {
@@ -62,7 +127,7 @@ static void set_ms(json_t *o, const char *key, int64_t v) {
 }
 
 json_t *wf_cli_describe(const json_t *step, const json_t *action, const json_t *pipeline,
-                        const char *mask_globs, int64_t now_ms) {
+                        const wf_cli_offers_t *offers, const char *mask_globs, int64_t now_ms) {
   char err[512];
   Wf__Action empty_action = WF__ACTION__INIT;
   Wf__Step *st = NULL;
@@ -102,34 +167,49 @@ json_t *wf_cli_describe(const json_t *step, const json_t *action, const json_t *
     }
   }
 
-  /* The stored step, every field, with secret `with` values hidden. */
-  json_t *shown = json_deep_copy(step);
-  json_t *with = json_object_get(shown, "with");
-  const char *k;
-  json_t *x;
-  json_object_foreach(with, k, x) {
-    if (param_secret(a, mask_globs, k)) json_object_set_new(with, k, json_string(secret_text));
+  /* Offers over a bound: the node would fail the step before any merge;
+   * describe says so and shows the rest merged without them. */
+  const wf_params_t *offered = NULL, *origins = NULL;
+  if (offers && offers->error)
+    note(m, "the outputs of the earlier steps of the pipeline run: %s: the node would fail "
+         "this step", offers->error);
+  else if (offers)
+    offered = offers->values, origins = offers->origins;
+
+  /* The params as the node merges them (wf_params_merge fills them even
+   * when its checks fail), and the secret values among them. */
+  wf_params_t params;
+  char *perr = NULL;
+  wf_mask_t *mask = NULL;
+  wf_params_init(&params);
+  if (st) {
+    wf_params_merge(a ? a : &empty_action, p, offered, st, &params, &perr);
+    mask = secrets_mask(a, mask_globs, &params);
   }
-  json_object_set_new(m, "step", shown);
+
+  /* The stored step, every field, with the secrets hidden. */
+  json_object_set_new(m, "step", shown_step(step, a, mask_globs, mask));
 
   if (st) {
-    wf_params_t params;
-    char *perr = NULL;
-    wf_params_init(&params);
-    wf_params_merge(a ? a : &empty_action, p, NULL, st, &params, &perr);
     json_t *arr = json_array();
     for (size_t i = 0; i < params.n; i++) {
-      const char *name = params.kv[i].key;
+      const char *name = params.kv[i].key, *origin;
       int secret = param_secret(a, mask_globs, name);
-      json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:b}", "name", name, "value",
-                                           secret ? secret_text : params.kv[i].value, "from",
-                                           param_from(st, p, name), "secret", secret));
+      char *from = param_from(st, p, origins, name, &origin);
+      json_t *e = json_pack("{s:s, s:o, s:s, s:b}", "name", name, "value",
+                            secret ? json_string(secret_text) : masked(mask, params.kv[i].value),
+                            "from", from, "secret", secret);
+      if (origin) json_object_set_new(e, "output_of", json_string(origin));
+      json_array_append_new(arr, e);
+      free(from);
     }
     json_object_set_new(m, "params", arr);
+    if (offered) json_object_set_new(m, "outputs_merged", json_true());
     if (perr) json_object_set_new(m, "params_error", json_string(perr));
-    free(perr);
-    wf_params_finish(&params);
   }
+  free(perr);
+  wf_mask_destroy(mask);
+  wf_params_finish(&params);
 
   /* Timeline: the stored times (Unix ms) and the spans between them. */
   json_t *tl = json_object();
@@ -210,7 +290,11 @@ char *wf_cli_describe_text(const json_t *m) {
   }
   free(y);
 
-  wf_buf_printf(&b, "\nParams (action defaults < pipeline with < step with):\n");
+  /* The merge's order; the outputs level only where it took part (a
+   * pipeline step whose run was read), the only steps offered any. */
+  wf_buf_printf(&b, "\nParams (action defaults < pipeline with < %sstep with):\n",
+                json_is_true(json_object_get(m, "outputs_merged")) ? "outputs of earlier steps < "
+                                                                    : "");
   json_t *params = json_object_get(m, "params");
   if (!params) {
     wf_buf_printf(&b, "  (not merged)\n");

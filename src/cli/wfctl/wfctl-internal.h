@@ -6,7 +6,8 @@
  *                     the error lines every command prints
  *   apply.c           apply: load and check every document, then put each
  *   get.c             get: list or read named objects; table, json, yaml, name
- *   describe.c        describe: read the step, its action and pipeline, print
+ *   describe.c        describe: read the step, its action and pipeline, and
+ *                     the earlier steps of its pipeline run; print
  *   logs.c            logs [-f]
  *   run.c             run: create a step, watch it to its end, --timeout
  *   cancel.c          cancel (also the way out of run --timeout)
@@ -36,6 +37,7 @@
 #include <uv.h>
 
 #include "wf/etcd.h"
+#include "wf/outputs.h"
 
 /* Long table cells (get's columns, describe's param values) are cut here. */
 #define WF__CTL_MAX_CELL 80
@@ -91,6 +93,12 @@ struct wf__ctl_s {
 
   /* describe: what was read (owned; NULL = not found) */
   json_t *d_step, *d_action, *d_pipeline;
+  /* ... and what the earlier steps of a pipeline step's run offer it:
+   * collected while the run is listed, then merged (d_listed set). */
+  wf_offers_t *d_offers;
+  wf_params_t d_offer_values, d_offer_origins;
+  char d_offers_err[320];
+  int d_listed;
 
   /* one step being read / cancelled / followed */
   char *step_key;     /* as the user wrote it */
