@@ -903,7 +903,7 @@ class Bench:
     def part9(self):
         """Before a pipeline step runs, the node reads what the earlier steps
         of its run offer (engine/outputs.c: one paged list of the run's key
-        prefix, 16 steps a page, each step with outputs parsed, then the
+        prefix, 64 steps a page, each step with outputs parsed, then the
         merge into its environment).  Measured as part 1 measures a step:
         put -> SUCCEEDED of a LOCAL `true` step in the last stage of a run
         whose N - 1 earlier steps SUCCEEDED with 3 outputs each, against the
@@ -966,7 +966,7 @@ class Bench:
         b50, s50 = percentile(bigs, 50), percentile(solos, 50)
 
         def pages(nkeys):  # the run's keys when a measured step lists it (itself included)
-            return -(-nkeys // 16)
+            return -(-nkeys // 64)
         # NAME and <step name>.NAME for each output; COMMON and ML shared.
         offered = n_earlier * 4 + 2
         self.details["9"] = {"run_steps": N_OUTPUTS_RUN, "reps": OUTPUTS_REPS,
@@ -979,7 +979,7 @@ class Bench:
                  "outputs each (%d reps)" % (n_earlier, OUTPUTS_REPS), b50, "ms", s50,
                  "the same step alone in its run", b50 / s50, "x alone", "<= 1.5x alone",
                  b50 <= 1.5 * s50,
-                 note="run %.0f KiB in etcd, read in %d to %d pages of 16; %d names offered; "
+                 note="run %.0f KiB in etcd, read in %d to %d pages of 64; %d names offered; "
                       "p90 %.2f vs %.2f ms; agent CPU per step %.2f vs %.2f ms" % (
                           run_bytes / 1024.0, pages(n_earlier + warm + 1),
                           pages(n_earlier + warm + OUTPUTS_REPS), offered,

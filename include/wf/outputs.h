@@ -84,6 +84,13 @@ wf_offers_t *wf_offers_create(const char *key, int64_t flow);
  * set when what is kept would pass WF_OFFERS_MAX_KEPT. */
 int wf_offers_add(wf_offers_t *o, const char *key, const json_t *step, char *err,
                   size_t errlen);
+/* The same for a stored value's bytes [p, p + n): the fields the offers need
+ * are read with the byte scanner (wf/jscan.h) into a small object, and
+ * only a value it declines (escapes, non-ASCII, repeated keys, ...) is parsed
+ * whole with jansson; a value that is not a JSON object is ignored.  A big
+ * pipeline run's start is mostly this parse (bench part 9). */
+int wf_offers_add_bytes(wf_offers_t *o, const char *key, const char *p, size_t n, char *err,
+                        size_t errlen);
 /* Merges what was kept.  offers gets NAME and <step name>.NAME for every
  * output (the qualified form only for a step name of [A-Za-z0-9_.-]+);
  * origins, when not NULL, gets the same keys, each with the name of the

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wf/jscan.h"
 #include "wf/util.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -466,6 +467,120 @@ int wf_offers_add(wf_offers_t *o, const char *key, const json_t *step, char *err
   o->k[o->n++] = kp;
   o->bytes += bytes;
   return 0;
+}
+
+/* ---- the fields of a stored step, from its bytes ---------------------------------- */
+
+/* Read the way jansson would (the scanner declines whatever it is unsure
+ * of), into {"name", "status": {"status", "flow_number", "response": {only
+ * output.* strings}}}: the members wf_offers_add looks at, of the types it
+ * takes.  A member of another type is left out, which wf_offers_add reads
+ * as jansson's value of the wrong type. */
+typedef struct fast_s {
+  json_t *top, *status, *response;
+  unsigned seen_top, seen_status;
+} fast_t;
+
+static int fast_response(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
+  fast_t *f = ctx;
+  const size_t plen = sizeof WF_OUTPUT_KEY_PREFIX - 1;
+  const char *b;
+  size_t n;
+  if (kn <= plen || memcmp(k, WF_OUTPUT_KEY_PREFIX, plen) != 0 || *s->p != '"')
+    return wf_jscan_skip(s);
+  json_t *v;
+  if (wf_jscan_str(s, &b, &n) == 0) {
+    v = json_stringn(b, n);
+  } else {
+    /* Escapes (a value of several lines) or UTF-8: jansson reads the
+     * string alone, so it is decoded exactly as in the whole document. */
+    const char *q = s->p + 1;
+    while (q < s->end && *q != '"') q += *q == '\\' ? 2 : 1;
+    if (q >= s->end) return WF_JSCAN_DECLINE;
+    v = json_loadb(s->p, (size_t)(q + 1 - s->p), JSON_DECODE_ANY, NULL);
+    if (!json_is_string(v)) {
+      json_decref(v);
+      return WF_JSCAN_DECLINE;
+    }
+    s->p = q + 1;
+  }
+  /* A repeated key: the later value wins, as in jansson. */
+  char *key = wf_strndup(k, kn);
+  json_object_set_new(f->response, key, v);
+  free(key);
+  return 0;
+}
+
+static int fast_status(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
+  fast_t *f = ctx;
+  const char *b;
+  size_t n;
+  int64_t v;
+  int is_int;
+  if (WF_JSCAN_KEYIS(k, kn, "status")) {
+    if (wf_jscan_once(&f->seen_status, 1)) return WF_JSCAN_DECLINE;
+    if (*s->p == '"') {
+      if (wf_jscan_str(s, &b, &n)) return WF_JSCAN_DECLINE;
+      json_object_set_new(f->status, "status", json_stringn(b, n));
+      return 0;
+    }
+    if (*s->p == 'n') return wf_jscan_lit(s, "null", 4);  /* as missing */
+    if (wf_jscan_num(s, &v, &is_int) || !is_int) return WF_JSCAN_DECLINE;
+    json_object_set_new(f->status, "status", json_integer(v));
+    return 0;
+  }
+  if (WF_JSCAN_KEYIS(k, kn, "flow_number")) {
+    if (wf_jscan_once(&f->seen_status, 2)) return WF_JSCAN_DECLINE;
+    if (*s->p != '-' && (*s->p < '0' || *s->p > '9')) return wf_jscan_skip(s);
+    if (wf_jscan_num(s, &v, &is_int)) return WF_JSCAN_DECLINE;
+    if (is_int) json_object_set_new(f->status, "flow_number", json_integer(v));
+    return 0;
+  }
+  if (WF_JSCAN_KEYIS(k, kn, "response")) {
+    if (wf_jscan_once(&f->seen_status, 4)) return WF_JSCAN_DECLINE;
+    if (*s->p != '{') return wf_jscan_skip(s);
+    f->response = json_object();
+    json_object_set_new(f->status, "response", f->response);
+    return wf_jscan_object(s, fast_response, f);
+  }
+  return wf_jscan_skip(s);
+}
+
+static int fast_top(wf_jscan_t *s, const char *k, size_t kn, void *ctx) {
+  fast_t *f = ctx;
+  const char *b;
+  size_t n;
+  if (WF_JSCAN_KEYIS(k, kn, "name")) {
+    if (wf_jscan_once(&f->seen_top, 1)) return WF_JSCAN_DECLINE;
+    if (*s->p != '"') return wf_jscan_skip(s);
+    if (wf_jscan_str(s, &b, &n)) return WF_JSCAN_DECLINE;
+    json_object_set_new(f->top, "name", json_stringn(b, n));
+    return 0;
+  }
+  if (WF_JSCAN_KEYIS(k, kn, "status")) {
+    if (wf_jscan_once(&f->seen_top, 2)) return WF_JSCAN_DECLINE;
+    if (*s->p != '{') return wf_jscan_skip(s);
+    f->status = json_object();
+    json_object_set_new(f->top, "status", f->status);
+    return wf_jscan_object(s, fast_status, f);
+  }
+  return wf_jscan_skip(s);
+}
+
+int wf_offers_add_bytes(wf_offers_t *o, const char *key, const char *p, size_t n, char *err,
+                        size_t errlen) {
+  wf_jscan_t s;
+  fast_t f = {.top = json_object()};
+  wf_jscan_init(&s, p, n, 32, 0);
+  wf_jscan_ws(&s);
+  json_t *obj = f.top;
+  if (s.p >= s.end || *s.p != '{' || wf_jscan_object(&s, fast_top, &f) || wf_jscan_end(&s)) {
+    json_decref(f.top);
+    obj = json_loadb(p, n, 0, NULL);
+  }
+  int r = json_is_object(obj) ? wf_offers_add(o, key, obj, err, errlen) : 0;
+  json_decref(obj);
+  return r;
 }
 
 static int cmp_i64(int64_t a, int64_t b) { return a < b ? -1 : a > b; }

@@ -725,6 +725,59 @@ static void test_offers_many(void) {
   wf_offers_destroy(o);
 }
 
+/* wf_offers_add_bytes answers as wf_offers_add on jansson's parse, for
+ * values its scanner reads and for values it declines. */
+static void test_offers_bytes(void) {
+  static const char *const vals[] = {
+      "{\"name\":\"b\",\"status\":{\"status\":\"SUCCEEDED\",\"flow_number\":2,"
+      "\"response\":{\"output.A\":\"1\",\"exit_code\":\"0\",\"output.B\":\"x y\"}}}",
+      "{\"name\":\"b\",\"status\":{\"status\":3,\"response\":{\"output.A\":\"1\"}}}",
+      "{\"name\":\"b\",\"status\":{\"status\":\"succeeded\",\"response\":"
+      "{\"output.A\":\"1\",\"output.A\":\"2\"}}}",
+      "{\"name\":7,\"status\":{\"status\":\"SUCCEEDED\",\"flow_number\":1.5,"
+      "\"response\":{\"output.A\":5,\"output.C\":\"c\"}}}",
+      "{\"name\":\"b\",\"status\":{\"status\":\"SUCCEEDED\",\"response\":"
+      "{\"output.ML\":\"l1\\nl2\"}}}",
+      "{\"name\":\"b\",\"status\":{\"status\":\"FAILED\",\"response\":{\"output.A\":\"1\"}}}",
+      "{\"name\":\"b\",\"status\":{\"status\":null,\"response\":{\"output.A\":\"1\"}}}",
+      "{\"status\":{\"status\":\"SUCCEEDED\",\"status\":\"FAILED\",\"response\":"
+      "{\"output.A\":\"1\"}}}",
+      "{\"name\":\"b\",\"status\":[1],\"x\":{\"y\":[true,null,-1.25]}}",
+      "{\"name\":\"b\",\"status\":{\"status\":\"SUCCEEDED\",\"response\":"
+      "{\"output.A\":\"caf\u00e9\"}}}",
+      "{\"name\":\"b\",\"status\":{\"status\":\"SUCCEEDED\",\"response\":{\"output.A\":\"1\"}}",
+      "[1,2]",
+      "",
+  };
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+    wf_offers_t *a = wf_offers_create("ns.p.2.1", 0), *b = wf_offers_create("ns.p.2.1", 0);
+    char ea[256] = "", eb[256] = "";
+    json_t *o = json_loads(vals[i], 0, NULL);
+    int ra = json_is_object(o) ? wf_offers_add(a, "ns.p.1.1", o, ea, sizeof ea) : 0;
+    json_decref(o);
+    int rb = wf_offers_add_bytes(b, "ns.p.1.1", vals[i], strlen(vals[i]), eb, sizeof eb);
+    ASSERT_EQ(ra, rb);
+    wf_params_t pa, pb, oa, ob;
+    wf_params_init(&pa);
+    wf_params_init(&pb);
+    wf_params_init(&oa);
+    wf_params_init(&ob);
+    ASSERT_EQ(wf_offers_finish(a, &pa, &oa, ea, sizeof ea), wf_offers_finish(b, &pb, &ob, eb, sizeof eb));
+    if (pa.n != pb.n) WF_FAIL("value %zu: %zu offers from jansson, %zu from the bytes", i, pa.n, pb.n);
+    for (size_t k = 0; k < pa.n; k++) {
+      ASSERT_STR_EQ(pa.kv[k].key, pb.kv[k].key);
+      ASSERT_STR_EQ(pa.kv[k].value, pb.kv[k].value);
+      ASSERT_STR_EQ(oa.kv[k].value, ob.kv[k].value);
+    }
+    wf_params_finish(&pa);
+    wf_params_finish(&pb);
+    wf_params_finish(&oa);
+    wf_params_finish(&ob);
+    wf_offers_destroy(a);
+    wf_offers_destroy(b);
+  }
+}
+
 /* Names that change how programs start are guarded (offered only
  * qualified); ordinary ones and near misses are not. */
 static void test_guarded(void) {
@@ -748,7 +801,7 @@ static const wf_test_t tests[] = {
     WF_TEST(offers_flows),   WF_TEST(offers_status),     WF_TEST(offers_other_keys),
     WF_TEST(offers_response_keys), WF_TEST(offers_qualified), WF_TEST(offers_fed_twice),
     WF_TEST(offers_kept_bound), WF_TEST(offers_total_bound), WF_TEST(offers_many),
-    WF_TEST(guarded),
+    WF_TEST(guarded),        WF_TEST(offers_bytes),
 };
 
 int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

@@ -7,7 +7,7 @@
  *
  * The run is read as the node reads it before it runs a step (engine/
  * outputs.c): one paged list of P/workflow/steps/<namespace>.<pipeline id>.,
- * each step fed to wf_offers_add, which keeps the earlier ones that
+ * each step fed to wf_offers_add_bytes, which keeps the earlier ones that
  * succeeded; wf_offers_finish merges them into the offers and, per name, the
  * step it came from.  So describe shows what the node would merge now.
  */
@@ -22,10 +22,9 @@
 #include "wf/util.h"
 #include "wfctl-internal.h"
 
-/* Steps per page of the run's list, as the node asks for them: a step may
- * hold 256 KiB of outputs, and a page's body is bounded by the HTTP client
- * (8 MiB). */
-#define RUN_PAGE 16
+/* Steps per page of the run's list, as the node asks for them
+ * (engine/outputs.c says why 64). */
+#define RUN_PAGE 64
 
 /* A stored value for the describe model: the JSON, or a string (which the
  * codec refuses, so the model notes the object as invalid).  kv is
@@ -66,11 +65,8 @@ static void on_run_page(const wf_etcd_kv_t *kvs, size_t n, void *data) {
         !memmem(kvs[i].value, kvs[i].value_len, "\"" WF_OUTPUT_KEY_PREFIX,
                 sizeof WF_OUTPUT_KEY_PREFIX))
       continue;
-    json_t *o = json_loadb(kvs[i].value, kvs[i].value_len, 0, NULL);
-    if (json_is_object(o))
-      wf_offers_add(c->d_offers, kvs[i].key + plen, o, c->d_offers_err,
-                    sizeof c->d_offers_err);
-    json_decref(o);
+    wf_offers_add_bytes(c->d_offers, kvs[i].key + plen, kvs[i].value, kvs[i].value_len,
+                        c->d_offers_err, sizeof c->d_offers_err);
   }
 }
 
