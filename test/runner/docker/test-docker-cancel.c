@@ -56,7 +56,8 @@ static void test_graceful(void) {
   step(&s, "c-graceful", "[\"sh\",\"-c\",\"trap 'echo got TERM; exit 5' TERM; echo running; "
                          "sleep 60 & wait\"]", 3);
   dt = cancel_after(&s, &o, 500, &log);
-  ASSERT(dt < 1500);
+  /* Before the kill at the 3 s grace (exit code 5 says the trap ran). */
+  ASSERT(dt < 3000);
   ASSERT_EQ(o.canceled, 1);
   ASSERT_STR_EQ(o.error, "");
   ASSERT_EQ(o.exit_code, 5);
@@ -75,7 +76,9 @@ static void test_term_ignored(void) {
   step(&s, "c-stubborn", "sh,-c,echo stubborn; exec sleep 60", 2);
   dt = cancel_after(&s, &o, 300, &log);
   ASSERT(dt >= 1900);
-  ASSERT(dt < 2000 + 1000);
+  /* Only a cancel that never escalates to a kill would take the sleep's
+   * 60 s; the slack is for a loaded machine (3.03 s seen in CI). */
+  ASSERT(dt < 2000 + 5000);
   ASSERT_EQ(o.canceled, 1);
   ASSERT_STR_EQ(o.error, "");
   ASSERT_EQ(o.exit_code, 137);
