@@ -112,8 +112,15 @@ static void test_reattach(void) {
   ASSERT(i >= 0);
   ASSERT_EQ(l.running[i], 1);
   snprintf(id_run, sizeof id_run, "%s", l.ids[i]);
-  i = find(r2, "r-exited", &l);
-  ASSERT(i >= 0);
+  /* It exits 2 s after it started, while no agent runs: on a loaded
+   * machine that may be a little after this point, so wait for it (10 s at
+   * most) rather than race it. */
+  for (rep = 0;; rep++) {
+    i = find(r2, "r-exited", &l);
+    ASSERT(i >= 0);
+    if (!l.running[i] || rep == 100) break;
+    spin_ms(100);
+  }
   ASSERT_EQ(l.running[i], 0);
   ASSERT_EQ(l.exit_code[i], 4);
   snprintf(id_exit, sizeof id_exit, "%s", l.ids[i]);
