@@ -655,7 +655,7 @@ static void params_put_all(wf_params_t *p, const merge_t *m, int origins) {
 int wf_offers_finish(wf_offers_t *o, wf_params_t *offers, wf_params_t *origins, char *err,
                      size_t errlen) {
   if (err && errlen) err[0] = '\0';
-  qsort(o->k, o->n, sizeof *o->k, kept_cmp);
+  if (o->n) qsort(o->k, o->n, sizeof *o->k, kept_cmp); /* qsort(NULL, 0) is undefined */
   merge_t m = {.e = NULL, .n = 0, .cap = 0};
   wf_map_init(&m.index);
   for (size_t i = 0; i < o->n; i++) {

@@ -32,10 +32,12 @@ from e2e import (Scenario, run, check, sh, status_of, log, T, EtcdClient,  # noq
                  EtcdError, WORKFLOW_NODE)
 
 TOKEN_TTL = 2
-# Above the token TTL: an idle probe every second would keep the token
-# alive (a simple token's TTL restarts with each use).
-IDLE = 3
-FREEZE = 8  # > idle deadline + probe timeout, and > TOKEN_TTL
+# Well above twice the token TTL: a simple token's TTL restarts with each
+# use, and the agent's two watches (steps, actions) each probe when idle, at
+# offsets of their own; with IDLE = 3 two interleaved probes could come
+# every 1.5 s and keep the token alive for the whole test (seen under ASan).
+IDLE = 6
+FREEZE = 14  # > idle deadline + probe timeout, and > TOKEN_TTL
 USER = "root"
 PASSWORD = "s3cret-Pa55word-%d" % os.getpid()
 WRONG = "wrong-Pa55word-%d" % os.getpid()
@@ -162,7 +164,7 @@ def main():
             st = s.wait_step(k, timeout=30)
             check(status_of(st)["status"] == "SUCCEEDED", "%s: %s", k, status_of(st))
             keys.append(k)
-            time.sleep(TOKEN_TTL + 1.5)  # the agent's token expires while it is idle
+            time.sleep(IDLE + 1.5)  # the agent's token expires while it is idle
         refused = a.stderr_lines_with("auth token was refused")
         check(refused, "the agent's token never expired during the test; stderr:\n%s",
               a.stderr_tail())
