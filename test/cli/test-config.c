@@ -18,8 +18,20 @@
 #include "wf/util.h"
 
 static char *no_env[] = {NULL};
-static char cfg_path[] = "/tmp/wf-test-config-XXXXXX";
+#define CFG_TEMPLATE "/tmp/wf-test-config-XXXXXX"
+static char cfg_path[sizeof CFG_TEMPLATE];
 static char err[1024];
+
+/* The cases that read a config file make their own (empty) one with
+ * cfg_make() and remove it with cfg_drop(). */
+static void cfg_make(void) {
+  memcpy(cfg_path, CFG_TEMPLATE, sizeof CFG_TEMPLATE);
+  int fd = mkstemp(cfg_path);
+  ASSERT(fd >= 0);
+  close(fd);
+}
+
+static void cfg_drop(void) { unlink(cfg_path); }
 
 /* argv from a NULL-terminated list of words ("workflow-node" first). */
 static enum wf_config_result load(wf_config_t *cfg, char **envp, ...) {
@@ -156,6 +168,7 @@ static void test_env(void) {
 static void test_precedence(void) {
   wf_config_t cfg;
   char cflag[64];
+  cfg_make();
   snprintf(cflag, sizeof cflag, "--config=%s", cfg_path);
   write_cfg("max-parallel: 5\nprefix: filep\nttl: 40\nlog_level: error\n");
   char *env[] = {"WORKFLOW_MAX_PARALLEL=6", "WORKFLOW_PREFIX=envp", NULL};
@@ -197,11 +210,13 @@ static void test_precedence(void) {
    * does: the file is checked as a whole, types first. */
   write_cfg("ttl: [1, 2]\n");
   expect_bad(load(&cfg, no_env, cflag, "--ttl", "5", NULL), &cfg, "key \"ttl\"", NULL);
+  cfg_drop();
 }
 
 static void test_file_forms(void) {
   wf_config_t cfg;
   char cflag[64];
+  cfg_make();
   snprintf(cflag, sizeof cflag, "--config=%s", cfg_path);
 
   write_cfg("# the node's config\n"
@@ -245,11 +260,13 @@ static void test_file_forms(void) {
   ASSERT_EQ(cfg.node.ttl, 9);
   ASSERT_STR_EQ(cfg.node.etcd[0], "http://j:1");
   wf_config_finish(&cfg);
+  cfg_drop();
 }
 
 static void test_bad(void) {
   wf_config_t cfg;
   char cflag[64];
+  cfg_make();
   snprintf(cflag, sizeof cflag, "--config=%s", cfg_path);
 
   /* flags */
@@ -353,6 +370,7 @@ static void test_bad(void) {
   expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"log-level\"", "\"3\"", NULL);
   write_cfg("[1, 2");
   expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, cfg_path, NULL);
+  cfg_drop();
 }
 
 /* Runs load with stdout sent to a file and returns what was printed. */
@@ -417,19 +435,9 @@ static void test_etcd_parse(void) {
   ASSERT(strstr(why, "empty") != NULL);
 }
 
-int main(void) {
-  int fd = mkstemp(cfg_path);
-  ASSERT(fd >= 0);
-  close(fd);
-  test_defaults();
-  test_every_flag();
-  test_env();
-  test_precedence();
-  test_file_forms();
-  test_bad();
-  test_help_version();
-  test_etcd_parse();
-  unlink(cfg_path);
-  printf("ok\n");
-  return 0;
-}
+static const wf_test_t tests[] = {
+    WF_TEST(defaults), WF_TEST(every_flag), WF_TEST(env), WF_TEST(precedence),
+    WF_TEST(file_forms), WF_TEST(bad), WF_TEST(help_version), WF_TEST(etcd_parse),
+};
+
+int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

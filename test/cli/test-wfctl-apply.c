@@ -171,13 +171,9 @@ static void test_kind(void) {
   prep_fails("- 1\n", "expected a mapping");
 }
 
-int main(void) {
-  test_xid();
-  test_name_ok();
-  test_action();
-  test_pipeline();
-  test_step();
-  test_kind();
-  printf("ok\n");
-  return 0;
-}
+static const wf_test_t tests[] = {
+    WF_TEST(xid), WF_TEST(name_ok), WF_TEST(action), WF_TEST(pipeline), WF_TEST(step),
+    WF_TEST(kind),
+};
+
+int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

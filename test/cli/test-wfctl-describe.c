@@ -429,15 +429,10 @@ static void test_describe_text(void) {
   json_decref(action);
 }
 
-int main(void) {
-  test_yaml_shapes();
-  test_yaml_round_trip();
-  test_yaml_outputs();
-  test_describe_model();
-  test_describe_pipeline();
-  test_describe_outputs();
-  test_describe_bad_step();
-  test_describe_text();
-  printf("ok\n");
-  return 0;
-}
+static const wf_test_t tests[] = {
+    WF_TEST(yaml_shapes), WF_TEST(yaml_round_trip), WF_TEST(yaml_outputs),
+    WF_TEST(describe_model), WF_TEST(describe_pipeline), WF_TEST(describe_outputs),
+    WF_TEST(describe_bad_step), WF_TEST(describe_text),
+};
+
+int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

@@ -720,18 +720,10 @@ static void test_fast_path(void) {
   same(render_txn, duptx, strlen(duptx));
 }
 
-int main(void) {
-  test_revision_bounds();
-  test_i64();
-  test_kv();
-  test_responses();
-  test_errors();
-  test_requests();
-  test_prefix_end();
-  test_splitter();
-  test_watch_msgs();
-  test_resume();
-  test_fast_path();
-  printf("ok\n");
-  return 0;
-}
+static const wf_test_t tests[] = {
+    WF_TEST(revision_bounds), WF_TEST(i64), WF_TEST(kv), WF_TEST(responses), WF_TEST(errors),
+    WF_TEST(requests), WF_TEST(prefix_end), WF_TEST(splitter), WF_TEST(watch_msgs),
+    WF_TEST(resume), WF_TEST(fast_path),
+};
+
+int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

@@ -9,7 +9,7 @@
  * chunked-with-trailer error reply.
  *
  * Every test counts its callbacks, asserts them, and ends with
- * wf_test_close_loop() (uv_loop_close() == 0).  Usage: test-http [name...].
+ * wf_test_close_loop() (uv_loop_close() == 0).  Usage: test-http [name | --list].
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -1274,15 +1274,9 @@ static void test_cancel_sync(void) {
 }
 
 static rec_t cl[4];
-static void close_timer_cb(uv_timer_t *t) {
-  /* One more request, still connecting when the client closes. */
-  get(&cl[3], "/late");
-  wf_http_client_close(client, on_client_closed, NULL);
-  client = NULL;
-  ASSERT_EQ(total_done, 0);
-  uv_close((uv_handle_t *)t, NULL);
-}
 
+/* The client closes with 3 requests in flight (the server has them and never
+ * answers) and a 4th still connecting. */
 static void test_close_in_flight(void) {
   static const step_t steps[] = {{NULL, 0, 0, 0, 0}};
   wf_http_req_opts_t o;
@@ -1299,8 +1293,20 @@ static void test_close_in_flight(void) {
     o.stream = i == 1;
     start(&cl[i], &o);
   }
+  /* Until the server has received all 3 (a fixed delay is too short under
+   * ASan on a loaded machine); the timer bounds the wait and wakes the loop. */
   uv_timer_init(&loop, &t);
-  uv_timer_start(&t, close_timer_cb, 50, 0);
+  uv_timer_start(&t, noop_timer_cb, 5000, 0);
+  while (srv.requests < 3 && uv_is_active((uv_handle_t *)&t)) uv_run(&loop, UV_RUN_ONCE);
+  if (srv.requests < 3)
+    WF_FAIL("the server received %d of the 3 requests in 5 s", srv.requests);
+  uv_close((uv_handle_t *)&t, NULL);
+  ASSERT_EQ(total_done, 0);
+  /* One more request, still connecting when the client closes. */
+  get(&cl[3], "/late");
+  wf_http_client_close(client, on_client_closed, NULL);
+  client = NULL;
+  ASSERT_EQ(total_done, 0);
   expected_done_before_close = 4;
   while (!close_cb_called) uv_run(&loop, UV_RUN_ONCE);
   for (i = 0; i < 4; i++) {
@@ -1619,62 +1625,22 @@ static void test_origins_and_args(void) {
 }
 
 /* ---- runner ---------------------------------------------------------------------------- */
-static const struct {
-  const char *name;
-  void (*fn)(void);
-} tests[] = {
-    {"content_length", test_content_length},
-    {"chunked_trickle", test_chunked_trickle},
-    {"etcd_trailer", test_etcd_trailer},
-    {"keepalive_reuse", test_keepalive_reuse},
-    {"answer_before_upload_done", test_answer_before_upload_done},
-    {"answer_then_stall", test_answer_then_stall},
-    {"server_closes_idle", test_server_closes_idle},
-    {"retry_on_reused", test_retry_on_reused},
-    {"fresh_conn_closed_no_retry", test_fresh_conn_closed_no_retry},
-    {"refused", test_refused},
-    {"timeout", test_timeout},
-    {"connect_timeout", test_connect_timeout},
-    {"timeout_mid_body", test_timeout_mid_body},
-    {"truncated", test_truncated},
-    {"garbage", test_garbage},
-    {"bad_status", test_bad_status},
-    {"interim_with_length", test_interim_with_length},
-    {"too_big", test_too_big},
-    {"stream_pause_resume", test_stream_pause_resume},
-    {"pause_from_outside", test_pause_from_outside},
-    {"pause_at_message_end", test_pause_at_message_end},
-    {"cancel_in_callbacks", test_cancel_in_callbacks},
-    {"cancel_sync", test_cancel_sync},
-    {"close_in_flight", test_close_in_flight},
-    {"close_in_on_data", test_close_in_on_data},
-    {"close_in_on_done", test_close_in_on_done},
-    {"many", test_many},
-    {"unix_socket", test_unix_socket},
-    {"unix_missing", test_unix_missing},
-    {"interim_and_until_close", test_interim_and_until_close},
-    {"head_method", test_head_method},
-    {"idle_close_and_max_idle", test_idle_close_and_max_idle},
-    {"localhost_name", test_localhost_name},
-    {"origins_and_args", test_origins_and_args},
+static const wf_test_t tests[] = {
+    WF_TEST(content_length), WF_TEST(chunked_trickle), WF_TEST(etcd_trailer),
+    WF_TEST(keepalive_reuse), WF_TEST(answer_before_upload_done), WF_TEST(answer_then_stall),
+    WF_TEST(server_closes_idle), WF_TEST(retry_on_reused), WF_TEST(fresh_conn_closed_no_retry),
+    WF_TEST(refused), WF_TEST(timeout), WF_TEST(connect_timeout), WF_TEST(timeout_mid_body),
+    WF_TEST(truncated), WF_TEST(garbage), WF_TEST(bad_status), WF_TEST(interim_with_length),
+    WF_TEST(too_big), WF_TEST(stream_pause_resume), WF_TEST(pause_from_outside),
+    WF_TEST(pause_at_message_end), WF_TEST(cancel_in_callbacks), WF_TEST(cancel_sync),
+    WF_TEST(close_in_flight), WF_TEST(close_in_on_data), WF_TEST(close_in_on_done),
+    WF_TEST(many), WF_TEST(unix_socket), WF_TEST(unix_missing),
+    WF_TEST(interim_and_until_close), WF_TEST(head_method), WF_TEST(idle_close_and_max_idle),
+    WF_TEST(localhost_name), WF_TEST(origins_and_args),
 };
 
 int main(int argc, char **argv) {
-  size_t i;
-  int j, ran = 0;
-
   make_etcd_err_reply();
   if (getenv("WF_TEST_DEBUG")) wf_log_setup(WF_LOG_DEBUG, 0);
-  for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-    int want = argc < 2;
-    for (j = 1; j < argc; j++)
-      if (strcmp(argv[j], tests[i].name) == 0) want = 1;
-    if (!want) continue;
-    fprintf(stderr, "http: %s\n", tests[i].name);
-    tests[i].fn();
-    ran++;
-  }
-  if (ran == 0) WF_FAIL("no test matched");
-  fprintf(stderr, "http: %d tests passed\n", ran);
-  return 0;
+  return WF_TEST_MAIN(argc, argv, tests);
 }

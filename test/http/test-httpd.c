@@ -6,7 +6,7 @@
  * reads) come from raw uv_tcp clients on the same loop.
  *
  * Every test counts its callbacks, asserts them, and ends with
- * wf_test_close_loop() (uv_loop_close() == 0).  Usage: test-httpd [name...].
+ * wf_test_close_loop() (uv_loop_close() == 0).  Usage: test-httpd [name | --list].
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -476,36 +476,14 @@ static void test_port_in_use(void) {
   close_server();
 }
 
-static const struct {
-  const char *name;
-  void (*fn)(void);
-} tests[] = {
-    {"status_codes", test_status_codes},
-    {"oversized_head_client", test_oversized_head_client},
-    {"head_bound_exact", test_head_bound_exact},
-    {"oversized_head_raw", test_oversized_head_raw},
-    {"garbage", test_garbage},
-    {"slow_client", test_slow_client},
-    {"never_reads", test_never_reads},
-    {"many_connections", test_many_connections},
-    {"close_with_open_connections", test_close_with_open_connections},
-    {"addresses", test_addresses},
-    {"port_in_use", test_port_in_use},
+static const wf_test_t tests[] = {
+    WF_TEST(status_codes), WF_TEST(oversized_head_client), WF_TEST(head_bound_exact),
+    WF_TEST(oversized_head_raw), WF_TEST(garbage), WF_TEST(slow_client), WF_TEST(never_reads),
+    WF_TEST(many_connections), WF_TEST(close_with_open_connections), WF_TEST(addresses),
+    WF_TEST(port_in_use),
 };
 
 int main(int argc, char **argv) {
-  int ran = 0;
   if (getenv("WF_TEST_DEBUG")) wf_log_setup(WF_LOG_DEBUG, 0);
-  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-    int want = argc < 2;
-    for (int j = 1; j < argc; j++)
-      if (strcmp(argv[j], tests[i].name) == 0) want = 1;
-    if (!want) continue;
-    fprintf(stderr, "httpd: %s\n", tests[i].name);
-    tests[i].fn();
-    ran++;
-  }
-  if (ran == 0) WF_FAIL("no test matched");
-  fprintf(stderr, "httpd: %d tests passed\n", ran);
-  return 0;
+  return WF_TEST_MAIN(argc, argv, tests);
 }

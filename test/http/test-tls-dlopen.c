@@ -16,7 +16,7 @@
  *   https://: <dlerror>", twice (the load is tried once, its outcome
  *   remembered), and http:// clients still work.
  *
- * Usage: test-tls-dlopen [name...]; `test-tls-dlopen --child empty|nosym`
+ * Usage: test-tls-dlopen [name | --list]; `test-tls-dlopen --child empty|nosym`
  * is the re-run.
  */
 #include <dlfcn.h>
@@ -208,31 +208,12 @@ static int child(const char *kind) {
 }
 
 /* ---- runner ---------------------------------------------------------------------------- */
-static const struct {
-  const char *name;
-  void (*fn)(void);
-} tests[] = {
-    {"lazy", test_lazy},
-    {"empty_libssl", test_empty_libssl},
-    {"nosym_libssl", test_nosym_libssl},
+static const wf_test_t tests[] = {
+    WF_TEST(lazy), WF_TEST(empty_libssl), WF_TEST(nosym_libssl),
 };
 
 int main(int argc, char **argv) {
-  size_t i;
-  int j, ran = 0;
-
   if (getenv("WF_TEST_DEBUG")) wf_log_setup(WF_LOG_DEBUG, 0);
   if (argc == 3 && strcmp(argv[1], "--child") == 0) return child(argv[2]);
-  for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-    int want = argc < 2;
-    for (j = 1; j < argc; j++)
-      if (strcmp(argv[j], tests[i].name) == 0) want = 1;
-    if (!want) continue;
-    fprintf(stderr, "tls-dlopen: %s\n", tests[i].name);
-    tests[i].fn();
-    ran++;
-  }
-  if (ran == 0) WF_FAIL("no test matched");
-  fprintf(stderr, "tls-dlopen: %d tests passed\n", ran);
-  return 0;
+  return WF_TEST_MAIN(argc, argv, tests);
 }

@@ -616,24 +616,12 @@ static void test_type_errors(void) {
   ASSERT_NULL(wf_codec_encode(&nodes[0].base, 0));
 }
 
-int main(void) {
-  test_reference_roundtrip();
-  test_map_keys_sorted();
-  test_enum_any_case();
-  test_enum_numbers();
-  test_enum_unknown();
-  test_int64_forms();
-  test_nulls();
-  test_unknown_keys();
-  test_wrong_shape();
-  test_hostile();
-  test_node_omit_empty();
-  test_action_run_params();
-  test_pipeline_stages();
-  test_encode_empty();
-  test_all_types();
-  test_oneof_and_defaults();
-  test_type_errors();
-  printf("codec: ok\n");
-  return 0;
-}
+static const wf_test_t tests[] = {
+    WF_TEST(reference_roundtrip), WF_TEST(map_keys_sorted), WF_TEST(enum_any_case),
+    WF_TEST(enum_numbers), WF_TEST(enum_unknown), WF_TEST(int64_forms), WF_TEST(nulls),
+    WF_TEST(unknown_keys), WF_TEST(wrong_shape), WF_TEST(hostile), WF_TEST(node_omit_empty),
+    WF_TEST(action_run_params), WF_TEST(pipeline_stages), WF_TEST(encode_empty),
+    WF_TEST(all_types), WF_TEST(oneof_and_defaults), WF_TEST(type_errors),
+};
+
+int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

@@ -296,14 +296,9 @@ static void test_garbage(void) {
   }
 }
 
-int main(void) {
-  test_typing();
-  test_structures();
-  test_multidoc();
-  test_errors();
-  test_json_and_files();
-  test_coerce();
-  test_garbage();
-  printf("ok\n");
-  return 0;
-}
+static const wf_test_t tests[] = {
+    WF_TEST(typing), WF_TEST(structures), WF_TEST(multidoc), WF_TEST(errors),
+    WF_TEST(json_and_files), WF_TEST(coerce), WF_TEST(garbage),
+};
+
+int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }
