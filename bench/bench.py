@@ -62,7 +62,7 @@ DOCKER_LOG_REPS = knob("BENCH_DOCKER_LOG_REPS", 3, 1)
 CG_N = knob("BENCH_CALLGRIND_N", 1000, 200)
 N_OUTPUTS_RUN = knob("BENCH_OUTPUTS_RUN_N", 500, 500)  # the big run, the measured step included
 OUTPUTS_REPS = knob("BENCH_OUTPUTS_REPS", 30, 10)
-PARTS = os.environ.get("BENCH_PARTS", "1 2 3 4 5 6 7 8 9").split()
+PARTS = os.environ.get("BENCH_PARTS", "1 2 3 4 5 6 7 8 9 10").split()
 
 
 def log(fmt, *a):
@@ -783,6 +783,103 @@ class Bench:
         self.row("6", "docker log throughput (%d MiB, attached)" % DOCKER_LOG_MIB, DOCKER_LOG_MIB / al,
                  "MiB/s", DOCKER_LOG_MIB / cl, "docker run ... > file (CLI)", cl / al, "x CLI",
                  ">= 1.0x CLI", cl / al >= 1.0,
+                 note="agent peak RSS %.1f MB" % (hwm / 1024.0))
+
+    # ---- part 10: the DOCKER runner on Podman -----------------------------------------------
+    def part10(self):
+        """Part 6 on Podman (Debian's podman 4.3.1, `podman system service`
+        from test/harness/podman-up.sh, rootful, vfs): a `true` step and
+        DOCKER_LOG_MIB of output through the agent, against `podman run` on
+        the same private instance in the same run (the CLI is daemonless: it
+        runs the container itself, attached through conmon like the
+        service)."""
+        import docker as dk  # test/harness/docker.py
+        if not dk.available("podman"):
+            why = "podman or busybox-static not installed"
+            self.details["10"] = {"skipped": why}
+            self.row("10", "docker step on Podman vs podman run --rm", None, "", None, "", None,
+                     "", "<= 1.1x", None, note="skipped: " + why)
+            return
+        P, node = "b10", "bench-10"
+        size = DOCKER_LOG_MIB << 20
+        d = dk.Dockerd(state_dir=tempfile.mkdtemp(prefix="wfbp-", dir="/tmp"), registry=False,
+                       engine="podman")
+        d.owns_dir = True
+        try:
+            d.start(timeout=300)
+            img = d.image
+            for name, argv in (("ptrue", ["true"]),
+                               ("pdump", ["head", "-c", str(size), "/dev/zero"])):
+                self.gw.call("kv/put", {"key": b64("%s/workflow/actions/%s@v1" % (P, name)),
+                                        "value": b64(dumps(dk.docker_action(name, argv, image=img)))})
+            a = self.agent(node, P, ["--docker-host", d.host])
+            w, seen, _ = self.watch_statuses(P)
+            sp = self.steps_prefix(P)
+            # The podman CLI on the same storage, in the instance's mount
+            # namespace (podman-up.sh writes this wrapper: nsenter + flags).
+            cli = [os.path.join(d.dir, "pm")]
+            logdir = os.path.join(self.tmp, "logs", node)
+
+            def step(key, action):
+                t0 = now()
+                self.gw.call("kv/put", {"key": b64(sp + key),
+                                        "value": b64(dumps(user_step(key, node, action)))})
+                self.loop.run_until(lambda: any(s in seen.get(sp + key, ()) for s in FINAL), 600,
+                                    "podman step %s" % key)
+                dd = seen[sp + key]
+                if "SUCCEEDED" not in dd:
+                    raise PartError("podman step %s: %s\n%s" % (key, sorted(dd), a.stderr_tail()))
+                return dd["SUCCEEDED"] - t0, dd["SUCCEEDED"] - dd["RUNNING"]
+
+            subprocess.run(cli + ["run", "--rm", img, "true"], check=True,
+                           stdout=subprocess.DEVNULL)  # warm-up
+            step("warm", "ptrue@v1")
+            agent_true, cli_true = [], []
+            for i in range(DOCKER_REPS):
+                t = now()
+                subprocess.run(cli + ["run", "--rm", img, "true"], check=True,
+                               stdout=subprocess.DEVNULL)
+                cli_true.append(now() - t)
+                agent_true.append(step("t%d" % i, "ptrue@v1")[0])
+            agent_log, cli_log = [], []
+            out = os.path.join(self.tmp, "logs", "podman-cli.out")
+            for i in range(DOCKER_LOG_REPS):
+                t = now()
+                with open(out, "wb") as f:
+                    subprocess.run(cli + ["run", "--rm", img, "head", "-c", str(size), "/dev/zero"],
+                                   check=True, stdout=f)
+                cli_log.append(now() - t)
+                got = os.path.getsize(out)
+                os.unlink(out)
+                if got != size:
+                    raise PartError("podman CLI wrote %d bytes, not %d" % (got, size))
+                key = "log%d" % i
+                agent_log.append(step(key, "pdump@v1")[1])
+                path = None
+                for root, _, files in os.walk(logdir):
+                    if key in files:
+                        path = os.path.join(root, key)
+                got = os.path.getsize(path) if path else -1
+                if got != size:
+                    raise PartError("podman step log holds %d bytes, not %d" % (got, size))
+                os.unlink(path)
+            hwm = proc_status_kb(a.pid, "VmHWM")
+            w.close()
+            self.stop_agent(a)
+        finally:
+            d.cleanup()
+        at, ct = median(agent_true), median(cli_true)
+        al, cl = median(agent_log), median(cli_log)
+        self.details["10"] = {"reps": DOCKER_REPS, "agent_true_s": agent_true,
+                              "cli_true_s": cli_true, "log_mib": DOCKER_LOG_MIB,
+                              "agent_log_s": agent_log, "cli_log_s": cli_log,
+                              "agent_vmhwm_kb": hwm}
+        self.row("10", "docker `true` step on Podman, put -> SUCCEEDED", ms(at), "ms", ms(ct),
+                 "podman run --rm IMAGE true (CLI)", at / ct, "x CLI", "<= 1.1x CLI",
+                 at / ct <= 1.1)
+        self.row("10", "docker log throughput on Podman (%d MiB, attached)" % DOCKER_LOG_MIB,
+                 DOCKER_LOG_MIB / al, "MiB/s", DOCKER_LOG_MIB / cl,
+                 "podman run ... > file (CLI)", cl / al, "x CLI", ">= 1.0x CLI", cl / al >= 1.0,
                  note="agent peak RSS %.1f MB" % (hwm / 1024.0))
 
     # ---- part 7: many agents ------------------------------------------------------------------

@@ -12,6 +12,7 @@ PKGS=(
   curl jq python3                                           # scripts and e2e tests
   clang libclang-rt-14-dev valgrind                         # fuzz targets, memory checks
   docker.io busybox-static docker-registry                  # the Docker runner's tests and demo
+  podman uidmap slirp4netns                                 # the same tests against Podman, rootless too (test/podman/)
   prometheus python3-prometheus-client                      # /metrics checked by real parsers
   libssl-dev openssl                                        # https:// etcd; the TLS tests' certificates
   scdoc python3-yaml                                        # man pages; wfctl -o yaml read back

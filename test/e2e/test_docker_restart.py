@@ -15,7 +15,11 @@ containers are removed afterwards.  Also, while the agent is down:
 - dr-gone's container (`sleep 600`) is removed behind its back: the step
   ends FAILED saying the node restarted;
 - dr-cancel (`sleep 600`) is set CANCELING: it ends CANCELED and its
-  container is removed."""
+  container is removed;
+- dr-quiet (`sleep 8; echo late; exit 2`) prints nothing until after the
+  agent is back: it is followed through a logs stream whose response head
+  only comes with the first byte (Podman sends none before), and ends FAILED
+  with exit code 2 and "late" in its log."""
 import os
 import re
 import sys
@@ -60,20 +64,32 @@ def main():
         s.c.put(s.action_key("run"), docker_action("run", printer(60, 7), image=d.image))
         s.c.put(s.action_key("exit"), docker_action("exit", printer(15, 5), image=d.image))
         s.c.put(s.action_key("sleep"), docker_action("sleep", "sleep,600", image=d.image))
+        s.c.put(s.action_key("quiet"), docker_action("quiet", ["sh", "-c", "sleep 8; echo late; "
+                                                              "exit 2"], image=d.image))
         s.put_step("dr-run", "run@v1")
         s.put_step("dr-exit", "exit@v1")
         s.put_step("dr-gone", "sleep@v1")
         s.put_step("dr-cancel", "sleep@v1")
-        # kill -9 once both print (line 5 of dr-exit is in its log)
+        s.put_step("dr-quiet", "quiet@v1")
+        # kill -9 once both print (line 5 of dr-exit, line 1 of dr-run in
+        # their logs) and the quiet ones run: five containers starting at once
+        # can take a few seconds on a busy machine.
+        def printed(key, line):
+            p = s.log_file(key)
+            return p and line in open(p, "rb").read()
+
         deadline = time.time() + T(60)
         while time.time() < deadline:
             s._alive_check()
-            p = s.log_file("dr-exit")
-            if p and b"line 5\n" in open(p, "rb").read():
-                break
+            if printed("dr-exit", b"line 5\n") and printed("dr-run", b"line 1\n"):
+                running = {c["Labels"]["workflow.step"] for c in
+                           d.containers(label="workflow.node=" + s.node)
+                           if c["State"] == "running"}
+                if {"dr-gone", "dr-cancel", "dr-quiet"} <= running:
+                    break
             time.sleep(0.02)
         else:
-            raise AssertionError("dr-exit never printed line 5")
+            raise AssertionError("dr-exit and dr-run never printed, or the sleepers never ran")
         a.kill9()
         log("agent killed with SIGKILL")
         # dr-exit has exited by now, dr-run still runs
@@ -91,8 +107,9 @@ def main():
         check(states.get("dr-exit") == "exited", "dr-exit's container: %s", states.get("dr-exit"))
         check(states.get("dr-run") == "running", "dr-run's container: %s (the test is too slow?)",
               states.get("dr-run"))
-        check(states.get("dr-gone") == "running" and states.get("dr-cancel") == "running",
-              "dr-gone / dr-cancel containers: %s", states)
+        check(states.get("dr-gone") == "running" and states.get("dr-cancel") == "running" and
+              states.get("dr-quiet") == "running",
+              "dr-gone / dr-cancel / dr-quiet containers: %s", states)
         st, v = d.api("DELETE", "/containers/%s?force=1" % ids["dr-gone"])
         check(st == 204, "removing dr-gone's container: %s %s", st, v)
         s.set_status("dr-cancel", "CANCELING")
@@ -106,6 +123,14 @@ def main():
         log("dr-cancel: %s %r", ss["status"], ss.get("message"))
         check(ss["status"] == "CANCELED", "dr-cancel (CANCELING while the agent was down): %s %r",
               ss["status"], ss.get("message"))
+        st = s.wait_step("dr-quiet", timeout=60)
+        ss = status_of(st)
+        log("dr-quiet: %s %r", ss["status"], ss.get("message"))
+        check(ss["status"] == "FAILED" and str(response_of(st).get("exit_code")) == "2",
+              "dr-quiet: %s %r", ss["status"], response_of(st))
+        with open(response_of(st)["log_path"], "rb") as f:
+            data = f.read()
+        check(data == b"late\n", "dr-quiet log %r", data)
         for key, n, code in (("dr-run", 60, 7), ("dr-exit", 15, 5)):
             st = s.wait_step(key, timeout=60)
             ss, r = status_of(st), response_of(st)

@@ -29,6 +29,7 @@
 #   DOCKER_HOST DOCKER_SOCK DOCKERD_PID TEST_IMAGE REGISTRY REGISTRY_PID
 #   AUTH_REGISTRY AUTH_REGISTRY_PID
 set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${WF_DOCKER_DIR:?set WF_DOCKER_DIR to a state directory}"
 WF_DOCKER_REGISTRY=${WF_DOCKER_REGISTRY:-1}
 WF_DOCKER_AUTH=${WF_DOCKER_AUTH:-0}
@@ -41,11 +42,8 @@ IMAGE=wf/busybox:latest
 API=http://d/v1.41
 cd "$D"
 log() { echo "[docker-up $(date +%T)] $*" >&2; }
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-dcurl() { curl -sf --unix-socket "$SOCK" "$@"; }
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=engine-lib.sh
+. "$HERE/engine-lib.sh"
 
 missing=()
 [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
@@ -91,26 +89,6 @@ for _ in $(seq 1 50); do [ -s "$D/dockerd.pid" ] && break; sleep 0.1; done
 log "dockerd up: unix://$SOCK (pid $(cat "$D/dockerd.pid"))"
 
 # ---- test image: busybox-static as a one-layer image, no registry needed --------
-# make_rootfs DIR [EXTRA_FILE_CONTENT]: a rootfs with every busybox applet.
-make_rootfs() {
-  rm -rf "$1" && mkdir -p "$1"/bin "$1"/tmp "$1"/etc "$1"/proc "$1"/sys "$1"/dev "$1"/data
-  cp /bin/busybox "$1/bin/busybox"
-  for a in $(/bin/busybox --list); do
-    [ "$a" = busybox ] || ln -sf busybox "$1/bin/$a"
-  done
-  chmod 1777 "$1/tmp"
-  echo 'root:x:0:0:root:/root:/bin/sh' >"$1/etc/passwd"
-  echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>"$1/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$1/etc/group"
-  [ -z "${2:-}" ] || echo "$2" >"$1/etc/wf-extra"
-}
-# import_image DIR REPO TAG
-import_image() {
-  tar --numeric-owner --owner=0 --group=0 -C "$1" -cf "$1.tar" .
-  dcurl -X POST -H 'Content-Type: application/x-tar' --data-binary @"$1.tar" \
-    "$API/images/create?fromSrc=-&repo=$2&tag=$3&changes=CMD%20%5B%22sh%22%5D" >/dev/null
-  rm -f "$1.tar"
-}
 if ! dcurl "$API/images/$IMAGE/json" >/dev/null; then
   make_rootfs "$D/rootfs"
   import_image "$D/rootfs" wf/busybox latest
@@ -119,39 +97,6 @@ fi
 log "image $IMAGE present"
 
 # ---- registries ------------------------------------------------------------------
-# start_registry NAME PORT [HTPASSWD]: one docker-registry on 127.0.0.1:PORT.
-start_registry() {
-  local name=$1 port=$2 htpasswd=${3:-}
-  if ! alive "$D/$name.pid"; then
-    mkdir -p "$D/$name-data"
-    {
-      echo "version: 0.1"
-      echo "log: {level: warn}"
-      echo "storage: {filesystem: {rootdirectory: $D/$name-data}, delete: {enabled: true}}"
-      echo "http: {addr: 127.0.0.1:$port}"
-      [ -z "$htpasswd" ] || echo "auth: {htpasswd: {realm: wf, path: $htpasswd}}"
-    } >"$D/$name.yml"
-    setsid docker-registry serve "$D/$name.yml" >"$D/$name.log" 2>&1 </dev/null &
-    echo $! >"$D/$name.pid"
-    echo "$port" >"$D/$name.port"
-  fi
-  port=$(cat "$D/$name.port")
-  for _ in $(seq 1 100); do
-    # 200 without auth, 401 with: either way it answers.
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
-    [ "$code" = 200 ] || [ "$code" = 401 ] && break
-    sleep 0.1
-  done
-  [ "$code" = 200 ] || [ "$code" = 401 ] || { tail "$D/$name.log" >&2; log "$name failed"; exit 1; }
-}
-# push IMAGE REGISTRY REPO TAG AUTH: tag the local IMAGE as REGISTRY/REPO:TAG and push it.
-push() {
-  dcurl -X POST "$API/images/$1/tag?repo=$2/$3&tag=$4" >/dev/null
-  dcurl -X POST -H "X-Registry-Auth: $5" "$API/images/$2/$3/push?tag=$4" | grep -q '"Digest"' \
-    || { log "push of $2/$3:$4 failed"; exit 1; }
-  # Only the registry keeps it: tests pull it back.
-  dcurl -X DELETE "$API/images/$2/$3:$4" >/dev/null
-}
 REGISTRY= REGISTRY_PID= AUTH_REGISTRY= AUTH_REGISTRY_PID=
 if [ "$WF_DOCKER_REGISTRY" = 1 ] || [ "$WF_DOCKER_BROKEN" = 1 ]; then
   start_registry registry "${REGISTRY_PORT:-$(free_port)}"
@@ -171,23 +116,15 @@ if [ "$WF_DOCKER_BROKEN" = 1 ]; then
   dcurl -X DELETE "$API/images/wf/broken:1" >/dev/null
   # The registry stores the compressed layer under the digest its manifest
   # names: delete just that blob's data.
-  digest=$(curl -sf -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    "http://$REGISTRY/v2/wf/broken/manifests/1" | python3 -c \
-    'import json,sys; print(json.load(sys.stdin)["layers"][0]["digest"].split(":")[1])')
-  rm -f "$D/registry-data/docker/registry/v2/blobs/sha256/${digest:0:2}/$digest/data"
+  break_image "$REGISTRY" wf/broken 1
   log "registry holds wf/broken:1 without its layer blob"
 fi
 if [ "$WF_DOCKER_AUTH" = 1 ]; then
-  python3 - "$D/htpasswd" <<'PY' 2>/dev/null
-import crypt, sys
-open(sys.argv[1], "w").write("wf:" + crypt.crypt("wfpass", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)) + "\n")
-PY
+  write_htpasswd "$D/htpasswd"
   start_registry auth-registry "${AUTH_REGISTRY_PORT:-$(free_port)}" "$D/htpasswd"
   AUTH_REGISTRY=127.0.0.1:$(cat "$D/auth-registry.port")
   AUTH_REGISTRY_PID=$(cat "$D/auth-registry.pid")
-  auth=$(printf '{"username":"wf","password":"wfpass","serveraddress":"%s"}' "$AUTH_REGISTRY" \
-    | base64 -w0 | tr '+/' '-_')
-  push "$IMAGE" "$AUTH_REGISTRY" wf/busybox latest "$auth"
+  push "$IMAGE" "$AUTH_REGISTRY" wf/busybox latest "$(registry_auth "$AUTH_REGISTRY")"
   log "auth registry up: $AUTH_REGISTRY (pid $AUTH_REGISTRY_PID, user wf), holds wf/busybox:latest"
 fi
 

@@ -6,6 +6,12 @@ docker-up.sh / docker-down.sh (the same scripts people and the demo use), so
 several can run side by side.  Used by with_docker.py (C tests) and by the
 end-to-end tests.
 
+WF_ENGINE=podman makes it a private Podman service instead (podman-up.sh /
+podman-down.sh: the same image, registries and API on its own socket), so
+that the same tests run against both engines (test/podman/meson.build).
+Where the engines differ in a way a test can see, the test asks
+ENGINE / d.podman.
+
     with Dockerd(auth=True) as d:
         d.host            # "unix:///tmp/wf-docker-XXXX/docker.sock"
         d.image           # "wf/busybox:latest" (present locally)
@@ -29,15 +35,27 @@ import tempfile
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-UP = os.path.join(HERE, "docker-up.sh")
-DOWN = os.path.join(HERE, "docker-down.sh")
+# "docker" (dockerd) or "podman" (`podman system service`).
+ENGINE = os.environ.get("WF_ENGINE", "docker") or "docker"
+if ENGINE not in ("docker", "podman"):
+    raise SystemExit("WF_ENGINE=%s: want docker or podman" % ENGINE)
+# Per engine: its scripts, its pid file and log (<name>.pid, <name>.log) and
+# its socket in the state dir.
+_DAEMON = {"docker": "dockerd", "podman": "podman"}
+_SOCK = {"docker": "docker.sock", "podman": "podman.sock"}
 
 
 class Dockerd:
-    def __init__(self, state_dir=None, registry=True, auth=False, broken=False):
+    def __init__(self, state_dir=None, registry=True, auth=False, broken=False, engine=None):
         self.owns_dir = state_dir is None
+        # engine: "docker" or "podman" (default: WF_ENGINE, else docker).
+        self.engine = engine or ENGINE
+        self.podman = self.engine == "podman"
+        self.up_script = os.path.join(HERE, "%s-up.sh" % self.engine)
+        self.down_script = os.path.join(HERE, "%s-down.sh" % self.engine)
         # Short: containerd puts a unix socket (108-byte limit) under it.
-        self.dir = state_dir or tempfile.mkdtemp(prefix="wfd-", dir="/tmp")
+        self.dir = state_dir or tempfile.mkdtemp(prefix="wfd-" if not self.podman else "wfp-",
+                                                 dir="/tmp")
         self.want_registry = registry
         self.want_auth = auth
         self.want_broken = broken
@@ -53,16 +71,18 @@ class Dockerd:
 
     def start(self, timeout=120):
         """Runs docker-up.sh (idempotent: starts only what is not alive)."""
-        p = subprocess.run(["bash", UP], env=self._script_env(), stdout=subprocess.PIPE,
+        p = subprocess.run(["bash", self.up_script], env=self._script_env(), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=timeout, text=True)
         if p.returncode != 0:
             log = ""
             try:
-                with open(os.path.join(self.dir, "dockerd.log"), errors="replace") as f:
+                with open(os.path.join(self.dir, _DAEMON[self.engine] + ".log"),
+                          errors="replace") as f:
                     log = f.read()[-3000:]
             except OSError:
                 pass
-            raise RuntimeError("docker-up.sh failed (%d): %s\n%s" % (p.returncode, p.stderr, log))
+            raise RuntimeError("%s failed (%d): %s\n%s" % (os.path.basename(self.up_script),
+                                                             p.returncode, p.stderr, log))
         env = {}
         for line in p.stdout.splitlines():
             if "=" in line:
@@ -74,11 +94,11 @@ class Dockerd:
     # The values docker-up.sh printed.
     @property
     def host(self):
-        return self.env.get("DOCKER_HOST", "unix://%s/docker.sock" % self.dir)
+        return "unix://" + self.sock
 
     @property
     def sock(self):
-        return os.path.join(self.dir, "docker.sock")
+        return os.path.join(self.dir, _SOCK[self.engine])
 
     @property
     def image(self):
@@ -99,14 +119,15 @@ class Dockerd:
     @property
     def dockerd_pid(self):
         try:
-            with open(os.path.join(self.dir, "dockerd.pid")) as f:
+            with open(os.path.join(self.dir, _DAEMON[self.engine] + ".pid")) as f:
                 return int(f.read().strip())
         except (OSError, ValueError):
             return None
 
     def stop_dockerd(self, kill=False):
-        """Stops only dockerd (its registries stay), by PID."""
-        subprocess.run(["bash", DOWN], env=self._script_env(ONLY="dockerd",
+        """Stops only the engine (its registries stay), by PID.  Podman's
+        containers keep running meanwhile (conmon holds them)."""
+        subprocess.run(["bash", self.down_script], env=self._script_env(ONLY="dockerd",
                                                             KILL="1" if kill else "0"),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
 
@@ -147,7 +168,8 @@ class Dockerd:
 
     def cleanup(self):
         _live.discard(self)
-        subprocess.run(["bash", DOWN], env=self._script_env(CLEAN="1" if self.owns_dir else "0"),
+        subprocess.run(["bash", self.down_script],
+                       env=self._script_env(CLEAN="1" if self.owns_dir else "0"),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
         if self.owns_dir and os.path.isdir(self.dir):
             # docker-down.sh refused (mounts left): at least say so.
@@ -175,7 +197,7 @@ _live = set()
 def _on_sigterm(*_):
     for d in list(_live):
         _live.discard(d)
-        subprocess.Popen(["bash", DOWN], env=d._script_env(CLEAN="1" if d.owns_dir else "0"),
+        subprocess.Popen(["bash", d.down_script], env=d._script_env(CLEAN="1" if d.owns_dir else "0"),
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
         d.cleanup = lambda: None  # the detached docker-down.sh does it
@@ -222,7 +244,11 @@ def docker_action(name, argv=None, image=None, version="v1", **params):
             "runner_params": rp, "run_params": []}
 
 
-def available():
-    """True when dockerd and busybox-static are installed (else tests skip)."""
-    return os.access("/usr/sbin/dockerd", os.X_OK) and os.path.exists("/bin/busybox") \
-        and shutil.which("curl") is not None
+def available(engine=None):
+    """True when the engine (dockerd, or podman under WF_ENGINE=podman) and
+    busybox-static are installed (else tests skip)."""
+    if (engine or ENGINE) == "podman":
+        have = shutil.which("podman") is not None
+    else:
+        have = os.access("/usr/sbin/dockerd", os.X_OK)
+    return have and os.path.exists("/bin/busybox") and shutil.which("curl") is not None

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs a test program with a private dockerd (test/harness/docker.py).
+"""Runs a test program with a private dockerd (test/harness/docker.py; a
+private Podman service under WF_ENGINE=podman).
 
 The program finds it through its environment:
   WF_TEST_DOCKER_HOST     unix:///.../docker.sock
@@ -33,7 +34,8 @@ while args and args[0] in ("--registry", "--auth"):
     auth = auth or args[0] == "--auth"
     args = args[1:]
 if not available():
-    print("with_docker: dockerd or busybox-static not installed; skipping")
+    print("with_docker: %s or busybox-static not installed; skipping"
+          % ("podman" if docker_harness.ENGINE == "podman" else "dockerd"))
     sys.exit(77)
 
 requests = []

@@ -5,7 +5,9 @@
  *
  * Reachability is a small state machine driven by one timer:
  *
- *   probing --GET /version ok, API 1.41 inside [Min, Max]--> up
+ *   probing --GET /version ok, API 1.41 inside [Min, Max]--> up (and the
+ *             engine is known: dockerd or Podman, compat.c; for Podman
+ *             GET /info first, whether it applies resource limits)
  *   probing --anything else--> down: probe again after a capped backoff
  *   up --a request fails with a transport error (wf_docker_note_down),
  *        or a health probe fails--> down, probe again at once
@@ -56,6 +58,9 @@ struct wf_docker_s {
   wf_http_req_t *probe;
   int up;
   int ever_up;
+  enum wf_docker_engine engine; /* who answered the last successful probe */
+  wf_docker_version_t pending;  /* Podman's /version while its /info is asked */
+  int limits_ignored;           /* rootless Podman on cgroup v1 (GET /info) */
   int down_logged;    /* the current outage was logged at warn level */
   char last_error[256];
   wf_docker_waiter_t waiters; /* list head */
@@ -68,6 +73,8 @@ struct wf_docker_s {
 };
 
 static void start_probe(wf_docker_t *d);
+static void start_info(wf_docker_t *d);
+static void mark_up(wf_docker_t *d, const wf_docker_version_t *v, int limits_ignored);
 
 /* ---- waiters -------------------------------------------------------------------- */
 static void waiter_unlink(wf_docker_waiter_t *w) {
@@ -138,15 +145,6 @@ static const char *errtext(int err) {
   return err <= WF_EPROTO ? wf_strerror(err) : uv_strerror(err);
 }
 
-/* Compares "1.41"-style versions numerically ("1.9" < "1.41"). */
-static int api_cmp(const char *a, const char *b) {
-  long amaj = strtol(a, (char **)&a, 10), bmaj = strtol(b, (char **)&b, 10);
-  long amin = *a == '.' ? strtol(a + 1, NULL, 10) : 0;
-  long bmin = *b == '.' ? strtol(b + 1, NULL, 10) : 0;
-  if (amaj != bmaj) return amaj < bmaj ? -1 : 1;
-  return amin < bmin ? -1 : amin > bmin;
-}
-
 static void on_timer(uv_timer_t *t) {
   wf_docker_t *d = t->data;
   if (!d->closing && !d->probe) start_probe(d);
@@ -171,8 +169,7 @@ static void went_down(wf_docker_t *d, const char *why) {
 static void on_probe_done(wf_http_req_t *req, int err, int status, const char *body, size_t len,
                           void *data) {
   wf_docker_t *d = data;
-  json_t *root = NULL;
-  const char *api = NULL, *min = NULL, *ver = NULL;
+  wf_docker_version_t v;
   char why[256];
   (void)req;
 
@@ -190,29 +187,75 @@ static void on_probe_done(wf_http_req_t *req, int err, int status, const char *b
     went_down(d, why);
     return;
   }
-  root = json_loadb(body, len, 0, NULL);
-  api = json_string_value(json_object_get(root, "ApiVersion"));
-  min = json_string_value(json_object_get(root, "MinAPIVersion"));
-  ver = json_string_value(json_object_get(root, "Version"));
-  if (!api) {
-    went_down(d, "GET /version: no ApiVersion in the answer");
-  } else if (api_cmp(api, WF_DOCKER_API) < 0 || (min && api_cmp(min, WF_DOCKER_API) > 0)) {
-    snprintf(why, sizeof why, "engine speaks API %s to %s, this agent needs %s", min ? min : "?",
-             api, WF_DOCKER_API);
+  if (wf_docker_version_parse(body, len, &v, why, sizeof why) < 0) {
     went_down(d, why);
-  } else {
-    if (!d->up)
-      wf_info(NULL, "docker engine at %s: Docker %s, API %s (using %s)", d->host,
-              ver ? ver : "?", api, WF_DOCKER_API);
-    d->up = d->ever_up = 1;
-    d->down_logged = 0;
-    d->last_error[0] = '\0';
-    wf_backoff_reset(&d->backoff);
-    uv_timer_start(&d->timer, on_timer, HEALTH_MS, 0);
-    /* The timer keeps the loop alive only while something waits. */
-    fire_waiters(d, 0);
+    return;
   }
-  json_decref(root);
+  if (v.engine == WF_DOCKER_ENGINE_PODMAN) {
+    /* Rootless Podman on cgroup v1 drops every resource limit without a
+     * word: GET /info tells, before any run may use the engine. */
+    d->pending = v;
+    start_info(d);
+    return;
+  }
+  mark_up(d, &v, 0);
+}
+
+static void mark_up(wf_docker_t *d, const wf_docker_version_t *v, int limits_ignored) {
+  if (!d->up || v->engine != d->engine || limits_ignored != d->limits_ignored) {
+    wf_info(NULL, "docker engine at %s: %s %s, API %s%s (using %s)", d->host,
+            wf_docker_engine_name(v->engine), v->version[0] ? v->version : "?", v->api,
+            v->api_assumed ? " (assumed: Podman 4 names none)" : "", WF_DOCKER_API);
+    if (limits_ignored)
+      wf_warn(NULL, "docker engine at %s: rootless Podman on cgroup v1 applies no resource "
+              "limits: steps with CONTAINER_MEMORY or CONTAINER_CPUS fail", d->host);
+  }
+  d->engine = v->engine;
+  d->limits_ignored = limits_ignored;
+  d->up = d->ever_up = 1;
+  d->down_logged = 0;
+  d->last_error[0] = '\0';
+  wf_backoff_reset(&d->backoff);
+  uv_timer_start(&d->timer, on_timer, HEALTH_MS, 0);
+  /* The timer keeps the loop alive only while something waits. */
+  fire_waiters(d, 0);
+}
+
+static void on_info_done(wf_http_req_t *req, int err, int status, const char *body, size_t len,
+                         void *data) {
+  wf_docker_t *d = data;
+  char why[256];
+  (void)req;
+
+  d->probe = NULL;
+  if (d->closing) return;
+  if (err) {
+    snprintf(why, sizeof why, "GET /info: %s", errtext(err));
+    went_down(d, why);
+    return;
+  }
+  if (status != 200) {
+    /* The engine answers; only what it would do with limits is unknown. */
+    wf_warn(NULL, "docker engine at %s: GET /info: HTTP %d; assuming resource limits hold",
+            d->host, status);
+    mark_up(d, &d->pending, 0);
+    return;
+  }
+  mark_up(d, &d->pending, wf_docker_podman_limits_ignored(body, len));
+}
+
+static void start_info(wf_docker_t *d) {
+  wf_http_req_opts_t o;
+  wf_http_cbs_t cbs;
+  memset(&o, 0, sizeof o);
+  memset(&cbs, 0, sizeof cbs);
+  o.method = "GET";
+  o.path = "/v" WF_DOCKER_API "/info";
+  o.timeout_ms = PROBE_TIMEOUT_MS;
+  o.max_body = 1 << 20;
+  o.fresh = 1;
+  cbs.on_done = on_info_done;
+  d->probe = wf_http_request(d->http, &o, &cbs, d);
 }
 
 static void start_probe(wf_docker_t *d) {
@@ -245,6 +288,10 @@ void wf_docker_note_down(wf_docker_t *d, int err) {
 }
 
 int wf_docker_reachable(const wf_docker_t *d) { return d && d->up; }
+enum wf_docker_engine wf_docker_engine(const wf_docker_t *d) {
+  return d ? d->engine : WF_DOCKER_ENGINE_DOCKER;
+}
+int wf_docker_limits_ignored(const wf_docker_t *d) { return d && d->limits_ignored; }
 const char *wf_docker_host(const wf_docker_t *d) { return d ? d->host : ""; }
 const char *wf_docker_last_error(const wf_docker_t *d) {
   if (!d) return "";

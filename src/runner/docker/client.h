@@ -96,6 +96,45 @@ int wf_docker_parse_bytes(const char *s, int64_t *out);
 /* Parses CONTAINER_CPUS ("1", "0.5", "2.25") into NanoCpus.  0 or -1. */
 int wf_docker_parse_cpus(const char *s, int64_t *nano);
 
+/* ---- engines (compat.c, pure) -------------------------------------------------
+ * `podman system service` serves the same API as dockerd on a unix socket.
+ * The client tells the two apart by GET /version; the runner handles each
+ * place where Podman answers differently (docs/docker.md, "Podman"). */
+enum wf_docker_engine { WF_DOCKER_ENGINE_DOCKER, WF_DOCKER_ENGINE_PODMAN };
+
+typedef struct wf_docker_version_s {
+  enum wf_docker_engine engine; /* Podman: Components[].Name "Podman Engine" */
+  char version[64];             /* the engine's own version ("26.1.5", "4.3.1") */
+  char api[16];                 /* the Docker API version it serves at most */
+  char min_api[16];             /* ... at least ("" when not said) */
+  int api_assumed;              /* api was not in the answer: from Podman's version */
+} wf_docker_version_t;
+
+/* Reads a GET /version answer into v.  Returns 0 when the engine serves
+ * WF_DOCKER_API, else -1 with why filled (v as far as it was read). */
+int wf_docker_version_parse(const char *body, size_t len, wf_docker_version_t *v, char *why,
+                            size_t whylen);
+/* "Docker" or "Podman", for log lines and messages. */
+const char *wf_docker_engine_name(enum wf_docker_engine e);
+/* Compares "1.41"-style API versions numerically: <0, 0, >0. */
+int wf_docker_api_cmp(const char *a, const char *b);
+/* 1 when a create's error answer (status, message) says the name is taken:
+ * dockerd answers 409, Podman 500 "... is already in use ...". */
+int wf_docker_name_conflict(int status, const char *msg);
+/* 1 when a create's error answer says the image is not there: 404 "No such
+ * image" from dockerd, "no such image" from Podman. */
+int wf_docker_image_missing(int status, const char *msg);
+/* A start that Podman refused leaves the container "created" with ExitCode
+ * 0.  From the error body's "cause": 127 for a command that was not found,
+ * 126 for one that may not be executed (what `podman run` and a shell
+ * say), else -1. */
+int wf_docker_podman_start_exit(const char *body, size_t len);
+/* From a GET /info answer: 1 when Podman runs rootless ("Rootless": true,
+ * or SecurityOptions "name=rootless") on cgroup v1 (CgroupVersion "1"),
+ * where it drops memory and CPU limits without an error or a warning; else
+ * 0. */
+int wf_docker_podman_limits_ignored(const char *body, size_t len);
+
 /* ---- engine client ----------------------------------------------------------- */
 typedef struct wf_docker_s wf_docker_t;
 
@@ -107,6 +146,11 @@ wf_docker_t *wf_docker_create(uv_loop_t *loop, const char *host);
 /* 1 when the last probe or request found the engine answering with a usable
  * API version. */
 int wf_docker_reachable(const wf_docker_t *d);
+/* Which engine answered the last successful probe (Docker until one did). */
+enum wf_docker_engine wf_docker_engine(const wf_docker_t *d);
+/* 1 when the engine would run a container without its resource limits
+ * (rootless Podman on cgroup v1), as its GET /info said at the last probe. */
+int wf_docker_limits_ignored(const wf_docker_t *d);
 /* The host string as given, and why the engine is unreachable ("" if it is
  * not); both borrowed, the latter valid until the next loop iteration. */
 const char *wf_docker_host(const wf_docker_t *d);

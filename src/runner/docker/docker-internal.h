@@ -66,8 +66,13 @@ int wf__docker_spec_init(wf__docker_spec_t *s, const wf_run_req_t *req, const ch
                          char *const *allow, size_t nallow, char *err, size_t errlen);
 void wf__docker_spec_finish(wf__docker_spec_t *s);
 /* The create body as JSON text (malloc'd), with HostConfig.Binds from the
- * mounts' resolved paths and the output directory. */
-char *wf__docker_spec_create_body(const wf__docker_spec_t *s);
+ * mounts' resolved paths and the output directory, and the log driver the
+ * engine has (Docker's "local", Podman's "k8s-file"). */
+char *wf__docker_spec_create_body(const wf__docker_spec_t *s, enum wf_docker_engine engine);
+
+/* The runner param that asks for a resource limit (CONTAINER_MEMORY, then
+ * CONTAINER_CPUS), or NULL when the step sets none. */
+const char *wf__docker_spec_limit_param(const wf__docker_spec_t *s);
 
 /* Docker names are [a-zA-Z0-9][a-zA-Z0-9_.-]+: the step key with other bytes
  * as '_' (and "wf-" in front of a short or odd first byte).  malloc'd. */
@@ -101,6 +106,11 @@ typedef struct wf__docker_runner_s {
 /* Frees the instance once it is closing, its client closed and its last run
  * freed (called by both). */
 void wf__docker_runner_maybe_free(wf__docker_runner_t *r);
+/* Podman: a container whose run ended because the engine went away is still
+ * running (conmon, not the service, keeps it): force-removes it once the
+ * engine answers again (unless --keep-containers).  Nothing for dockerd,
+ * which stops its containers when it shuts down.  id is copied. */
+void wf__docker_runner_reap(wf__docker_runner_t *r, const char *id);
 
 /* ---- a run (run.c, follow.c) -------------------------------------------------------- */
 enum wf__drun_phase {
@@ -122,7 +132,9 @@ enum wf__drun_phase {
 };
 
 /* What the run's one timer is armed for. */
-enum wf__drun_tmode { TM_NONE, TM_ENGINE, TM_PULL, TM_KILL, TM_LINGER, TM_PRIOR, TM_REINSPECT };
+enum wf__drun_tmode {
+  TM_NONE, TM_ENGINE, TM_PULL, TM_KILL, TM_LINGER, TM_PRIOR, TM_REINSPECT, TM_EXIT,
+};
 
 #define WF__DRUN_ERRBODY_MAX 4096
 /* A short call (create, start, inspect, remove...) may take this long. */
@@ -180,6 +192,8 @@ struct wf_run_s {
   uint64_t out_bytes;
 
   /* outcome */
+  int wait_deferred;     /* Podman: the wait goes out when the output stream ends */
+  int exit_checks;       /* Podman: inspections after the output stream ended */
   int wait_done;
   int exit_code;
   int have_exit;
@@ -244,6 +258,8 @@ void wf__drun_inspect(wf__drun_t *run);
 void wf__drun_recover(wf__drun_t *run);
 void wf__drun_begin_logs(wf__drun_t *run);
 void wf__drun_send_stop(wf__drun_t *run);
+/* Podman, the output stream over: how did the container end (inspect). */
+void wf__drun_ask_exit(wf__drun_t *run);
 void wf__drun_send_kill(wf__drun_t *run);
 
 #endif

@@ -20,6 +20,7 @@
 #define PRIOR_POLL_MS 10
 
 static void after_wait(wf__drun_t *run);
+static int send_wait(wf__drun_t *run);
 
 /* ---- output ---------------------------------------------------------------------------------- */
 static void on_payload(int stream, const char *p, size_t n, void *data) {
@@ -89,6 +90,18 @@ static void on_out_done(wf__drun_t *run, int err, int status, const char *body, 
   if (!err && status != 200 && status != 101) {
     char msg[512];
     wf_docker_errmsg(status, run->errbody, run->errlen, msg, sizeof msg);
+    /* Podman creates the container's process (runc create) when the first
+     * attach comes, so a missing executable is refused here, not at the
+     * start: the same failure as dockerd's start, exit code and all. */
+    int code = run->phase == PH_ATTACH && wf_docker_engine(run->r->d) == WF_DOCKER_ENGINE_PODMAN
+                   ? wf_docker_podman_start_exit(run->errbody, run->errlen)
+                   : -1;
+    if (code >= 0) {
+      run->exit_code = code;
+      run->have_exit = 1;
+      wf__drun_fail(run, "start container: %s", msg);
+      return;
+    }
     if (run->phase == PH_ATTACH) {
       wf__drun_fail(run, "attach to container %.12s: %s", run->id, msg);
       return;
@@ -100,6 +113,10 @@ static void on_out_done(wf__drun_t *run, int err, int status, const char *body, 
     /* Ended before its head (engine gone, or cancelled). */
     if (wf__drun_retry_unreachable(run, err)) return;
     wf__drun_fail(run, "attach to container %.12s: %s", run->id, wf__drun_errtext(err));
+    return;
+  }
+  if (run->wait_deferred && run->phase == PH_RUNNING) {
+    wf__drun_ask_exit(run);
     return;
   }
   if (run->wait_done && run->phase == PH_RUNNING) {
@@ -130,15 +147,24 @@ static int open_output(wf__drun_t *run, const char *method, const char *path) {
 }
 
 /* ---- wait, stop, kill --------------------------------------------------------------------------- */
+/* The wait (or Podman's inspect in its place) found no engine. */
+static void wait_lost(wf__drun_t *run, int err) {
+  if (wf_docker_err_unreachable(err)) wf_docker_note_down(run->r->d, err);
+  wf__drun_set_error(run, "docker engine went away: %s while waiting for container %.12s",
+                     wf__drun_errtext(err), run->id);
+  /* Nothing to remove on an engine that is gone.  dockerd stopped the
+   * container on its way out; under Podman it still runs, and goes when the
+   * engine is back. */
+  if (wf_docker_err_unreachable(err)) wf__docker_runner_reap(run->r, run->id);
+  wf__drun_finish(run);
+}
+
 static void on_wait(wf__drun_t *run, int err, int status, const char *body, size_t len) {
   json_t *root;
   const char *werr;
 
   if (err) {
-    if (wf_docker_err_unreachable(err)) wf_docker_note_down(run->r->d, err);
-    wf__drun_set_error(run, "docker engine went away: %s while waiting for container %.12s",
-                       wf__drun_errtext(err), run->id);
-    wf__drun_finish(run); /* nothing to remove on an engine that is gone */
+    wait_lost(run, err);
     return;
   }
   if (status != 200) {
@@ -176,6 +202,7 @@ static void on_stop_done(wf__drun_t *run, int err, int status, const char *body,
 
 void wf__drun_send_stop(wf__drun_t *run) {
   char path[512], q[64];
+  int was_checking = run->tmode == TM_EXIT;
   if (run->stop_sent) return;
   run->stop_sent = 1;
   snprintf(q, sizeof q, "/stop?t=%u", run->grace_s);
@@ -185,6 +212,9 @@ void wf__drun_send_stop(wf__drun_t *run) {
   wf__drun_send(run, &run->stop, "POST", path, NULL, NULL,
                 (uint64_t)run->grace_s * 1000 + OP_TIMEOUT_MS, on_stop_done);
   wf__drun_timer_arm(run, TM_KILL, (uint64_t)run->grace_s * 1000 + KILL_SLACK_MS);
+  /* Podman between two exit checks (its output over): the kill backstop
+   * takes the timer, and the wait takes over from the checks. */
+  if (was_checking) send_wait(run);
 }
 
 void wf__drun_send_kill(wf__drun_t *run) {
@@ -195,9 +225,63 @@ void wf__drun_send_kill(wf__drun_t *run) {
   wf__drun_send(run, &run->stop, "POST", path, NULL, NULL, OP_TIMEOUT_MS, on_stop_done);
 }
 
+/* Podman, the output stream over: GET /json, whose State is the exit
+ * (the stream ends when conmon sees the container end).  A wait there
+ * takes 250 ms to over a second, while the container's cleanup process
+ * holds it; an inspection, a few ms.  One time in ten the state still says
+ * running at the first look: look again every 10 ms, 20 times at most.  A
+ * container still running then (it closed its output and went on), or one
+ * being stopped (the kill backstop owns the timer), gets the wait. */
+#define EXIT_CHECKS 20
+#define EXIT_CHECK_MS 10
+static void on_exit_state(wf__drun_t *run, int err, int status, const char *body, size_t len) {
+  json_t *root, *state;
+  if (err) {
+    wait_lost(run, err);
+    return;
+  }
+  root = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+  state = json_object_get(root, "State");
+  if (!json_is_false(json_object_get(state, "Running")) ||
+      !json_is_integer(json_object_get(state, "ExitCode"))) {
+    json_decref(root);
+    if (status == 200 && !run->stop_sent && ++run->exit_checks < EXIT_CHECKS)
+      wf__drun_timer_arm(run, TM_EXIT, EXIT_CHECK_MS);
+    else
+      send_wait(run);
+    return;
+  }
+  run->exit_code = (int)json_integer_value(json_object_get(state, "ExitCode"));
+  run->have_exit = 1;
+  run->wait_done = 1;
+  json_decref(root);
+  wf__drun_timer_disarm(run); /* the kill backstop */
+  wf_debug(run->step_key, "container %.12s exited with %d", run->id, run->exit_code);
+  after_wait(run);
+}
+
+void wf__drun_ask_exit(wf__drun_t *run) {
+  char path[512];
+  run->wait_deferred = 0;
+  wf__drun_cpath(run, path, sizeof path, "/json");
+  if (wf__drun_send(run, &run->op, "GET", path, NULL, NULL, OP_TIMEOUT_MS, on_exit_state) < 0)
+    wf__drun_fail(run, "docker runner closed");
+}
+
+/* POST /wait: 0, or -1 when the run failed instead. */
+static int send_wait(wf__drun_t *run) {
+  char path[512];
+  run->wait_deferred = 0;
+  wf__drun_cpath(run, path, sizeof path, "/wait?condition=not-running");
+  if (wf__drun_send(run, &run->wait, "POST", path, NULL, NULL, 0, on_wait) < 0) {
+    wf__drun_fail(run, "docker runner closed");
+    return -1;
+  }
+  return 0;
+}
+
 /* The container runs (or ran): open the wait next to the output stream. */
 static void enter_running(wf__drun_t *run) {
-  char path[512];
   run->phase = PH_RUNNING;
   run->resp[0].key = "container_id";
   run->resp[0].value = run->id;
@@ -208,9 +292,18 @@ static void enter_running(wf__drun_t *run) {
     if (run->cbs.on_started) run->cbs.on_started(run, run->resp, 2, run->data);
     if (run->phase != PH_RUNNING) return; /* the engine cancelled or closed us */
   }
-  wf__drun_cpath(run, path, sizeof path, "/wait?condition=not-running");
-  if (wf__drun_send(run, &run->wait, "POST", path, NULL, NULL, 0, on_wait) < 0) {
-    wf__drun_fail(run, "docker runner closed");
+  if (wf_docker_engine(run->r->d) == WF_DOCKER_ENGINE_PODMAN) {
+    /* While a wait is open, Podman 4.3's service polls the container so
+     * hard that it burns several times the CPU of the output stream itself
+     * (256 MiB: 14 s against 1.6 s) and the output crawls (18 MiB/s against
+     * 58).  Its output stream ends when the container does (conmon closes
+     * it): how the container ended is asked then (ask_exit). */
+    if (run->out_done)
+      wf__drun_ask_exit(run);
+    else
+      run->wait_deferred = 1;
+    if (run->phase != PH_RUNNING) return;
+  } else if (send_wait(run) < 0) {
     return;
   }
   if (run->canceled) wf__drun_send_stop(run);
@@ -237,6 +330,14 @@ static void on_ping(int err, void *data) {
 }
 
 static void after_wait(wf__drun_t *run) {
+  if (wf_docker_engine(run->r->d) == WF_DOCKER_ENGINE_PODMAN) {
+    /* The ping tells a dockerd that stopped the container on its way out
+     * from a container that ended.  Podman's service stops no container
+     * when it goes (conmon keeps each), so a wait that answered is the
+     * container's own end. */
+    wf__drun_inspect(run);
+    return;
+  }
   run->phase = PH_PING;
   run->ping = wf_docker_ping(run->r->d, on_ping, run);
   if (!run->ping) {
@@ -257,9 +358,12 @@ static void judge_state(wf__drun_t *run, json_t *state) {
                        mem ? mem : "", run->exit_code);
   else if (run->exit_code == 137 && mem && !run->canceled)
     /* SIGKILLed under a memory limit that nobody asked to stop: the OOM
-     * killer, whose event dockerd missed (it happens on cgroup v1). */
+     * killer, whose event dockerd missed (it happens on cgroup v1), or that
+     * Podman 4.3 never flags (docs/docker.md, "Podman"). */
     wf__drun_set_error(run, "container was OOM-killed (memory limit %s), exit code 137 "
-                       "(inferred: killed at its memory limit, docker did not flag it)", mem);
+                       "(inferred: killed at its memory limit, %s did not flag it)", mem,
+                       wf_docker_engine(run->r->d) == WF_DOCKER_ENGINE_PODMAN ? "podman"
+                                                                               : "docker");
   else if (serr && *serr && !run->start_failed && run->exit_code != 0)
     wf__drun_set_error(run, "container %.12s: %s", run->id, serr);
 }
@@ -284,7 +388,8 @@ static void on_inspect(wf__drun_t *run, int err, int status, const char *body, s
     run->have_exit = 1;
   }
   if (!json_is_true(json_object_get(state, "OOMKilled")) && run->exit_code == 137 &&
-      run->spec.mem_text && !run->canceled && !run->reinspected) {
+      run->spec.mem_text && !run->canceled && !run->reinspected &&
+      wf_docker_engine(run->r->d) != WF_DOCKER_ENGINE_PODMAN) {
     /* Killed under a memory limit but not (yet) flagged: dockerd records
      * OOMKilled from the kernel's OOM event, which can arrive just after
      * the wait answered.  Look once more, a moment later. */
@@ -319,7 +424,13 @@ static void on_started_req(wf__drun_t *run, int err, int status, const char *bod
     wf_docker_errmsg(status, body, len, msg, sizeof msg);
     wf__drun_set_error(run, "start container: %s", msg);
     if (run->out) wf_http_req_cancel(run->out);
-    /* Its State.ExitCode says what a shell would (127: not found). */
+    /* dockerd's State.ExitCode says what a shell would (127: not found).
+     * Podman leaves the container "created" with ExitCode 0: its error's
+     * cause says it instead. */
+    if (wf_docker_engine(run->r->d) == WF_DOCKER_ENGINE_PODMAN) {
+      run->exit_code = wf_docker_podman_start_exit(body, len); /* -1: not known */
+      run->have_exit = 1;
+    }
     run->start_failed = 1;
     wf__drun_inspect(run);
     return;

@@ -200,6 +200,9 @@ static void on_timer(uv_timer_t *t) {
     case TM_REINSPECT:
       wf__drun_inspect(run);
       break;
+    case TM_EXIT:
+      wf__drun_ask_exit(run);
+      break;
     case TM_KILL:
       if (!run->wait_done) {
         wf_info(run->step_key, "container %.12s still running %u s after stop: killing it",
@@ -294,6 +297,10 @@ void wf__drun_finish(wf__drun_t *run) {
 static void on_removed(wf__drun_t *run, int err, int status, const char *body, size_t len) {
   if (err) {
     wf_warn(run->step_key, "removing container %.12s: %s", run->id, wf__drun_errtext(err));
+    if (wf_docker_err_unreachable(err)) {
+      wf_docker_note_down(run->r->d, err);
+      wf__docker_runner_reap(run->r, run->id);
+    }
   } else if (status >= 300 && status != 404) {
     char msg[512];
     wf_docker_errmsg(status, body, len, msg, sizeof msg);
@@ -443,7 +450,7 @@ static void on_created(wf__drun_t *run, int err, int status, const char *body, s
     return;
   }
   wf_docker_errmsg(status, body, len, msg, sizeof msg);
-  if (status == 404 && strncmp(msg, "No such image", 13) == 0) {
+  if (wf_docker_image_missing(status, msg)) {
     if (run->spec.policy == WF__PULL_NEVER) {
       wf__drun_fail(run, "image %s is not present and IMAGE_PULL_POLICY is never: %s",
                     run->spec.img.ref, msg);
@@ -454,7 +461,7 @@ static void on_created(wf__drun_t *run, int err, int status, const char *body, s
       return;
     }
   }
-  if (status == 409) {
+  if (wf_docker_name_conflict(status, msg)) {
     char path[512];
     run->phase = PH_CONFLICT;
     snprintf(path, sizeof path, "/v" WF_DOCKER_API "/containers/%s/json", run->spec.name);
@@ -468,7 +475,7 @@ static void on_created(wf__drun_t *run, int err, int status, const char *body, s
 
 static void do_create(wf__drun_t *run) {
   char path[512];
-  char *text = wf__docker_spec_create_body(&run->spec);
+  char *text = wf__docker_spec_create_body(&run->spec, wf_docker_engine(run->r->d));
   int r;
   run->phase = PH_CREATE;
   snprintf(path, sizeof path, "/v" WF_DOCKER_API "/containers/create?name=%s", run->spec.name);
@@ -538,6 +545,13 @@ static void engine_ready(wf__drun_t *run) {
   }
   if (run->attach_id) {
     wf__drun_recover(run);
+    return;
+  }
+  if (wf_docker_limits_ignored(run->r->d) && wf__docker_spec_limit_param(&run->spec)) {
+    /* Podman would run it, silently without the limit the step asked for. */
+    wf__drun_fail(run, "%s: the engine at %s is rootless Podman on cgroup v1, which applies no "
+                  "resource limits; run this step on a node whose engine can",
+                  wf__docker_spec_limit_param(&run->spec), wf_docker_host(run->r->d));
     return;
   }
   if (run->spec.policy == WF__PULL_ALWAYS && !run->pulled) {

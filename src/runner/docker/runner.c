@@ -59,6 +59,36 @@ static int docker_remove(wf_runner_t *base, const char *id, void (*cb)(int err, 
   return wf_docker_remove(r->d, id, cb, data);
 }
 
+/* ---- Podman's orphans of an engine restart ------------------------------------------------- */
+typedef struct reap_s {
+  wf__docker_runner_t *r;
+  char id[80];
+} reap_t;
+
+static void on_reap_up(int err, void *data) {
+  reap_t *x = data;
+  /* UV_ECANCELED: the runner is closing; the agent's next start removes the
+   * container as an orphan instead. */
+  if (!err && !x->r->closing) {
+    wf_info(NULL, "removing container %.12s, left running when the engine went away", x->id);
+    wf_docker_remove(x->r->d, x->id, NULL, NULL);
+  }
+  free(x);
+}
+
+void wf__docker_runner_reap(wf__docker_runner_t *r, const char *id) {
+  reap_t *x;
+  if (r->closing || r->keep || !id || !*id ||
+      wf_docker_engine(r->d) != WF_DOCKER_ENGINE_PODMAN)
+    return;
+  x = wf_calloc(1, sizeof *x);
+  x->r = r;
+  snprintf(x->id, sizeof x->id, "%s", id);
+  /* The waiter is freed after on_reap_up; the client fires it with
+   * UV_ECANCELED when it closes, before the runner can be freed. */
+  wf_docker_when_up(r->d, on_reap_up, x);
+}
+
 int wf_docker_runner_reachable(const wf_runner_t *base) {
   const wf__docker_runner_t *r = (const wf__docker_runner_t *)base;
   return r && wf_docker_reachable(r->d);

@@ -348,9 +348,24 @@ void wf__docker_spec_finish(wf__docker_spec_t *s) {
   memset(s, 0, sizeof *s);
 }
 
-char *wf__docker_spec_create_body(const wf__docker_spec_t *s) {
+const char *wf__docker_spec_limit_param(const wf__docker_spec_t *s) {
+  json_t *host = json_object_get(s->body, "HostConfig");
+  if (json_object_get(host, "Memory")) return "CONTAINER_MEMORY";
+  if (json_object_get(host, "NanoCpus")) return "CONTAINER_CPUS";
+  return NULL;
+}
+
+char *wf__docker_spec_create_body(const wf__docker_spec_t *s, enum wf_docker_engine engine) {
   json_t *body = json_deep_copy(s->body);
   char *text;
+  if (engine == WF_DOCKER_ENGINE_PODMAN) {
+    /* Podman has no "local" driver (its create fails "invalid log driver").
+     * Its k8s-file is the one it reads back through /logs; conmon starts
+     * the file afresh past max-size, so it holds at most the last 100 MB
+     * (the same bound as Docker's 5 x 20 MB). */
+    json_t *log = json_pack("{s:s, s:{s:s}}", "Type", "k8s-file", "Config", "max-size", "100m");
+    json_object_set_new(json_object_get(body, "HostConfig"), "LogConfig", log);
+  }
   if (s->nmounts > 0 || s->output_dir) {
     json_t *binds = json_array();
     for (size_t i = 0; i < s->nmounts; i++) {

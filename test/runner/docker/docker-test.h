@@ -22,6 +22,14 @@ static inline const char *dt_env(const char *name) {
   return v;
 }
 
+/* 1 when the harness runs Podman instead of dockerd (WF_ENGINE=podman,
+ * test/podman/meson.build): for the few set-ups a test makes behind the
+ * runner's back, where the engines differ. */
+static inline int dt_podman(void) {
+  const char *e = getenv("WF_ENGINE");
+  return e && strcmp(e, "podman") == 0;
+}
+
 /* ---- a step's outcome -------------------------------------------------------------- */
 typedef struct dt_outcome_s {
   int done;

@@ -123,8 +123,20 @@ static void test_body(void) {
   ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(host, "LogConfig"), "Type")),
                 "local");
   /* No mounts: no Binds in what is sent. */
-  char *text = wf__docker_spec_create_body(&s);
+  char *text = wf__docker_spec_create_body(&s, WF_DOCKER_ENGINE_DOCKER);
   ASSERT(strstr(text, "Binds") == NULL);
+  free(text);
+  /* Podman has no "local" log driver: k8s-file, bounded like Docker's. */
+  text = wf__docker_spec_create_body(&s, WF_DOCKER_ENGINE_PODMAN);
+  json_t *pb = json_loads(text, 0, NULL);
+  json_t *plog = json_object_get(json_object_get(pb, "HostConfig"), "LogConfig");
+  ASSERT_STR_EQ(json_string_value(json_object_get(plog, "Type")), "k8s-file");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(plog, "Config"), "max-size")),
+                "100m");
+  /* Everything else as for Docker. */
+  ASSERT_EQ(json_integer_value(json_object_get(json_object_get(pb, "HostConfig"), "Memory")),
+            64 << 20);
+  json_decref(pb);
   free(text);
   wf__docker_spec_finish(&s);
   ASSERT_NULL(s.body);
@@ -200,7 +212,7 @@ static void test_binds(void) {
   /* What run.c's realpath found goes into Binds. */
   s.mounts[0].real = wf_strdup("/srv/ci/cache-real");
   s.mounts[1].real = wf_strdup("/srv/ci/src");
-  char *text = wf__docker_spec_create_body(&s);
+  char *text = wf__docker_spec_create_body(&s, WF_DOCKER_ENGINE_DOCKER);
   json_t *b = json_loads(text, 0, NULL);
   json_t *binds = json_object_get(json_object_get(b, "HostConfig"), "Binds");
   ASSERT_EQ(json_array_size(binds), 2);

@@ -2,8 +2,9 @@
  * test-docker-unit: the Docker client pieces that need no engine: the frame
  * demultiplexer fed canned streams split at every byte boundary (and one
  * byte at a time), Docker's error bodies, image references, registry auth
- * headers, size and CPU notations.  (The container spec has its own test,
- * test-docker-spec.c.)
+ * headers, size and CPU notations, and telling dockerd from Podman with
+ * the answers where they differ (canned from both).  (The container spec has
+ * its own test, test-docker-spec.c.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,10 +293,107 @@ static void test_sizes(void) {
   ASSERT_EQ(wf_docker_parse_cpus(".", &v), -1);
 }
 
+/* ---- engines: dockerd and Podman (compat.c) ------------------------------------------- */
+static void test_engine_version(void) {
+  wf_docker_version_t v;
+  char why[256];
+  /* dockerd 26 (as Debian's docker.io answers; Components trimmed). */
+  const char *docker = "{\"Platform\":{\"Name\":\"\"},\"Components\":[{\"Name\":\"Engine\","
+                       "\"Version\":\"26.1.5\"},{\"Name\":\"containerd\",\"Version\":\"1.6\"}],"
+                       "\"Version\":\"26.1.5\",\"ApiVersion\":\"1.45\",\"MinAPIVersion\":\"1.24\"}";
+  /* Podman 4.3.1 (Debian 12): Docker's shape, plus its own name in Components. */
+  const char *podman = "{\"Platform\":{\"Name\":\"linux/amd64/debian-12\"},\"Components\":["
+                       "{\"Name\":\"Podman Engine\",\"Version\":\"4.3.1\",\"Details\":{"
+                       "\"APIVersion\":\"4.3.1\",\"MinAPIVersion\":\"4.0.0\"}},{\"Name\":\"Conmon\","
+                       "\"Version\":\"conmon version 2.1.6\"}],\"Version\":\"4.3.1\","
+                       "\"ApiVersion\":\"1.41\",\"MinAPIVersion\":\"1.24\"}";
+  /* A Podman answer without a top-level ApiVersion, its MinAPIVersion being
+   * libpod's (as reported of some builds). */
+  const char *podman_bare = "{\"Components\":[{\"Name\":\"Podman Engine\",\"Version\":\"4.3.1\"}],"
+                            "\"Version\":\"4.3.1\",\"MinAPIVersion\":\"4.0.0\"}";
+  const char *podman3 = "{\"Components\":[{\"Name\":\"Podman Engine\",\"Version\":\"3.4.4\"}],"
+                        "\"Version\":\"3.4.4\"}";
+  const char *old = "{\"Version\":\"1.13\",\"ApiVersion\":\"1.26\",\"MinAPIVersion\":\"1.12\"}";
+
+  ASSERT_OK(wf_docker_version_parse(docker, strlen(docker), &v, why, sizeof why));
+  ASSERT_EQ(v.engine, WF_DOCKER_ENGINE_DOCKER);
+  ASSERT_STR_EQ(v.version, "26.1.5");
+  ASSERT_STR_EQ(v.api, "1.45");
+  ASSERT_EQ(v.api_assumed, 0);
+  ASSERT_STR_EQ(wf_docker_engine_name(v.engine), "Docker");
+
+  ASSERT_OK(wf_docker_version_parse(podman, strlen(podman), &v, why, sizeof why));
+  ASSERT_EQ(v.engine, WF_DOCKER_ENGINE_PODMAN);
+  ASSERT_STR_EQ(v.version, "4.3.1");
+  ASSERT_STR_EQ(v.api, "1.41");
+  ASSERT_STR_EQ(v.min_api, "1.24");
+  ASSERT_STR_EQ(wf_docker_engine_name(v.engine), "Podman");
+
+  ASSERT_OK(wf_docker_version_parse(podman_bare, strlen(podman_bare), &v, why, sizeof why));
+  ASSERT_EQ(v.engine, WF_DOCKER_ENGINE_PODMAN);
+  ASSERT_STR_EQ(v.api, WF_DOCKER_API);
+  ASSERT_STR_EQ(v.min_api, "");  /* libpod's 4.0.0 is no Docker API version */
+  ASSERT_EQ(v.api_assumed, 1);
+
+  ASSERT_EQ(wf_docker_version_parse(podman3, strlen(podman3), &v, why, sizeof why), -1);
+  ASSERT(strstr(why, "Podman 3.4.4") && strstr(why, "Podman 4 or later"));
+  ASSERT_EQ(wf_docker_version_parse(old, strlen(old), &v, why, sizeof why), -1);
+  ASSERT_STR_EQ(why, "engine speaks API 1.12 to 1.26, this agent needs 1.41");
+  const char *noapi = "{\"Version\":\"x\"}";
+  ASSERT_EQ(wf_docker_version_parse(noapi, strlen(noapi), &v, why, sizeof why), -1);
+  ASSERT_STR_EQ(why, "GET /version: no ApiVersion in the answer");
+  ASSERT_EQ(wf_docker_version_parse("<html>", 6, &v, why, sizeof why), -1);
+
+  ASSERT(wf_docker_api_cmp("1.9", "1.41") < 0);
+  ASSERT(wf_docker_api_cmp("1.41", "1.41") == 0);
+  ASSERT(wf_docker_api_cmp("2.0", "1.41") > 0);
+}
+
+static void test_engine_answers(void) {
+  /* Name conflicts: dockerd's 409, Podman's 500 (text of Podman 4.3.1). */
+  ASSERT(wf_docker_name_conflict(409, "Conflict. The container name \"/x\" is already in use"));
+  ASSERT(wf_docker_name_conflict(500, "container create: creating container storage: the "
+                                      "container name \"x\" is already in use by 63f0. You have "
+                                      "to remove that container to be able to reuse that name: "
+                                      "that name is already in use"));
+  ASSERT(!wf_docker_name_conflict(500, "invalid log driver: invalid argument"));
+  ASSERT(!wf_docker_name_conflict(404, "is already in use"));
+  /* Missing images: both spellings, only on 404. */
+  ASSERT(wf_docker_image_missing(404, "No such image: wf/absent:1"));
+  ASSERT(wf_docker_image_missing(404, "no such image: docker.io/wf/absent:1: image not known"));
+  ASSERT(!wf_docker_image_missing(404, "No such container: x"));
+  ASSERT(!wf_docker_image_missing(500, "no such image: x"));
+  /* Podman's refused starts: the exit code its own CLI and a shell give. */
+  const char *nf = "{\"cause\":\"OCI runtime attempted to invoke a command that was not found\","
+                   "\"message\":\"runc: runc create failed: unable to start container process: "
+                   "exec: \\\"/no/such\\\": stat /no/such: no such file or directory\","
+                   "\"response\":500}";
+  const char *pd = "{\"cause\":\"OCI permission denied\",\"message\":\"...\",\"response\":500}";
+  const char *other = "{\"cause\":\"OCI runtime error\",\"message\":\"...\",\"response\":500}";
+  ASSERT_EQ(wf_docker_podman_start_exit(nf, strlen(nf)), 127);
+  ASSERT_EQ(wf_docker_podman_start_exit(pd, strlen(pd)), 126);
+  ASSERT_EQ(wf_docker_podman_start_exit(other, strlen(other)), -1);
+  ASSERT_EQ(wf_docker_podman_start_exit("oops", 4), -1);
+  /* GET /info: rootless on cgroup v1 drops limits; rootful or v2 keeps them. */
+  const char *rl1 = "{\"CgroupVersion\":\"1\",\"SecurityOptions\":[\"name=seccomp,profile=default\","
+                    "\"name=rootless\"]}";
+  const char *rl2 = "{\"CgroupVersion\":\"2\",\"SecurityOptions\":[\"name=rootless\"]}";
+  const char *root1 = "{\"CgroupVersion\":\"1\",\"SecurityOptions\":[\"name=seccomp,profile=default\"]}";
+  /* Podman 4.3.1 rootless on cgroup v1, as it answers (trimmed). */
+  const char *p431 = "{\"CgroupDriver\":\"cgroupfs\",\"CgroupVersion\":\"1\",\"MemoryLimit\":true,"
+                     "\"SecurityOptions\":[\"name=seccomp,profile=default\"],\"Rootless\":true}";
+  ASSERT_EQ(wf_docker_podman_limits_ignored(p431, strlen(p431)), 1);
+  ASSERT_EQ(wf_docker_podman_limits_ignored(rl1, strlen(rl1)), 1);
+  ASSERT_EQ(wf_docker_podman_limits_ignored(rl2, strlen(rl2)), 0);
+  ASSERT_EQ(wf_docker_podman_limits_ignored(root1, strlen(root1)), 0);
+  ASSERT_EQ(wf_docker_podman_limits_ignored("[]", 2), 0);
+}
+
 static const wf_test_t tests[] = {
     WF_TEST(demux_splits), WF_TEST(demux_big_frame), WF_TEST(demux_garbage),
     WF_TEST(errmsg),       WF_TEST(urlenc),          WF_TEST(image_parse),
-    WF_TEST(auth),         WF_TEST(sizes),
+    WF_TEST(auth),         WF_TEST(sizes),           WF_TEST(engine_version),
+    WF_TEST(engine_answers),
 };
 
 int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }
