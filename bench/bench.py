@@ -698,92 +698,15 @@ class Bench:
     # ---- part 6: docker --------------------------------------------------------------------
     def part6(self):
         import docker as dk  # test/harness/docker.py
-        eng = os.path.join(SOURCE_ROOT, "src", "engine", "engine.c")
-        with open(eng) as f:
-            wired = "wf_runner_docker" in f.read()
-        if not wired or not dk.available():
-            why = "the agent does not run DOCKER steps" if not wired else \
-                "dockerd or busybox-static not installed"
+        if not dk.available():
+            why = "dockerd or busybox-static not installed"
             self.details["6"] = {"skipped": why}
             self.row("6", "docker step vs docker run --rm", None, "", None, "", None, "",
                      "<= 1.1x", None, note="skipped: " + why)
             return
-        P, node = "b6", "bench-6"
-        size = DOCKER_LOG_MIB << 20
-        d = dk.Dockerd(state_dir=tempfile.mkdtemp(prefix="wfb-", dir="/tmp"), registry=False)
-        d.owns_dir = True
-        try:
-            d.start(timeout=300)
-            img = d.image
-            for name, argv in (("dtrue", ["true"]),
-                               ("ddump", ["head", "-c", str(size), "/dev/zero"])):
-                self.gw.call("kv/put", {"key": b64("%s/workflow/actions/%s@v1" % (P, name)),
-                                        "value": b64(dumps(dk.docker_action(name, argv, image=img)))})
-            a = self.agent(node, P, ["--docker-host", d.host])
-            w, seen, _ = self.watch_statuses(P)
-            sp = self.steps_prefix(P)
-            cli = ["docker", "-H", d.host]
-            logdir = os.path.join(self.tmp, "logs", node)
-
-            def step(key, action):
-                t0 = now()
-                self.gw.call("kv/put", {"key": b64(sp + key),
-                                        "value": b64(dumps(user_step(key, node, action)))})
-                self.loop.run_until(lambda: any(s in seen.get(sp + key, ()) for s in FINAL), 600,
-                                    "docker step %s" % key)
-                dd = seen[sp + key]
-                if "SUCCEEDED" not in dd:
-                    raise PartError("docker step %s: %s\n%s" % (key, sorted(dd), a.stderr_tail()))
-                return dd["SUCCEEDED"] - t0, dd["SUCCEEDED"] - dd["RUNNING"]
-
-            subprocess.run(cli + ["run", "--rm", img, "true"], check=True,
-                           stdout=subprocess.DEVNULL)  # warm-up
-            step("warm", "dtrue@v1")
-            agent_true, cli_true = [], []
-            for i in range(DOCKER_REPS):
-                t = now()
-                subprocess.run(cli + ["run", "--rm", img, "true"], check=True,
-                               stdout=subprocess.DEVNULL)
-                cli_true.append(now() - t)
-                agent_true.append(step("t%d" % i, "dtrue@v1")[0])
-            agent_log, cli_log = [], []
-            out = os.path.join(self.tmp, "logs", "docker-cli.out")
-            for i in range(DOCKER_LOG_REPS):
-                t = now()
-                with open(out, "wb") as f:
-                    subprocess.run(cli + ["run", "--rm", img, "head", "-c", str(size), "/dev/zero"],
-                                   check=True, stdout=f)
-                cli_log.append(now() - t)
-                got = os.path.getsize(out)
-                os.unlink(out)
-                if got != size:
-                    raise PartError("docker CLI wrote %d bytes, not %d" % (got, size))
-                key = "log%d" % i
-                agent_log.append(step(key, "ddump@v1")[1])
-                path = None
-                for root, _, files in os.walk(logdir):
-                    if key in files:
-                        path = os.path.join(root, key)
-                got = os.path.getsize(path) if path else -1
-                if got != size:
-                    raise PartError("docker step log holds %d bytes, not %d" % (got, size))
-                os.unlink(path)
-            hwm = proc_status_kb(a.pid, "VmHWM")
-            w.close()
-            self.stop_agent(a)
-        finally:
-            d.cleanup()
-        at, ct = median(agent_true), median(cli_true)
-        al, cl = median(agent_log), median(cli_log)
-        self.details["6"] = {"reps": DOCKER_REPS, "agent_true_s": agent_true, "cli_true_s": cli_true,
-                             "log_mib": DOCKER_LOG_MIB, "agent_log_s": agent_log,
-                             "cli_log_s": cli_log, "agent_vmhwm_kb": hwm}
-        self.row("6", "docker `true` step, put -> SUCCEEDED", ms(at), "ms", ms(ct),
-                 "docker run --rm IMAGE true (CLI)", at / ct, "x CLI", "<= 1.1x CLI", at / ct <= 1.1)
-        self.row("6", "docker log throughput (%d MiB, attached)" % DOCKER_LOG_MIB, DOCKER_LOG_MIB / al,
-                 "MiB/s", DOCKER_LOG_MIB / cl, "docker run ... > file (CLI)", cl / al, "x CLI",
-                 ">= 1.0x CLI", cl / al >= 1.0,
-                 note="agent peak RSS %.1f MB" % (hwm / 1024.0))
+        self.engine_part("6", dk.Dockerd(state_dir=tempfile.mkdtemp(prefix="wfb-", dir="/tmp"),
+                                          registry=False),
+                         "b6", "bench-6", "docker", lambda d: ["docker", "-H", d.host], "docker")
 
     # ---- part 10: the DOCKER runner on Podman -----------------------------------------------
     def part10(self):
@@ -800,24 +723,32 @@ class Bench:
             self.row("10", "docker step on Podman vs podman run --rm", None, "", None, "", None,
                      "", "<= 1.1x", None, note="skipped: " + why)
             return
-        P, node = "b10", "bench-10"
+        # The podman CLI on the same storage, in the instance's mount namespace
+        # (podman-up.sh writes this wrapper: nsenter + flags).
+        self.engine_part("10", dk.Dockerd(state_dir=tempfile.mkdtemp(prefix="wfbp-", dir="/tmp"),
+                                           registry=False, engine="podman"),
+                         "b10", "bench-10", "podman", lambda d: [os.path.join(d.dir, "pm")],
+                         "podman", on=" on Podman")
+
+    def engine_part(self, part, d, P, node, what, cli_of, cli_name, on=""):
+        """Parts 6 and 10: a `true` step and DOCKER_LOG_MIB of output through
+        the agent on engine d (started here, cleaned up at the end), against
+        the engine's own CLI (cli_of(d): its argv prefix) on the same
+        instance, interleaved in one run."""
+        import docker as dk  # test/harness/docker.py
         size = DOCKER_LOG_MIB << 20
-        d = dk.Dockerd(state_dir=tempfile.mkdtemp(prefix="wfbp-", dir="/tmp"), registry=False,
-                       engine="podman")
         d.owns_dir = True
         try:
             d.start(timeout=300)
             img = d.image
-            for name, argv in (("ptrue", ["true"]),
-                               ("pdump", ["head", "-c", str(size), "/dev/zero"])):
+            for name, argv in (("etrue", ["true"]),
+                               ("edump", ["head", "-c", str(size), "/dev/zero"])):
                 self.gw.call("kv/put", {"key": b64("%s/workflow/actions/%s@v1" % (P, name)),
                                         "value": b64(dumps(dk.docker_action(name, argv, image=img)))})
             a = self.agent(node, P, ["--docker-host", d.host])
             w, seen, _ = self.watch_statuses(P)
             sp = self.steps_prefix(P)
-            # The podman CLI on the same storage, in the instance's mount
-            # namespace (podman-up.sh writes this wrapper: nsenter + flags).
-            cli = [os.path.join(d.dir, "pm")]
+            cli = cli_of(d)
             logdir = os.path.join(self.tmp, "logs", node)
 
             def step(key, action):
@@ -825,24 +756,24 @@ class Bench:
                 self.gw.call("kv/put", {"key": b64(sp + key),
                                         "value": b64(dumps(user_step(key, node, action)))})
                 self.loop.run_until(lambda: any(s in seen.get(sp + key, ()) for s in FINAL), 600,
-                                    "podman step %s" % key)
+                                    "%s step %s" % (what, key))
                 dd = seen[sp + key]
                 if "SUCCEEDED" not in dd:
-                    raise PartError("podman step %s: %s\n%s" % (key, sorted(dd), a.stderr_tail()))
+                    raise PartError("%s step %s: %s\n%s" % (what, key, sorted(dd), a.stderr_tail()))
                 return dd["SUCCEEDED"] - t0, dd["SUCCEEDED"] - dd["RUNNING"]
 
             subprocess.run(cli + ["run", "--rm", img, "true"], check=True,
                            stdout=subprocess.DEVNULL)  # warm-up
-            step("warm", "ptrue@v1")
+            step("warm", "etrue@v1")
             agent_true, cli_true = [], []
             for i in range(DOCKER_REPS):
                 t = now()
                 subprocess.run(cli + ["run", "--rm", img, "true"], check=True,
                                stdout=subprocess.DEVNULL)
                 cli_true.append(now() - t)
-                agent_true.append(step("t%d" % i, "ptrue@v1")[0])
+                agent_true.append(step("t%d" % i, "etrue@v1")[0])
             agent_log, cli_log = [], []
-            out = os.path.join(self.tmp, "logs", "podman-cli.out")
+            out = os.path.join(self.tmp, "logs", "%s-cli.out" % what)
             for i in range(DOCKER_LOG_REPS):
                 t = now()
                 with open(out, "wb") as f:
@@ -852,16 +783,16 @@ class Bench:
                 got = os.path.getsize(out)
                 os.unlink(out)
                 if got != size:
-                    raise PartError("podman CLI wrote %d bytes, not %d" % (got, size))
+                    raise PartError("%s CLI wrote %d bytes, not %d" % (what, got, size))
                 key = "log%d" % i
-                agent_log.append(step(key, "pdump@v1")[1])
+                agent_log.append(step(key, "edump@v1")[1])
                 path = None
                 for root, _, files in os.walk(logdir):
                     if key in files:
                         path = os.path.join(root, key)
                 got = os.path.getsize(path) if path else -1
                 if got != size:
-                    raise PartError("podman step log holds %d bytes, not %d" % (got, size))
+                    raise PartError("%s step log holds %d bytes, not %d" % (what, got, size))
                 os.unlink(path)
             hwm = proc_status_kb(a.pid, "VmHWM")
             w.close()
@@ -870,17 +801,17 @@ class Bench:
             d.cleanup()
         at, ct = median(agent_true), median(cli_true)
         al, cl = median(agent_log), median(cli_log)
-        self.details["10"] = {"reps": DOCKER_REPS, "agent_true_s": agent_true,
+        self.details[part] = {"reps": DOCKER_REPS, "agent_true_s": agent_true,
                               "cli_true_s": cli_true, "log_mib": DOCKER_LOG_MIB,
                               "agent_log_s": agent_log, "cli_log_s": cli_log,
                               "agent_vmhwm_kb": hwm}
-        self.row("10", "docker `true` step on Podman, put -> SUCCEEDED", ms(at), "ms", ms(ct),
-                 "podman run --rm IMAGE true (CLI)", at / ct, "x CLI", "<= 1.1x CLI",
+        self.row(part, "docker `true` step%s, put -> SUCCEEDED" % on, ms(at), "ms", ms(ct),
+                 "%s run --rm IMAGE true (CLI)" % cli_name, at / ct, "x CLI", "<= 1.1x CLI",
                  at / ct <= 1.1)
-        self.row("10", "docker log throughput on Podman (%d MiB, attached)" % DOCKER_LOG_MIB,
+        self.row(part, "docker log throughput%s (%d MiB, attached)" % (on, DOCKER_LOG_MIB),
                  DOCKER_LOG_MIB / al, "MiB/s", DOCKER_LOG_MIB / cl,
-                 "podman run ... > file (CLI)", cl / al, "x CLI", ">= 1.0x CLI", cl / al >= 1.0,
-                 note="agent peak RSS %.1f MB" % (hwm / 1024.0))
+                 "%s run ... > file (CLI)" % cli_name, cl / al, "x CLI", ">= 1.0x CLI",
+                 cl / al >= 1.0, note="agent peak RSS %.1f MB" % (hwm / 1024.0))
 
     # ---- part 7: many agents ------------------------------------------------------------------
     def part7(self):
