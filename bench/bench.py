@@ -4,9 +4,9 @@ builds build-bench/ first; see bench/README.md for what each part measures.
 
     python3 bench/bench.py OUT.json
 
-Starts one private etcd (and, for part 6, nothing: docker is not wired into
-the agent yet), runs the parts in order, prints the table and writes it with
-the raw figures to OUT.json.  Every process it starts it stops by PID.
+Starts one private etcd (and for part 6 a private dockerd, for part 10 a
+private Podman service), runs the parts in order, prints the table and
+writes it with the raw figures to OUT.json.  Every process it starts it stops by PID.
 """
 import json
 import os

@@ -4,10 +4,12 @@
 #   1. installs the Debian packages it needs (scripts/install-deps.sh);
 #   2. builds build/ and runs every test suite there (meson test);
 #   3. builds build-asan/ with ASan+UBSan and runs the same suites there
-#      (WF_ASAN=1, longer time limits), except 'podman': the DOCKER runner's
-#      scripts against Podman as a second engine take about 2.5 minutes on 2
-#      cores, and the same code already runs under the sanitizers against
-#      dockerd, so they run in build/ only;
+#      (WF_ASAN=1, longer time limits), except 'podman' (the DOCKER runner's
+#      tests against Podman as a second engine, test/podman/): 1.5 to 2.5
+#      minutes on 2 cores (93-150 s measured, by the load), and as long again
+#      under ASan (131 s), which would take the whole run from about 16 to
+#      about 20 minutes.  The code they reach runs under the sanitizers
+#      against dockerd (suites docker, e2e), so 'podman' runs in build/ only;
 #   4. prints one closing line: "N passed, N failed[, N skipped]" summed over
 #      both runs, and exits non-zero if anything failed (or, with CI=true,
 #      was skipped).
