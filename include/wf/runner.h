@@ -13,7 +13,7 @@
  * what they left running, re-attach to it, and remove what nobody wants.
  *
  * Callbacks never fire from inside the call that started the operation:
- * always on a later loop iteration (docs/style.md rule 9).
+ * always on a later loop iteration (docs/house-rules.md rule 9).
  */
 #ifndef WF_RUNNER_H
 #define WF_RUNNER_H

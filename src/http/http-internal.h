@@ -1,5 +1,5 @@
 /*
- * http-internal.h: what the files of the HTTP client share (docs/style.md
+ * http-internal.h: what the files of the HTTP client share (docs/house-rules.md
  * rule 1).  The client behind include/wf/http.h is four files:
  *
  *   client.c          the client, its connection pool and completion queue,
@@ -229,7 +229,7 @@ struct wf_http_req_s {
 
 /* 1 when a user callback (or what it called) cancelled req or closed the
  * client: conn is no longer req's active connection.  Checked after every
- * call out of the parser (docs/style.md rule 10). */
+ * call out of the parser (docs/house-rules.md rule 10). */
 static inline int wf__http_gone(const wf__http_conn_t *conn, const wf_http_req_t *req) {
   return conn->state != CONN_ACTIVE || conn->req != req;
 }
@@ -262,7 +262,7 @@ void wf__http_complete_req(wf__http_conn_t *conn, int err);
  * client; conn holds it until the response ends. */
 void wf__http_attach(wf__http_conn_t *conn, wf_http_req_t *req);
 /* The one place that decides whether conn's socket is read and what its
- * timer waits for (docs/style.md, the traps).  May fail conn. */
+ * timer waits for (docs/house-rules.md, the traps).  May fail conn. */
 void wf__http_update_read_state(wf__http_conn_t *conn);
 /* uv_read_start on conn's stream with the client's read callbacks (which
  * hand TLS connections to wf__http_tls_on_read).  0, or the libuv error

@@ -5,7 +5,7 @@
  * (falling back to "mkdir -p" of the parent directories when the open says
  * ENOENT), then writes, then close.  Because there is only one request,
  * there is at most one fs operation in flight per file, so writes can never
- * land out of order on the threadpool (docs/style.md rule 21).
+ * land out of order on the threadpool (docs/house-rules.md rule 21).
  *
  * Producers hand over malloc'd buffers.  They sit in a ring queue; whenever
  * no write is in flight, the head of the queue (up to WRITE_MAX_BUFS buffers

@@ -211,7 +211,7 @@ typedef void (*wf__drun_done_fn)(wf__drun_t *run, int err, int status, const cha
                                  size_t len);
 
 /* Every request of a run carries the run and which handler completes it;
- * one allocation per request, freed in its on_done (docs/style.md rule 14). */
+ * one allocation per request, freed in its on_done (docs/house-rules.md rule 14). */
 typedef struct wf__drun_req_s {
   wf__drun_t *run;
   wf_http_req_t **slot;  /* the run's pointer to this request, cleared on done */

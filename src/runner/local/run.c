@@ -39,7 +39,7 @@
  *
  * Handles: two timers, the process (or its pidfd poll), the pipe, all
  * embedded; the run is freed, right after on_exit, in the close callback
- * that brings the count of open handles to zero (docs/style.md rule 12).
+ * that brings the count of open handles to zero (docs/house-rules.md rule 12).
  */
 #include <errno.h>
 #include <fcntl.h>
