@@ -1,8 +1,9 @@
 # engine-lib.sh - what docker-up.sh and podman-up.sh share: the busybox test
 # image, private docker-registry instances, and pushing to them through the
-# engine's own (Docker-compatible) API.  Sourced, never run; the caller sets
-# D (its state dir), SOCK (the engine's socket) and API (http://d/v1.41) and
-# defines log().
+# engine's own (Docker-compatible) API; and what docker-down.sh and
+# podman-down.sh share: stopping by pid file and removing a state dir.
+# Sourced, never run; the caller sets D (its state dir), SOCK (the engine's
+# socket) and API (http://d/v1.41) where it uses them, and defines log().
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 dcurl() { curl -sf --unix-socket "$SOCK" "$@"; }
@@ -93,4 +94,65 @@ break_image() {
     "http://$1/v2/$2/manifests/$3" | python3 -c \
     'import json,sys; print(json.load(sys.stdin)["layers"][0]["digest"].split(":")[1])')
   rm -f "$D/registry-data/docker/registry/v2/blobs/sha256/${digest:0:2}/$digest/data"
+}
+
+# ---- tear-down (docker-down.sh, podman-down.sh) ----------------------------
+
+# stop_pidfile FILE NAME: TERM (or KILL with KILL=1), wait up to 20 s, then KILL.
+stop_pidfile() {
+  [ -f "$1" ] || return 0
+  local pid
+  pid=$(cat "$1")
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    if [ "${KILL:-0}" = 1 ]; then kill -KILL "$pid"; else kill -TERM "$pid"; fi
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$2 ($pid) ignored TERM for 20s, sending KILL"
+      kill -KILL "$pid"
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    log "$2 stopped (pid $pid)"
+  fi
+  rm -f "$1"
+}
+
+# kill_containers DIR PREFIX: SIGKILL every process whose cgroup path ends in
+# PREFIX<id>, for each container id that is a name in DIR (the engine's own
+# list of its containers).
+kill_containers() {
+  [ -d "$1" ] || return 0
+  local id p
+  for id in $(ls "$1"); do
+    for p in /proc/[0-9]*; do
+      if grep -qs -- "$2$id\$" "$p/cgroup"; then kill -KILL "${p#/proc/}" 2>/dev/null; fi
+    done
+  done
+}
+
+# kill_cmdline PATTERN: SIGKILL every process whose command line matches the
+# grep PATTERN (a container monitor that names our state dir).
+kill_cmdline() {
+  local p
+  for p in /proc/[0-9]*; do
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "$1"; then
+      kill -KILL "${p#/proc/}" 2>/dev/null
+    fi
+  done
+}
+
+# remove_state: unmounts whatever is mounted under $D, deepest first, then
+# deletes $D; exits 1 (keeping $D) if a mount stays.
+remove_state() {
+  local mounts m
+  for _ in 1 2 3; do
+    mounts=$(awk -v d="$D/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r)
+    [ -z "$mounts" ] && break
+    for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
+  done
+  if awk -v d="$D/" 'index($2, d) == 1 {f=1} END {exit !f}' /proc/self/mounts; then
+    log "mounts still present under $D, not deleting it"
+    exit 1
+  fi
+  rm -rf "$D"
+  log "state removed"
 }
