@@ -172,6 +172,7 @@ static void start_run(wf__job_t *j, const Wf__Action *action, const wf_params_t 
   /* j->mask outlives the file: it is freed with the job. */
   if (j->mask) wf_logfile_set_mask(j->log, j->mask);
   char **env = build_env(j, params);
+  const char *host_path = getenv("PATH");
   size_t nrp;
   wf_kv_t *rp = wf_action_runner_params(action, &nrp);
   wf_run_req_t req = {
@@ -183,7 +184,7 @@ static void start_run(wf__job_t *j, const Wf__Action *action, const wf_params_t 
       .stop_grace_s = e->stop_grace_s,
       .attach_id = attach,
       .output_dir = j->out_ready ? j->out_dir : NULL,
-      .host_path = getenv("PATH") ? getenv("PATH") : "/usr/local/bin:/usr/bin:/bin",
+      .host_path = host_path ? host_path : "/usr/local/bin:/usr/bin:/bin",
   };
   wf_run_cbs_t rcbs = {.on_exit = on_run_exit};
   char rerr[512] = "";
