@@ -83,6 +83,18 @@ void wf_engine_stats(const wf_engine_t *e, wf_engine_stats_t *out);
 /* 1 while both watches (steps, actions) are live. */
 int wf_engine_live(const wf_engine_t *e);
 
+/* The log file of step key (the prefix taken off) while this engine holds
+ * a job for it (claimed, running, or writing its outcome), else NULL.  The
+ * job closes its log before it ends, so once this says NULL the file is
+ * whole.  Borrowed: copy it before returning to the loop. */
+const char *wf_engine_step_log(const wf_engine_t *e, const char *key);
+/* The keys of every job alive now, as a NULL-terminated array the caller
+ * frees with wf_strv_free() (for log retention: these logs are kept). */
+char **wf_engine_job_keys(const wf_engine_t *e);
+/* 1 once restart recovery is over: every step this node left RUNNING is
+ * attached again (a job) or ended. */
+int wf_engine_recovered(const wf_engine_t *e);
+
 /* Durations the engine reports as they happen, for /metrics. */
 enum wf_engine_obs {
   WF_ENGINE_OBS_DISPATCH, /* a PENDDING value seen (watch or list) -> RUNNING written */

@@ -9,6 +9,7 @@
 #define WF_NODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wf/util.h"
 
@@ -21,6 +22,10 @@ typedef struct wf_node_opts_s {
   size_t netcd;
   char *prefix;           /* --prefix / WORKFLOW_PREFIX; default "inforboard" */
   char *log_dir;          /* --log-dir / WORKFLOW_LOG_DIR; default "runner_log" */
+  int64_t log_retention_ms; /* --log-retention DURATION: remove step logs older than
+                               this (wf/logretain.h); 0 = off (the default) */
+  uint64_t log_max_bytes; /* --log-max-bytes SIZE: keep at most this many bytes of step
+                             logs, oldest removed first; 0 = off (the default) */
   char *output_dir;       /* --output-dir / WORKFLOW_OUTPUT_DIR; default "runner_output" */
   char *actions_dir;      /* --actions-dir / WORKFLOW_ACTIONS_DIR; NULL = none */
   char *docker_host;      /* --docker-host / DOCKER_HOST; default unix:///var/run/docker.sock */
@@ -48,7 +53,12 @@ typedef struct wf_node_opts_s {
   char *etcd_key;         /* --etcd-key / WORKFLOW_ETCD_KEY: its private key */
   unsigned etcd_watch_idle; /* --etcd-watch-idle seconds: probe a silent watch; default 10 */
   char *listen;           /* --listen / WORKFLOW_LISTEN: HOST:PORT of /healthz, /readyz,
-                             /metrics; NULL = off (the default) */
+                             /metrics and step logs; NULL = off (the default) */
+  char *listen_token_file; /* --listen-token-file: bearer token /metrics and logs need */
+  char *listen_cert;      /* --listen-cert / --listen-key: TLS on --listen */
+  char *listen_key;
+  char *listen_client_ca; /* --listen-client-ca: client certificates required */
+  unsigned listen_max_followers; /* --listen-max-followers; default 64 */
 } wf_node_opts_t;
 
 /* How SIGHUP loads the settings again (NULL in wf_node_run: SIGHUP is logged

@@ -55,6 +55,8 @@ void *wf_calloc(size_t n, size_t size);
 void *wf_realloc(void *p, size_t n);
 char *wf_strdup(const char *s);
 char *wf_strndup(const char *s, size_t n);
+/* Frees a NULL-terminated array of malloc'd strings and the array (NULL is a no-op). */
+void wf_strv_free(char **v);
 char *wf_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- growable byte buffer with a hard cap ------------------------------------ */
@@ -126,5 +128,24 @@ char **wf_argv_parse(const char *s, char *err, size_t errlen);
 void wf_argv_free(char **argv);
 /* 1 if name matches [A-Za-z_][A-Za-z0-9_]* */
 int wf_env_name_valid(const char *name);
+
+/* ---- durations and sizes (flag values such as --log-retention 7d) -------------
+ * Both take a whole number, no sign, no space, no fraction, and refuse a value
+ * whose result would overflow.  They return 0 with *out set, or -1 with *out
+ * untouched (as wf_log_level_parse: util/ has no libuv codes); "0" is accepted
+ * (the callers read it as "off").
+ *
+ * wf_parse_duration_ms: a number of seconds ("3600"), or a number with one
+ * lower-case unit: s (seconds), m (minutes), h (hours), d (days of 24 h),
+ * w (weeks).  "90s", "30m", "12h", "7d", "2w".  No "M" (month or minute?), no
+ * compound forms ("1h30m").
+ *
+ * wf_parse_size_bytes: a number of bytes ("1048576", also "512B"), or a number
+ * with a binary unit: K, M, G or T (either case), alone or as Ki/Mi/Gi/Ti or
+ * KiB/MiB/GiB/TiB; every form is a power of 1024 ("512K" = "512KiB" = 524288).
+ * "KB", "MB", "GB", "TB" are refused, since they read as powers of 1000 to
+ * some and of 1024 to others. */
+int wf_parse_duration_ms(const char *s, int64_t *out);
+int wf_parse_size_bytes(const char *s, uint64_t *out);
 
 #endif

@@ -42,6 +42,8 @@ enum kind {
   K_LIST,    /* repeatable: --flag A --flag B; env comma-separated; file string or list */
   K_SECRET,  /* any text, never echoed in a message; wiped when freed */
   K_LISTEN,  /* HOST:PORT with an IP literal or localhost; empty = off */
+  K_DURATION, /* 90s, 30m, 12h, 7d, 2w or plain seconds (wf_parse_duration_ms); 0 = off */
+  K_SIZE,    /* bytes, or 512K, 100M, 10G, 1T, powers of 1024 (wf_parse_size_bytes); 0 = off */
 };
 
 typedef struct opt_s {
@@ -50,7 +52,8 @@ typedef struct opt_s {
   enum kind kind;
   const char *def;      /* default as text (NULL = none / computed) */
   unsigned min, max;    /* K_UINT */
-  size_t off;           /* offset in wf_config_t (K_UINT: unsigned; others char*) */
+  size_t off;           /* offset in wf_config_t (K_UINT: unsigned; K_DURATION: int64_t
+                           ms; K_SIZE: uint64_t; others char*) */
   const char *arg;      /* placeholder for --help */
   const char *help;
 } opt_t;
@@ -72,6 +75,10 @@ static const opt_t opts[] = {
    "YAML config file; keys are the long flag names"},
   {"log-dir", "WORKFLOW_LOG_DIR", K_PATH, "runner_log", 0, 0, OFF(node.log_dir), "DIR",
    "directory for step log files"},
+  {"log-retention", "WORKFLOW_LOG_RETENTION", K_DURATION, "0", 0, 0, OFF(node.log_retention_ms),
+   "DURATION", "remove step logs older than this (90s, 30m, 12h, 7d, 2w; 0 = off)"},
+  {"log-max-bytes", "WORKFLOW_LOG_MAX_BYTES", K_SIZE, "0", 0, 0, OFF(node.log_max_bytes), "SIZE",
+   "keep at most SIZE of step logs, oldest removed first (512M, 10G; 0 = off)"},
   {"output-dir", "WORKFLOW_OUTPUT_DIR", K_PATH, "runner_output", 0, 0, OFF(node.output_dir),
    "DIR", "directory for the files steps write their outputs to"},
   {"actions-dir", "WORKFLOW_ACTIONS_DIR", K_OPTPATH, NULL, 0, 0, OFF(node.actions_dir), "DIR",
@@ -121,7 +128,19 @@ static const opt_t opts[] = {
   {"etcd-watch-idle", "WORKFLOW_ETCD_WATCH_IDLE", K_UINT, "10", 1, 86400, OFF(node.etcd_watch_idle),
    "SEC", "a watch silent this long probes etcd; reconnects if it does not answer"},
   {"listen", "WORKFLOW_LISTEN", K_LISTEN, NULL, 0, 0, OFF(node.listen), "ADDR:PORT",
-   "serve /healthz, /readyz, /metrics there (e.g. 127.0.0.1:9464); default off"},
+   "serve /healthz, /readyz, /metrics and step logs there (e.g. 127.0.0.1:9464); default off"},
+  {"listen-token-file", "WORKFLOW_LISTEN_TOKEN_FILE", K_OPTPATH, NULL, 0, 0,
+   OFF(node.listen_token_file), "FILE",
+   "bearer token (the file's content) that /metrics and step logs require"},
+  {"listen-cert", "WORKFLOW_LISTEN_CERT", K_OPTPATH, NULL, 0, 0, OFF(node.listen_cert), "FILE",
+   "certificate (PEM) of --listen: it then speaks TLS only; needs --listen-key"},
+  {"listen-key", "WORKFLOW_LISTEN_KEY", K_OPTPATH, NULL, 0, 0, OFF(node.listen_key), "FILE",
+   "private key (PEM, unencrypted) of --listen-cert"},
+  {"listen-client-ca", "WORKFLOW_LISTEN_CLIENT_CA", K_OPTPATH, NULL, 0, 0,
+   OFF(node.listen_client_ca), "FILE",
+   "CA (PEM) whose client certificates --listen requires; needs --listen-cert"},
+  {"listen-max-followers", "WORKFLOW_LISTEN_MAX_FOLLOWERS", K_UINT, "64", 1, 10000,
+   OFF(node.listen_max_followers), "N", "log follow requests served at once; more get 503"},
   {"help", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print this help and exit"},
   {"version", NULL, K_BOOL, NULL, 0, 0, NO_OFF, NULL, "print the version and exit"},
 };
@@ -503,6 +522,30 @@ static int check(loader_t *l, wf_config_t *cfg, size_t i) {
     *field = wf_strdup(v);
     return 0;
   }
+  case K_DURATION: {
+    int64_t ms;
+    if (wf_parse_duration_ms(v, &ms) != 0) {
+      snprintf(l->err, l->errlen,
+               "%s: \"%.200s\" is not a duration: a whole number of seconds, or one with a "
+               "unit s, m, h, d or w (e.g. 7d); 0 = off",
+               src, v);
+      return -1;
+    }
+    *(int64_t *)((char *)cfg + o->off) = ms;
+    return 0;
+  }
+  case K_SIZE: {
+    uint64_t n;
+    if (wf_parse_size_bytes(v, &n) != 0) {
+      snprintf(l->err, l->errlen,
+               "%s: \"%.200s\" is not a size: a whole number of bytes, or one with a unit K, "
+               "M, G or T (powers of 1024; Ki, KiB... too; e.g. 10G); 0 = off",
+               src, v);
+      return -1;
+    }
+    *(uint64_t *)((char *)cfg + o->off) = n;
+    return 0;
+  }
   case K_BOOL:
     return 0;
   case K_SWITCH: {
@@ -680,6 +723,47 @@ static int check_etcd_tls(loader_t *l, wf_config_t *cfg) {
   return 0;
 }
 
+/* ---- --listen's TLS and token ------------------------------------------------------- */
+
+/* The files are read at start; each must be there now, and none may be
+ * given without the listener that uses it. */
+static int check_listen_files(loader_t *l, wf_config_t *cfg) {
+  static const char *const names[] = {"listen-token-file", "listen-cert", "listen-key",
+                                      "listen-client-ca"};
+  char *const vals[] = {cfg->node.listen_token_file, cfg->node.listen_cert,
+                        cfg->node.listen_key, cfg->node.listen_client_ca};
+  char src[4][512];
+  for (size_t i = 0; i < 4; i++) {
+    size_t k = (size_t)(find_opt(names[i], strlen(names[i])) - opts);
+    source_name(l, &opts[k], l->slot[k].src, src[i], sizeof src[i]);
+  }
+  for (size_t i = 0; i < 4; i++) {
+    if (!vals[i]) continue;
+    if (!cfg->node.listen) {
+      snprintf(l->err, l->errlen, "%s: needs --listen (WORKFLOW_LISTEN)", src[i]);
+      return -1;
+    }
+    if (access(vals[i], R_OK) != 0) {
+      snprintf(l->err, l->errlen, "%s %.200s: %s", src[i], vals[i],
+               errno == ENOENT ? "no such file" : strerror(errno));
+      return -1;
+    }
+  }
+  if (cfg->node.listen_cert && !cfg->node.listen_key) {
+    snprintf(l->err, l->errlen, "%s: needs --listen-key (WORKFLOW_LISTEN_KEY)", src[1]);
+    return -1;
+  }
+  if (cfg->node.listen_key && !cfg->node.listen_cert) {
+    snprintf(l->err, l->errlen, "%s: needs --listen-cert (WORKFLOW_LISTEN_CERT)", src[2]);
+    return -1;
+  }
+  if (cfg->node.listen_client_ca && !cfg->node.listen_cert) {
+    snprintf(l->err, l->errlen, "%s: needs --listen-cert and --listen-key (TLS)", src[3]);
+    return -1;
+  }
+  return 0;
+}
+
 /* ---- etcd endpoint lists ------------------------------------------------------------ */
 
 /* One http://host:port[/] or https://host:port[/] item; the normalised copy
@@ -788,6 +872,7 @@ enum wf_config_result wf_config_load(wf_config_t *cfg, int argc, char **argv, ch
     if (i != ci && check(&l, cfg, i) != 0) goto out;
   if (check_etcd_auth(&l, cfg) != 0) goto out;
   if (check_etcd_tls(&l, cfg) != 0) goto out;
+  if (check_listen_files(&l, cfg) != 0) goto out;
 
   if (!cfg->node.name) {
     char host[256];
@@ -819,6 +904,10 @@ void wf_config_finish(wf_config_t *cfg) {
   free(cfg->node.docker_host);
   free(cfg->node.address);
   free(cfg->node.listen);
+  free(cfg->node.listen_token_file);
+  free(cfg->node.listen_cert);
+  free(cfg->node.listen_key);
+  free(cfg->node.listen_client_ca);
   wf_argv_free(cfg->node.allow_mounts);
   free(cfg->node.mask_params);
   free(cfg->node.etcd_user);

@@ -184,6 +184,21 @@ int wf_engine_live(const wf_engine_t *e) {
   return wf_informer_live(e->steps) && wf__catalog_live(e->catalog);
 }
 
+const char *wf_engine_step_log(const wf_engine_t *e, const char *key) {
+  for (const wf__job_t *j = e->jobs; j; j = j->next)
+    if (j->state != JOB_DONE && strcmp(j->key, key) == 0) return j->log_path;
+  return NULL;
+}
+
+char **wf_engine_job_keys(const wf_engine_t *e) {
+  char **v = wf_calloc((size_t)e->njobs + 1, sizeof *v);
+  size_t n = 0;
+  for (const wf__job_t *j = e->jobs; j && n < e->njobs; j = j->next) v[n++] = wf_strdup(j->key);
+  return v;
+}
+
+int wf_engine_recovered(const wf_engine_t *e) { return e->recover_ready; }
+
 void wf_engine_set_observer(wf_engine_t *e, wf_engine_observe_cb cb, void *data) {
   e->observe = cb;
   e->observe_data = data;

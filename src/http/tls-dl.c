@@ -1,6 +1,7 @@
 /*
  * http/tls-dl.c: loads libssl and libcrypto with dlopen() when the first
- * https:// origin is created, and fills tls-dl.h's table of functions.
+ * https:// origin or TLS listener is created, and fills tls-dl.h's table of
+ * functions.
  *
  * Why not at start-up: an agent on plain http:// never needs OpenSSL, and
  * linking it mapped 1.65 MB of pages into every agent (see tls-dl.h).
@@ -13,8 +14,8 @@
  * in statics and never dlclose()d: OpenSSL cannot be unloaded cleanly (its
  * atexit cleanup and thread-local state point into the library).  The load
  * happens once (uv_once), on the thread that creates the first https
- * client, in practice the loop thread at start-up; a failure is remembered
- * and repeated to every later caller.
+ * client or TLS listener, in practice the loop thread at start-up; a
+ * failure is remembered and repeated to every later caller.
  */
 #define WF__OSSL_NO_REDIRECT
 #include "tls-dl.h"

@@ -1,7 +1,7 @@
 /*
  * tls-dl.h: the OpenSSL functions tls.c calls, as a table of pointers that
  * tls-dl.c fills from dlopen()ed libssl and libcrypto on the first https://
- * origin (wf__ossl_load).
+ * origin or TLS listener (wf__ossl_load).
  *
  * Why: the binaries do not link OpenSSL.  Most agents talk plain http:// to
  * a local etcd gateway, and mapping libssl and libcrypto at start-up cost
@@ -40,6 +40,7 @@
  * WF_LIBSSL or WF_LIBCRYPTO). */
 #define WF__OSSL_FUNCS(X)                        \
   X(SSL, TLS_client_method)                      \
+  X(SSL, TLS_server_method)                      \
   X(SSL, SSL_CTX_new)                            \
   X(SSL, SSL_CTX_free)                           \
   X(SSL, SSL_CTX_ctrl)                           \
@@ -51,12 +52,17 @@
   X(SSL, SSL_CTX_use_certificate_chain_file)     \
   X(SSL, SSL_CTX_use_PrivateKey_file)            \
   X(SSL, SSL_CTX_check_private_key)              \
+  X(SSL, SSL_CTX_set_options)                    \
+  X(SSL, SSL_CTX_set_session_id_context)         \
+  X(SSL, SSL_CTX_set_alpn_select_cb)             \
+  X(SSL, SSL_load_client_CA_file)                \
+  X(SSL, SSL_CTX_set_client_CA_list)             \
   X(SSL, SSL_new)                                \
   X(SSL, SSL_free)                               \
   X(SSL, SSL_ctrl)                               \
   X(SSL, SSL_set_bio)                            \
-  X(SSL, SSL_get_rbio)                           \
   X(SSL, SSL_set_connect_state)                  \
+  X(SSL, SSL_set_accept_state)                   \
   X(SSL, SSL_get0_param)                         \
   X(SSL, SSL_set_hostflags)                      \
   X(SSL, SSL_set1_host)                          \
@@ -66,6 +72,7 @@
   X(SSL, SSL_pending)                            \
   X(SSL, SSL_get_error)                          \
   X(SSL, SSL_get_verify_result)                  \
+  WF__OSSL_PEER_CERT(X)                          \
   X(SSL, SSL_is_init_finished)                   \
   X(SSL, SSL_get_shutdown)                       \
   X(SSL, SSL_shutdown)                           \
@@ -82,7 +89,17 @@
   X(CRYPTO, ERR_clear_error)                     \
   X(CRYPTO, ERR_reason_error_string)             \
   X(CRYPTO, X509_VERIFY_PARAM_set1_ip_asc)       \
-  X(CRYPTO, X509_verify_cert_error_string)
+  X(CRYPTO, X509_verify_cert_error_string)       \
+  X(CRYPTO, X509_free)
+
+/* OpenSSL 3 renamed SSL_get_peer_certificate to SSL_get1_peer_certificate
+ * (the old name is a macro for the new one in its headers, and libssl.so.3
+ * exports only the new one); tls.c calls the new name either way. */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#define WF__OSSL_PEER_CERT(X) X(SSL, SSL_get1_peer_certificate)
+#else
+#define WF__OSSL_PEER_CERT(X) X(SSL, SSL_get_peer_certificate)
+#endif
 
 typedef struct wf__ossl_s {
 #define WF__OSSL_FIELD(lib, fn) __typeof__(fn) *fn;
@@ -102,6 +119,7 @@ int wf__ossl_load(char *err, size_t errlen);
 
 #ifndef WF__OSSL_NO_REDIRECT
 #define TLS_client_method (wf__ossl.TLS_client_method)
+#define TLS_server_method (wf__ossl.TLS_server_method)
 #define SSL_CTX_new (wf__ossl.SSL_CTX_new)
 #define SSL_CTX_free (wf__ossl.SSL_CTX_free)
 #define SSL_CTX_ctrl (wf__ossl.SSL_CTX_ctrl)
@@ -113,12 +131,17 @@ int wf__ossl_load(char *err, size_t errlen);
 #define SSL_CTX_use_certificate_chain_file (wf__ossl.SSL_CTX_use_certificate_chain_file)
 #define SSL_CTX_use_PrivateKey_file (wf__ossl.SSL_CTX_use_PrivateKey_file)
 #define SSL_CTX_check_private_key (wf__ossl.SSL_CTX_check_private_key)
+#define SSL_CTX_set_options (wf__ossl.SSL_CTX_set_options)
+#define SSL_CTX_set_session_id_context (wf__ossl.SSL_CTX_set_session_id_context)
+#define SSL_CTX_set_alpn_select_cb (wf__ossl.SSL_CTX_set_alpn_select_cb)
+#define SSL_load_client_CA_file (wf__ossl.SSL_load_client_CA_file)
+#define SSL_CTX_set_client_CA_list (wf__ossl.SSL_CTX_set_client_CA_list)
 #define SSL_new (wf__ossl.SSL_new)
 #define SSL_free (wf__ossl.SSL_free)
 #define SSL_ctrl (wf__ossl.SSL_ctrl)
 #define SSL_set_bio (wf__ossl.SSL_set_bio)
-#define SSL_get_rbio (wf__ossl.SSL_get_rbio)
 #define SSL_set_connect_state (wf__ossl.SSL_set_connect_state)
+#define SSL_set_accept_state (wf__ossl.SSL_set_accept_state)
 #define SSL_get0_param (wf__ossl.SSL_get0_param)
 #define SSL_set_hostflags (wf__ossl.SSL_set_hostflags)
 #define SSL_set1_host (wf__ossl.SSL_set1_host)
@@ -128,6 +151,12 @@ int wf__ossl_load(char *err, size_t errlen);
 #define SSL_pending (wf__ossl.SSL_pending)
 #define SSL_get_error (wf__ossl.SSL_get_error)
 #define SSL_get_verify_result (wf__ossl.SSL_get_verify_result)
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#define SSL_get1_peer_certificate (wf__ossl.SSL_get1_peer_certificate)
+#else
+#define SSL_get_peer_certificate (wf__ossl.SSL_get_peer_certificate)
+#define SSL_get1_peer_certificate SSL_get_peer_certificate
+#endif
 #define SSL_is_init_finished (wf__ossl.SSL_is_init_finished)
 #define SSL_get_shutdown (wf__ossl.SSL_get_shutdown)
 #define SSL_shutdown (wf__ossl.SSL_shutdown)
@@ -145,6 +174,7 @@ int wf__ossl_load(char *err, size_t errlen);
 #define ERR_reason_error_string (wf__ossl.ERR_reason_error_string)
 #define X509_VERIFY_PARAM_set1_ip_asc (wf__ossl.X509_VERIFY_PARAM_set1_ip_asc)
 #define X509_verify_cert_error_string (wf__ossl.X509_verify_cert_error_string)
+#define X509_free (wf__ossl.X509_free)
 #endif
 
 #endif

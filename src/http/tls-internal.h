@@ -1,13 +1,15 @@
 /*
- * tls-internal.h: the OpenSSL engine behind https:// origins, for
- * client-tls.c.
+ * tls-internal.h: the OpenSSL engine behind https:// origins (client-tls.c)
+ * and behind the TLS sessions the agent's HTTP server accepts (server.c).
  *
  * OpenSSL never touches a socket here.  Each connection's SSL object sits
  * between two memory BIOs: client-tls.c writes the ciphertext it reads from
  * the libuv stream into the read BIO (wf__tls_feed), asks for plaintext
  * (wf__tls_read) or hands plaintext over (wf__tls_write), and sends whatever
  * OpenSSL queued in the write BIO (wf__tls_out_take) with uv_write.  So TLS
- * runs on the same loop as everything else, and no call here blocks.
+ * runs on the same loop as everything else, and no call here blocks.  A
+ * server session is the same object in the other role: only its context and
+ * its creation differ, and the calls below drive both.
  *
  * Errors: the functions that can fail return WF_ETLS and leave a one-line
  * reason (OpenSSL's, or the certificate check's) in wf__tls_error().
@@ -20,8 +22,9 @@
 
 #include "wf/http.h"
 
-/* One per https client: the SSL_CTX with the CA, client certificate and key
- * loaded (files are read here, at start-up, never on the loop). */
+/* One per https client or TLS listener: the SSL_CTX with the CA,
+ * certificate and key loaded (files are read here, at start-up, never on
+ * the loop).  It must outlive every session made from it. */
 typedef struct wf__tls_ctx_s wf__tls_ctx_t;
 /* One per connection. */
 typedef struct wf__tls_s wf__tls_t;
@@ -33,13 +36,36 @@ typedef struct wf__tls_s wf__tls_t;
  * every call fails with "cannot load OpenSSL (libssl.so.3) for https://:
  * <dlerror()>". */
 wf__tls_ctx_t *wf__tls_ctx_create(const wf_http_tls_opts_t *opts, char *err, size_t errlen);
-/* NULL-tolerant. */
+/* A listener's context: the certificate chain and key the server presents
+ * (both required, read as PEM; an encrypted key is refused, never prompted
+ * for), TLS 1.2 at least, and ALPN "http/1.1" when the client offers it; a
+ * client that offers only other protocols (h2 alone) is served HTTP/1.1
+ * without ALPN rather than refused with an alert it would not explain.
+ * With client_ca_file (NULL: no client certificate is asked for) every
+ * client must present a certificate that CA signed, and the CA's names are
+ * sent so that a client holding several picks the right one.  NULL on
+ * failure with the file and OpenSSL's reason in err: "listen certificate
+ * /c: No such file or directory", "listen key /k does not match certificate
+ * /c", "client CA file /ca: no certificate or crl found", or the OpenSSL
+ * load error of wf__tls_ctx_create.  Borrows the paths for the call only. */
+wf__tls_ctx_t *wf__tls_server_ctx_create(const char *cert_file, const char *key_file,
+                                         const char *client_ca_file, char *err, size_t errlen);
+/* NULL-tolerant.  Sessions made from ctx must be destroyed first. */
 void wf__tls_ctx_destroy(wf__tls_ctx_t *ctx);
 
 /* A client session that will verify the server certificate against host (a
  * name, checked with SNI, or an IP literal without brackets).  NULL only if
  * OpenSSL cannot allocate (reason in err).  Owns its SSL and BIOs. */
 wf__tls_t *wf__tls_create(wf__tls_ctx_t *ctx, const char *host, char *err, size_t errlen);
+/* A server session of a listener's ctx (wf__tls_server_ctx_create), waiting
+ * for the client's hello: feed it what the accepted socket reads and call
+ * wf__tls_handshake as for a client.  A handshake that fails for the
+ * client's certificate says so in wf__tls_error: "TLS handshake failed:
+ * client certificate required" (none sent) or "... client certificate
+ * verify failed: <the check that failed>"; flushing the output then sends
+ * the client the alert that tells it.  NULL only if OpenSSL cannot allocate
+ * (reason in err).  Owns its SSL and BIOs; borrows ctx. */
+wf__tls_t *wf__tls_accept_create(wf__tls_ctx_t *ctx, char *err, size_t errlen);
 /* Frees the session (no close_notify: see wf__tls_shutdown).  NULL-tolerant. */
 void wf__tls_destroy(wf__tls_t *t);
 
@@ -67,5 +93,11 @@ void wf__tls_shutdown(wf__tls_t *t);
 int wf__tls_buffered(const wf__tls_t *t);
 /* The reason of the last WF_ETLS (borrowed; "" if none). */
 const char *wf__tls_error(const wf__tls_t *t);
+/* 1 if the handshake completed and the peer presented a certificate that
+ * verified against the context's CA, else 0.  For a server session, what
+ * lets a request be trusted as coming from a holder of a client
+ * certificate: always 0 on a listener without a client CA, which asks for
+ * none and would check none. */
+int wf__tls_peer_verified(const wf__tls_t *t);
 
 #endif

@@ -24,6 +24,9 @@ struct wf__node_metrics_s {
   wf_metric_t *steps, *running, *waiting, *dispatch, *duration;
   wf_metric_t *etcd_req, *etcd_err, *reconnects, *relists, *log_bytes, *docker_err;
   wf_metric_t *rss, *fds;
+  wf_metric_t *followers, *log_req, *log_refused, *log_aborted, *log_served;
+  wf_metric_t *ret_passes, *ret_files, *ret_bytes, *ret_dirs, *ret_errors, *ret_kept_files,
+      *ret_kept_bytes;
 };
 
 /* Dispatch latency is milliseconds when all is well and minutes when steps
@@ -86,6 +89,35 @@ wf__node_metrics_t *wf__node_metrics_create(wf_engine_t *engine, wf_etcd_t *etcd
                            "Resident memory size in bytes.", NULL, NULL, 0);
   nm->fds = wf_metrics_add(r, WF_METRIC_GAUGE, "process_open_fds",
                            "Number of open file descriptors.", NULL, NULL, 0);
+  nm->followers = wf_metrics_add(r, WF_METRIC_GAUGE, "workflow_log_followers",
+                                 "Log follow requests (follow=1) being served now.", NULL, NULL, 0);
+  nm->log_req = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_requests_total",
+                               "Step log requests served or refused after the target check.",
+                               NULL, NULL, 0);
+  nm->log_refused = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_follow_refused_total",
+                                   "Follow requests refused (503) over --listen-max-followers.",
+                                   NULL, NULL, 0);
+  nm->log_aborted = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_responses_aborted_total",
+                                   "Log responses cut before their end (client gone, stalled, "
+                                   "read error).", NULL, NULL, 0);
+  nm->log_served = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_served_bytes_total",
+                                  "Step log bytes read for HTTP clients.", NULL, NULL, 0);
+  nm->ret_passes = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_retention_passes_total",
+                                  "Log retention passes run.", NULL, NULL, 0);
+  nm->ret_files = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_retention_removed_files_total",
+                                 "Step logs removed by retention.", NULL, NULL, 0);
+  nm->ret_bytes = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_retention_removed_bytes_total",
+                                 "Bytes of step logs removed by retention.", NULL, NULL, 0);
+  nm->ret_dirs = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_retention_removed_dirs_total",
+                                "Empty day, month and year directories removed.", NULL, NULL, 0);
+  nm->ret_errors = wf_metrics_add(r, WF_METRIC_COUNTER, "workflow_log_retention_errors_total",
+                                  "Files or directories a retention pass could not read or "
+                                  "remove.", NULL, NULL, 0);
+  nm->ret_kept_files = wf_metrics_add(r, WF_METRIC_GAUGE, "workflow_log_retention_kept_files",
+                                      "Step logs the last retention pass kept.", NULL, NULL, 0);
+  nm->ret_kept_bytes = wf_metrics_add(r, WF_METRIC_GAUGE, "workflow_log_retention_kept_bytes",
+                                      "Bytes of step logs the last retention pass kept.", NULL,
+                                      NULL, 0);
   if (engine) wf_engine_set_observer(engine, on_observe, nm);
   return nm;
 }
@@ -94,6 +126,26 @@ void wf__node_metrics_destroy(wf__node_metrics_t *nm) {
   if (!nm) return;
   wf_metrics_destroy(nm->reg);
   free(nm);
+}
+
+void wf__node_metrics_logs(wf__node_metrics_t *nm, const wf__logserve_stats_t *served,
+                           const wf__node_retain_figures_t *retained) {
+  if (served) {
+    wf_metric_set(nm->followers, NULL, served->followers);
+    wf_metric_set(nm->log_req, NULL, (double)served->requests);
+    wf_metric_set(nm->log_refused, NULL, (double)served->refused);
+    wf_metric_set(nm->log_aborted, NULL, (double)served->aborted);
+    wf_metric_set(nm->log_served, NULL, (double)served->bytes);
+  }
+  if (retained) {
+    wf_metric_set(nm->ret_passes, NULL, (double)retained->passes);
+    wf_metric_set(nm->ret_files, NULL, (double)retained->files_removed);
+    wf_metric_set(nm->ret_bytes, NULL, (double)retained->bytes_removed);
+    wf_metric_set(nm->ret_dirs, NULL, (double)retained->dirs_removed);
+    wf_metric_set(nm->ret_errors, NULL, (double)retained->errors);
+    wf_metric_set(nm->ret_kept_files, NULL, (double)retained->files_kept);
+    wf_metric_set(nm->ret_kept_bytes, NULL, (double)retained->bytes_kept);
+  }
 }
 
 static void on_etcd_stat(const char *endpoint, const char *op, uint64_t requests,

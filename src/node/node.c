@@ -31,10 +31,12 @@
  */
 #include "wf/node.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "node-internal.h"
@@ -88,6 +90,10 @@ typedef struct node_s {
   /* HTTP endpoint (--listen); NULL / unused when off. */
   wf_httpd_t *httpd;
   wf__node_metrics_t *metrics;
+  wf__logserve_t *logs;  /* GET /v1/steps/<key>/log */
+  wf__node_retain_t *retain; /* log retention passes; NULL when off */
+  char *token;           /* --listen-token-file's content; NULL = no token asked */
+  size_t token_len;
   uv_timer_t tick;       /* loop liveness for /healthz */
   uint64_t tick_ns;      /* uv_hrtime() of the last tick */
   uint64_t lease_ok_ms;  /* wf_mono_ms() of the last successful put or renewal */
@@ -192,7 +198,39 @@ static void reg_grant(node_t *n) {
   if (wf_etcd_lease_grant(n->etcd, n->cfg->ttl, on_grant, n) != 0) n->reg_inflight = 0;
 }
 
-static char *node_record(const wf_node_opts_t *cfg) {
+/* The base URL of --listen for the node record (docs/protocol.md §6.1), or
+ * NULL without --listen.  port is the bound one (--listen may say 0). */
+static char *node_endpoint(const wf_node_opts_t *cfg, int port) {
+  if (!cfg->listen) return NULL;
+  const char *scheme = cfg->listen_cert ? "https" : "http";
+  const char *a = cfg->address;
+  if (a && strstr(a, "://")) return wf_strdup(a);
+  if (a && *a) {
+    /* A host with a port ("h:1", "[::1]:1") is taken whole; a bare host
+     * gets --listen's port. */
+    const char *rb = strrchr(a, ']');
+    const char *colon = strrchr(rb ? rb : a, ':');
+    int has_port = colon && (rb || strchr(a, ':') == colon);
+    if (has_port) return wf_asprintf("%s://%s", scheme, a);
+    if (strchr(a, ':') && a[0] != '[') return wf_asprintf("%s://[%s]:%d", scheme, a, port);
+    return wf_asprintf("%s://%s:%d", scheme, a, port);
+  }
+  char host[256];
+  const char *l = cfg->listen;
+  const char *colon = strrchr(l, ':');
+  size_t hl = (size_t)(colon - l);
+  if (hl >= sizeof host) hl = sizeof host - 1;
+  memcpy(host, l, hl);
+  host[hl] = '\0';
+  if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0) {
+    /* Every address: the host name is what a peer can use. */
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+  }
+  return wf_asprintf("%s://%s:%d", scheme, host, port);
+}
+
+static char *node_record(const wf_node_opts_t *cfg, const char *endpoint) {
   Wf__Node rec = WF__NODE__INIT;
   rec.instance_name = cfg->name;
   rec.service_name = "workflow";
@@ -201,6 +239,7 @@ static char *node_record(const wf_node_opts_t *cfg) {
   rec.version = WF_VERSION;
   rec.build_env = "C";
   rec.online = wf_now_ms();
+  rec.endpoint = (char *)endpoint;
   return wf_codec_encode_str(&rec.base, WF_CODEC_OMIT_EMPTY);
 }
 
@@ -225,8 +264,21 @@ static void not_ready(node_t *n, wf_buf_t *why) {
     wf_buf_printf(why, "registration lease not held\n");
 }
 
-static void on_http(const char *path, wf_httpd_resp_t *r, void *data) {
+/* Compares the whole token whatever the first difference, so that the time
+ * taken says nothing about how much of a guess was right. */
+static int token_ok(const node_t *n, const char *auth) {
+  static const char bearer[] = "Bearer ";
+  if (!auth || strncasecmp(auth, bearer, sizeof bearer - 1) != 0) return 0;
+  const char *t = auth + sizeof bearer - 1;
+  size_t tl = strlen(t);
+  unsigned char diff = tl != n->token_len;
+  for (size_t i = 0; i < n->token_len; i++) diff |= (unsigned char)(n->token[i] ^ t[i < tl ? i : 0]);
+  return diff == 0;
+}
+
+static void on_http(wf_httpd_req_t *req, wf_httpd_resp_t *r, void *data) {
   node_t *n = data;
+  const char *path = req->path;
   if (strcmp(path, "/healthz") == 0) {
     /* The answer itself shows the loop turns; the tick age catches a loop
      * stuck in a long run of callbacks (it answers late, but says so). */
@@ -238,11 +290,27 @@ static void on_http(const char *path, wf_httpd_resp_t *r, void *data) {
     } else {
       wf_buf_printf(&r->body, "ok\n");
     }
-  } else if (strcmp(path, "/readyz") == 0) {
+    return;
+  }
+  if (strcmp(path, "/readyz") == 0) {
     not_ready(n, &r->body);
     if (r->body.len) r->status = 503;
     else wf_buf_printf(&r->body, "ok\n");
-  } else if (strcmp(path, "/metrics") == 0) {
+    return;
+  }
+  /* Probes stay open; what a step printed and the node's figures do not. */
+  if (n->token && !token_ok(n, req->authorization)) {
+    r->status = 401;
+    r->headers = "WWW-Authenticate: Bearer realm=\"workflow-node\"\r\n";
+    wf_buf_printf(&r->body, "a bearer token is required (Authorization: Bearer ...)\n");
+    return;
+  }
+  if (strcmp(path, "/metrics") == 0) {
+    wf__logserve_stats_t served;
+    wf__node_retain_figures_t retained;
+    wf__logserve_stats(n->logs, &served);
+    wf__node_retain_figures(n->retain, &retained);
+    wf__node_metrics_logs(n->metrics, &served, &retained);
     r->content_type = WF_METRICS_CONTENT_TYPE;
     if (wf__node_metrics_render(n->metrics, &r->body) != 0) {
       r->status = 500;
@@ -250,24 +318,65 @@ static void on_http(const char *path, wf_httpd_resp_t *r, void *data) {
       wf_buf_reset(&r->body);
       wf_buf_printf(&r->body, "metrics too large\n");
     }
+  } else if (strncmp(path, "/v1/steps/", 10) == 0) {
+    wf__logserve_handle(n->logs, req, r);
   } else {
     r->status = 404;
-    wf_buf_printf(&r->body, "not found; try /healthz, /readyz or /metrics\n");
+    wf_buf_printf(&r->body, "not found; try /healthz, /readyz, /metrics or /v1/steps/<key>/log\n");
   }
 }
 
+/* Reads --listen-token-file (at start-up, before the loop runs). */
+static int read_token(node_t *n) {
+  const char *file = n->cfg->listen_token_file;
+  FILE *fp = fopen(file, "re");
+  if (!fp) {
+    wf_error(NULL, "--listen-token-file %s: %s", file, strerror(errno));
+    return -1;
+  }
+  char buf[4096];
+  size_t len = fread(buf, 1, sizeof buf, fp);
+  int toolong = len == sizeof buf;
+  fclose(fp);
+  while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
+  if (toolong || len == 0 || memchr(buf, '\n', len)) {
+    wf_error(NULL, "--listen-token-file %s: %s", file,
+             toolong ? "longer than 4095 bytes" : len ? "more than one line" : "empty");
+    explicit_bzero(buf, sizeof buf);
+    return -1;
+  }
+  n->token = wf_strndup(buf, len);
+  n->token_len = len;
+  explicit_bzero(buf, sizeof buf);
+  return 0;
+}
+
 static int http_start(node_t *n) {
-  int r = wf_httpd_start(&n->loop, n->cfg->listen, NULL, on_http, n, &n->httpd);
+  const wf_node_opts_t *cfg = n->cfg;
+  if (cfg->listen_token_file && read_token(n) != 0) return -1;
+  unsigned followers = cfg->listen_max_followers ? cfg->listen_max_followers : 64;
+  /* Room for every follower and for the probes beside them. */
+  wf_httpd_opts_t o = {.max_conns = followers + 32,
+                       .cert_file = cfg->listen_cert,
+                       .key_file = cfg->listen_key,
+                       .client_ca_file = cfg->listen_client_ca};
+  char err[512];
+  int r = wf_httpd_start(&n->loop, cfg->listen, &o, on_http, n, &n->httpd, err, sizeof err);
   if (r != 0) {
-    wf_error(NULL, "--listen %s: %s", n->cfg->listen, uv_strerror(r));
+    wf_error(NULL, "--listen %s: %s", cfg->listen, r == WF_ETLS ? err : uv_strerror(r));
     return r;
   }
+  n->logs = wf__logserve_create(&n->loop, n->engine, n->etcd, cfg->log_dir, cfg->name,
+                                cfg->prefix, followers);
   n->metrics = wf__node_metrics_create(n->engine, n->etcd);
   uv_timer_init(&n->loop, &n->tick);
   n->tick.data = n;
   n->tick_ns = uv_hrtime();
   uv_timer_start(&n->tick, on_tick, 1000, 1000);
-  wf_info(NULL, "serving /healthz, /readyz and /metrics on %s", n->cfg->listen);
+  wf_info(NULL, "serving /healthz, /readyz, /metrics and step logs on %s%s%s%s",
+          cfg->listen, cfg->listen_cert ? " (TLS" : "",
+          cfg->listen_client_ca ? ", client certificates required)" : cfg->listen_cert ? ")" : "",
+          n->token ? ", token required" : "");
   return 0;
 }
 
@@ -276,6 +385,8 @@ static void on_handle_closed(uv_handle_t *h);
 /* Before the engine and etcd client close: the handler reads both. */
 static void http_stop(node_t *n) {
   if (!n->httpd) return;
+  wf__logserve_close(n->logs);
+  n->logs = NULL;
   wf_httpd_close(n->httpd, NULL, NULL);
   n->httpd = NULL;
   uv_close((uv_handle_t *)&n->tick, on_handle_closed);
@@ -318,6 +429,8 @@ static void on_revoked(int err, int64_t rev, void *data) {
   if (err) wf_warn(NULL, "revoking lease failed (%s); it expires by itself", wf_strerror(err));
   n->reg = REG_DONE;
   wf_info(NULL, "unregistered; bye");
+  wf__node_retain_close(n->retain);
+  n->retain = NULL;
   http_stop(n);
   wf_engine_close(n->engine, on_engine_closed, n);
 }
@@ -423,6 +536,11 @@ static void note_restart_only(const node_t *n, const wf_node_opts_t *c) {
   note_if(&names, str_differs(o->output_dir, c->output_dir), "--output-dir");
   note_if(&names, str_differs(o->docker_host, c->docker_host), "--docker-host");
   note_if(&names, str_differs(o->listen, c->listen), "--listen");
+  note_if(&names, str_differs(o->listen_token_file, c->listen_token_file), "--listen-token-file");
+  note_if(&names, str_differs(o->listen_cert, c->listen_cert), "--listen-cert");
+  note_if(&names, str_differs(o->listen_key, c->listen_key), "--listen-key");
+  note_if(&names, str_differs(o->listen_client_ca, c->listen_client_ca), "--listen-client-ca");
+  note_if(&names, o->listen_max_followers != c->listen_max_followers, "--listen-max-followers");
   note_if(&names, o->ttl != c->ttl, "--ttl");
   note_if(&names, o->resync != c->resync, "--resync");
   note_if(&names, str_differs(o->address, c->address), "--address");
@@ -458,6 +576,17 @@ static void reload_apply(node_t *n, reload_t *r) {
   r->actions = NULL;
   n->drain_timeout = c->drain_timeout;
   n->stop_grace = c->stop_grace;
+  /* Retention limits apply from the next pass; turning it on starts the
+   * schedule, turning both off stops it. */
+  if (n->retain && !c->log_retention_ms && !c->log_max_bytes) {
+    wf__node_retain_close(n->retain);
+    n->retain = NULL;
+  } else if (n->retain) {
+    wf__node_retain_set(n->retain, c->log_retention_ms, c->log_max_bytes);
+  } else if (c->log_retention_ms || c->log_max_bytes) {
+    n->retain = wf__node_retain_start(&n->loop, n->engine, n->cfg->log_dir, c->log_retention_ms,
+                                      c->log_max_bytes);
+  }
   wf_info(NULL, "SIGHUP: configuration reloaded: max parallel %u, step timeout %u s, stop grace "
           "%u s, drain timeout %u s, log level %s, log format %s", c->max_parallel,
           c->step_timeout, c->stop_grace, c->drain_timeout, levels[c->log_level],
@@ -603,7 +732,6 @@ int wf_node_run(const wf_node_opts_t *cfg, const wf_node_reload_t *reload) {
     return 2;
   }
   n.node_key = wf_asprintf("%s/workflow/service/node/%s", cfg->prefix, cfg->name);
-  n.record = node_record(cfg);
   wf_backoff_init(&n.reg_backoff, 250, 10000);
   uv_timer_init(&n.loop, &n.reg_timer);
   n.reg_timer.data = &n;
@@ -626,8 +754,14 @@ int wf_node_run(const wf_node_opts_t *cfg, const wf_node_reload_t *reload) {
     n.exit_code = 1;
     wf_engine_close(n.engine, on_engine_closed, &n);
   } else {
+    char *endpoint = node_endpoint(cfg, n.httpd ? wf_httpd_port(n.httpd) : 0);
+    n.record = node_record(cfg, endpoint);
+    free(endpoint);
     reg_grant(&n);
     wf_engine_start(n.engine);
+    if (cfg->log_retention_ms || cfg->log_max_bytes)
+      n.retain = wf__node_retain_start(&n.loop, n.engine, cfg->log_dir, cfg->log_retention_ms,
+                                       cfg->log_max_bytes);
   }
 
   uv_run(&n.loop, UV_RUN_DEFAULT);
@@ -639,6 +773,8 @@ int wf_node_run(const wf_node_opts_t *cfg, const wf_node_reload_t *reload) {
   }
   free(n.node_key);
   free(n.record);
+  if (n.token) explicit_bzero(n.token, n.token_len);
+  free(n.token);
   wf__node_metrics_destroy(n.metrics);  /* after the engine: it was its observer */
   return n.exit_code;
 }

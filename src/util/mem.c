@@ -129,3 +129,9 @@ const char *wf_strerror(int err) {
   if (err < 0 && err > -4096) return strerror(-err);
   return "unknown error";
 }
+
+void wf_strv_free(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}

@@ -1,4 +1,5 @@
-/* misc: time, backoff, command-list parsing, env-name checks, key/value lookup. */
+/* misc: time, backoff, command-list parsing, env-name checks, key/value lookup,
+ * and the duration and size values of flags. */
 #include "wf/util.h"
 
 #include <jansson.h>
@@ -106,4 +107,67 @@ const char *wf_kv_get(const wf_kv_t *kv, size_t n, const char *key) {
   for (size_t i = n; i-- > 0;)
     if (kv[i].key && strcmp(kv[i].key, key) == 0) return kv[i].value;
   return NULL;
+}
+
+/* ---- durations and sizes --------------------------------------------------------- */
+
+/* The leading decimal digits of s as a uint64_t; *end after them.  -1 if
+ * there are none or they overflow. */
+static int parse_digits(const char *s, uint64_t *out, const char **end) {
+  uint64_t v = 0;
+  const char *p = s;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (v > (UINT64_MAX - d) / 10) return -1;
+    v = v * 10 + d;
+  }
+  if (p == s) return -1;
+  *out = v;
+  *end = p;
+  return 0;
+}
+
+int wf_parse_duration_ms(const char *s, int64_t *out) {
+  uint64_t n, unit_ms;
+  const char *p;
+  if (!s || parse_digits(s, &n, &p) != 0) return -1;
+  switch (*p) {
+  case '\0': unit_ms = 1000; break;
+  case 's': unit_ms = 1000; break;
+  case 'm': unit_ms = 60 * 1000; break;
+  case 'h': unit_ms = 3600 * 1000; break;
+  case 'd': unit_ms = 86400 * 1000; break;
+  case 'w': unit_ms = 7 * 86400 * 1000; break;
+  default: return -1;
+  }
+  if (*p && p[1] != '\0') return -1;
+  if (n > (uint64_t)INT64_MAX / unit_ms) return -1;
+  *out = (int64_t)(n * unit_ms);
+  return 0;
+}
+
+int wf_parse_size_bytes(const char *s, uint64_t *out) {
+  uint64_t n, mult = 1;
+  const char *p;
+  if (!s || parse_digits(s, &n, &p) != 0) return -1;
+  if (p[0] == 'B' && p[1] == '\0') {
+    p++;
+  } else if (*p) {
+    switch (*p) {
+    case 'K': case 'k': mult = 1ull << 10; break;
+    case 'M': case 'm': mult = 1ull << 20; break;
+    case 'G': case 'g': mult = 1ull << 30; break;
+    case 'T': case 't': mult = 1ull << 40; break;
+    default: return -1;
+    }
+    p++;
+    if (*p == 'i') {
+      p++;
+      if (*p == 'B') p++;
+    }
+  }
+  if (*p != '\0') return -1;
+  if (n > UINT64_MAX / mult) return -1;
+  *out = n * mult;
+  return 0;
 }

@@ -2,7 +2,7 @@
  * test-config: wf_config_load's defaults, the precedence flag > env > file >
  * default, both flag spellings, config files (etcd as a list, max_parallel),
  * every bad-value path (WF_CONFIG_BAD with the flag, variable or key named),
- * and --help / --version.
+ * and --help / --version; --log-retention and --log-max-bytes.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -407,6 +407,8 @@ static void test_help_version(void) {
       "--step-timeout",  "--stop-grace",       "--resync",        "--ttl",
       "--drain-timeout", "--log-level",        "--log-format",    "--address",
       "--help",          "--version",          "WORKFLOW_LOG_FORMAT",
+      "--log-retention DURATION", "WORKFLOW_LOG_RETENTION", "--log-max-bytes SIZE",
+      "WORKFLOW_LOG_MAX_BYTES",
   };
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     if (!strstr(text, want[i])) WF_FAIL("--help lacks %s:\n%s", want[i], text);
@@ -435,9 +437,78 @@ static void test_etcd_parse(void) {
   ASSERT(strstr(why, "empty") != NULL);
 }
 
+/* --log-retention and --log-max-bytes: off by default, every source, the
+ * units, and bad values naming the flag, variable or key. */
+static void test_log_retention(void) {
+  wf_config_t cfg;
+  char cflag[64];
+  ASSERT_EQ(load(&cfg, no_env, NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.log_retention_ms, 0);
+  ASSERT_EQ(cfg.node.log_max_bytes, 0);
+  wf_config_finish(&cfg);
+
+  ASSERT_EQ(load(&cfg, no_env, "--log-retention", "7d", "--log-max-bytes=10G", NULL),
+            WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.log_retention_ms, 7LL * 86400 * 1000);
+  ASSERT_EQ(cfg.node.log_max_bytes, 10ULL << 30);
+  wf_config_finish(&cfg);
+  ASSERT_EQ(load(&cfg, no_env, "--log-retention=0", "--log-max-bytes", "0", NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.log_retention_ms, 0);
+  ASSERT_EQ(cfg.node.log_max_bytes, 0);
+  wf_config_finish(&cfg);
+
+  char *env[] = {"WORKFLOW_LOG_RETENTION=3600", "WORKFLOW_LOG_MAX_BYTES=512KiB", NULL};
+  ASSERT_EQ(load(&cfg, env, NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.log_retention_ms, 3600000);
+  ASSERT_EQ(cfg.node.log_max_bytes, 524288);
+  wf_config_finish(&cfg);
+
+  cfg_make();
+  snprintf(cflag, sizeof cflag, "--config=%s", cfg_path);
+  write_cfg("log-retention: 2w\nlog_max_bytes: 1048576\n");
+  ASSERT_EQ(load(&cfg, no_env, cflag, NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.log_retention_ms, 14LL * 86400 * 1000);
+  ASSERT_EQ(cfg.node.log_max_bytes, 1048576);
+  wf_config_finish(&cfg);
+  /* flag > env > file */
+  ASSERT_EQ(load(&cfg, env, cflag, "--log-retention", "90s", NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.log_retention_ms, 90000);
+  ASSERT_EQ(cfg.node.log_max_bytes, 524288);
+  wf_config_finish(&cfg);
+
+  expect_bad(load(&cfg, no_env, "--log-retention", "7x", NULL), &cfg,
+             "--log-retention: \"7x\" is not a duration", NULL);
+  static const char *const bad_durations[] = {"-1d", "", "1.5h", "7D", "1h30m", " 7d",
+                                              "99999999999999999999d", "106751991168d"};
+  for (size_t i = 0; i < sizeof bad_durations / sizeof bad_durations[0]; i++)
+    expect_bad(load(&cfg, no_env, "--log-retention", bad_durations[i], NULL), &cfg,
+               "--log-retention", NULL);
+  expect_bad(load(&cfg, no_env, "--log-max-bytes", "1.5G", NULL), &cfg,
+             "--log-max-bytes: \"1.5G\" is not a size", NULL);
+  static const char *const bad_sizes[] = {"-1", "", "10GB", "1P", "K", "18446744073709551616",
+                                          "16777216T"};
+  for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++)
+    expect_bad(load(&cfg, no_env, "--log-max-bytes", bad_sizes[i], NULL), &cfg,
+               "--log-max-bytes", NULL);
+  char *e1[] = {"WORKFLOW_LOG_MAX_BYTES=10GB", NULL};
+  expect_bad(load(&cfg, e1, NULL), &cfg, "WORKFLOW_LOG_MAX_BYTES: \"10GB\" is not a size",
+             NULL);
+  char *e2[] = {"WORKFLOW_LOG_RETENTION=1y", NULL};
+  expect_bad(load(&cfg, e2, NULL), &cfg, "WORKFLOW_LOG_RETENTION: \"1y\"", NULL);
+  write_cfg("log-max-bytes: 1.5\n");
+  expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"log-max-bytes\": \"1.5\"",
+             "not a size", NULL);
+  write_cfg("log_retention: -5\n");
+  expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"log-retention\": \"-5\"", NULL);
+  write_cfg("log-retention: [7d]\n");
+  expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"log-retention\"", NULL);
+  cfg_drop();
+}
+
 static const wf_test_t tests[] = {
     WF_TEST(defaults), WF_TEST(every_flag), WF_TEST(env), WF_TEST(precedence),
     WF_TEST(file_forms), WF_TEST(bad), WF_TEST(help_version), WF_TEST(etcd_parse),
+    WF_TEST(log_retention),
 };
 
 int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

@@ -30,37 +30,9 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from certs import make_certs  # noqa: E402
 from e2e import Scenario, run, check, sh, status_of, log, T, WORKFLOW_NODE  # noqa: E402
 from etcd import Etcd  # noqa: E402
-
-
-def openssl(cwd, *args):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
-
-
-def make_certs(d):
-    """PEM files in d; returns their paths by name."""
-    os.makedirs(d)
-    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    for ca, cn in (("ca", "wf-e2e-ca"), ("ca2", "wf-e2e-other-ca")):
-        openssl(d, "req", "-x509", *newkey, "-keyout", ca + ".key", "-out", ca + ".crt",
-                "-days", "2", "-subj", "/CN=" + cn)
-    leaves = {
-        # etcd's gRPC gateway presents the server certificate as a client
-        # certificate to etcd itself: it needs clientAuth too.
-        "server": "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                  "extendedKeyUsage=serverAuth,clientAuth\n",
-        "client": "extendedKeyUsage=clientAuth\n",
-    }
-    for name, ext in leaves.items():
-        with open(os.path.join(d, name + ".ext"), "w") as f:
-            f.write(ext)
-        openssl(d, "req", *newkey, "-keyout", name + ".key", "-out", name + ".csr",
-                "-subj", "/CN=wf-e2e-" + name)
-        openssl(d, "x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".crt")
-    return {n: os.path.join(d, n) for n in ("ca.crt", "ca2.crt", "server.crt", "server.key",
-                                            "client.crt", "client.key")}
 
 
 def python_sees_client_cert_auth(url, pem):

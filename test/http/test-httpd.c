@@ -27,7 +27,8 @@ static int server_closed;
 /* /hello answers "hello\n"; /big answers big_len bytes; the rest is 404. */
 static size_t big_len;
 
-static void handler(const char *path, wf_httpd_resp_t *r, void *data) {
+static void handler(wf_httpd_req_t *req, wf_httpd_resp_t *r, void *data) {
+  const char *path = req->path;
   handler_calls++;
   if (strcmp(path, "/hello") == 0) {
     wf_buf_printf(&r->body, "hello\n");
@@ -48,7 +49,7 @@ static void on_server_closed(void *data) { server_closed++; }
 static void start_server(const wf_httpd_opts_t *o) {
   ASSERT_OK(uv_loop_init(&loop));
   handler_calls = server_closed = 0;
-  ASSERT_OK(wf_httpd_start(&loop, "127.0.0.1:0", o, handler, NULL, &srv));
+  ASSERT_OK(wf_httpd_start(&loop, "127.0.0.1:0", o, handler, NULL, &srv, NULL, 0));
   ASSERT(wf_httpd_port(srv) > 0);
 }
 
@@ -470,9 +471,9 @@ static void test_port_in_use(void) {
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%d", wf_httpd_port(srv));
   wf_httpd_t *second = NULL;
-  ASSERT_EQ(wf_httpd_start(&loop, addr, NULL, handler, NULL, &second), UV_EADDRINUSE);
+  ASSERT_EQ(wf_httpd_start(&loop, addr, NULL, handler, NULL, &second, NULL, 0), UV_EADDRINUSE);
   ASSERT_NULL(second);
-  ASSERT_EQ(wf_httpd_start(&loop, "nonsense", NULL, handler, NULL, &second), UV_EINVAL);
+  ASSERT_EQ(wf_httpd_start(&loop, "nonsense", NULL, handler, NULL, &second, NULL, 0), UV_EINVAL);
   close_server();
 }
 

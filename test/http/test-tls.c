@@ -38,6 +38,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "tls-certs.h"
 #include "wf-test.h"
 #include "wf/http.h"
 #include "wf/util.h"
@@ -47,46 +48,20 @@ static char ca[128], ca2[128]; /* our CA; an unrelated one */
 static char srv_crt[128], srv_key[128], other_crt[128], other_key[128];
 static char cl_crt[128], cl_key[128], cl_enc_key[128], junk[128];
 
-/* ---- certificates -------------------------------------------------------------------- */
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...) {
-  char cmd[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof(cmd), fmt, ap);
-  va_end(ap);
-  if (system(cmd) != 0) WF_FAIL("command failed: %s", cmd);
-}
-
+/* ---- certificates (tls-certs.h) -------------------------------------------------------- */
 static void path(char *out, const char *name) { snprintf(out, 128, "%s/%s", dir, name); }
 
-#define NEWKEY "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-
-/* A certificate signed by our CA with these extensions. */
-static void make_leaf(const char *name, const char *cn, const char *ext) {
-  sh("cd %s && printf '%s' > %s.ext && "
-     "openssl req " NEWKEY " -keyout %s.key -out %s.csr -subj /CN=%s 2>/dev/null && "
-     "openssl x509 -req -in %s.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
-     "-extfile %s.ext -out %s.crt 2>/dev/null >/dev/null",
-     dir, ext, name, name, name, cn, name, name, name);
-}
-
 static void make_certs(void) {
-  snprintf(dir, sizeof(dir), "/tmp/wf-tls-XXXXXX");
-  if (!mkdtemp(dir)) WF_FAIL("mkdtemp: %s", strerror(errno));
-  sh("cd %s && openssl req -x509 " NEWKEY " -keyout ca.key -out ca.crt -days 2 "
-     "-subj /CN=wf-test-ca 2>/dev/null",
-     dir);
-  sh("cd %s && openssl req -x509 " NEWKEY " -keyout ca2.key -out ca2.crt -days 2 "
-     "-subj /CN=wf-other-ca 2>/dev/null",
-     dir);
+  certs_dir(dir, sizeof(dir));
+  make_ca(dir, "ca", "wf-test-ca");
+  make_ca(dir, "ca2", "wf-other-ca");
   /* clientAuth too: etcd's gateway presents the server certificate as a
    * client; kept the same here so the files match the e2e test's. */
-  make_leaf("srv", "wf-test-server",
+  make_leaf(dir, "ca", "srv", "wf-test-server",
             "subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n");
-  make_leaf("other", "wf-other-server",
+  make_leaf(dir, "ca", "other", "wf-other-server",
             "subjectAltName=DNS:other.example\\nextendedKeyUsage=serverAuth\\n");
-  make_leaf("cl", "wf-client", "extendedKeyUsage=clientAuth\\n");
+  make_leaf(dir, "ca", "cl", "wf-client", "extendedKeyUsage=clientAuth\\n");
   sh("cd %s && openssl pkey -in cl.key -aes256 -passout pass:secret -out cl-enc.key", dir);
   path(ca, "ca.crt");
   path(ca2, "ca2.crt");

@@ -1,4 +1,5 @@
-/* util: base64, map, buffer bound, argv parsing, env names, backoff. */
+/* util: base64, map, buffer bound, argv parsing, env names, backoff, and the
+ * duration and size parsers of flags. */
 #include "wf-test.h"
 #include "wf/util.h"
 
@@ -96,8 +97,78 @@ static void test_backoff(void) {
   ASSERT(wf_backoff_next(&b) <= 100);
 }
 
+static void test_parse_duration(void) {
+  static const struct { const char *s; int64_t ms; } good[] = {
+      {"0", 0},
+      {"3600", 3600000},
+      {"90s", 90000},
+      {"30m", 1800000},
+      {"12h", 43200000},
+      {"7d", 604800000},
+      {"2w", 1209600000},
+      {"007d", 604800000},
+      {"0d", 0},
+      {"9223372036854775s", 9223372036854775000},  /* the largest whole second */
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    int64_t v = -1;
+    if (wf_parse_duration_ms(good[i].s, &v) != 0) WF_FAIL("\"%s\" refused", good[i].s);
+    ASSERT_EQ(v, good[i].ms);
+  }
+  static const char *const bad[] = {
+      "", "s", "-1", "-1d", "+1d", " 1d", "1d ", "1 d", "1.5h", "1D", "1M", "1y", "1ms",
+      "1h30m", "1dd", "d7", "0x10", "9223372036854776s", "99999999999999999999",
+      "15250284453w", "106751991168d",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int64_t v = 123;
+    if (wf_parse_duration_ms(bad[i], &v) == 0) WF_FAIL("\"%s\" accepted", bad[i]);
+    ASSERT_EQ(v, 123); /* untouched */
+  }
+  int64_t v;
+  ASSERT_EQ(wf_parse_duration_ms(NULL, &v), -1);
+}
+
+static void test_parse_size(void) {
+  static const struct { const char *s; uint64_t n; } good[] = {
+      {"0", 0},
+      {"1048576", 1048576},
+      {"512B", 512},
+      {"512K", 524288},
+      {"512k", 524288},
+      {"512Ki", 524288},
+      {"512KiB", 524288},
+      {"100M", 104857600},
+      {"100MiB", 104857600},
+      {"10G", 10737418240ull},
+      {"10gi", 10737418240ull},
+      {"1T", 1099511627776ull},
+      {"1TiB", 1099511627776ull},
+      {"18446744073709551615", UINT64_MAX},
+      {"16777215T", 16777215ull << 40},
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    uint64_t n = 1;
+    if (wf_parse_size_bytes(good[i].s, &n) != 0) WF_FAIL("\"%s\" refused", good[i].s);
+    if (n != good[i].n) WF_FAIL("\"%s\" = %llu", good[i].s, (unsigned long long)n);
+  }
+  static const char *const bad[] = {
+      "", "K", "-1", "-1K", "+1K", " 1K", "1K ", "1 K", "1.5G", "1KB", "1MB", "1GB", "1TB",
+      "1P", "1KiBB", "1Kb", "1b", "1iB", "1X", "0x10", "18446744073709551616", "16777216T",
+      "17179869184G",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    uint64_t n = 123;
+    if (wf_parse_size_bytes(bad[i], &n) == 0) WF_FAIL("\"%s\" accepted", bad[i]);
+    ASSERT_EQ(n, 123);
+  }
+  uint64_t n;
+  ASSERT_EQ(wf_parse_size_bytes(NULL, &n), -1);
+}
+
 static const wf_test_t tests[] = {
     WF_TEST(b64), WF_TEST(map), WF_TEST(buf), WF_TEST(argv), WF_TEST(env), WF_TEST(backoff),
+    WF_TEST(parse_duration), WF_TEST(parse_size),
 };
 
 int main(int argc, char **argv) {
