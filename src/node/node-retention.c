@@ -5,7 +5,8 @@
  * be over, so that a step left RUNNING by the last process is a job again
  * before its log can be judged; then one pass an hour.  The keep set of
  * each pass is the engine's jobs at that moment: a running step's log, and
- * a reattached one's, are never removed.  Passes never overlap.
+ * a reattached one's, are never removed.  Passes never overlap.  New limits
+ * (SIGHUP) run a pass at once, after the one running if any.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct wf__node_retain_s {
   uint64_t max_bytes;
   uv_timer_t timer;
   int running;              /* a pass is on the threadpool */
+  int again;                /* a pass was asked for while one ran */
   int closing;              /* freed when the pass and the timer are done */
   int timer_closed;
   wf__node_retain_figures_t fig;
@@ -42,10 +44,16 @@ static void on_timer_closed(uv_handle_t *h) {
   maybe_free(r);
 }
 
+static void on_timer(uv_timer_t *t);
+
 static void on_pass(const wf_logretain_result_t *res, void *data) {
   wf__node_retain_t *r = data;
   r->running = 0;
   r->fig.passes++;
+  if (r->again && !r->closing) {
+    r->again = 0;
+    uv_timer_start(&r->timer, on_timer, 0, 0);
+  }
   r->fig.files_removed += res->files_removed;
   r->fig.bytes_removed += res->bytes_removed;
   r->fig.dirs_removed += res->dirs_removed;
@@ -105,9 +113,12 @@ wf__node_retain_t *wf__node_retain_start(uv_loop_t *loop, wf_engine_t *engine, c
 }
 
 void wf__node_retain_set(wf__node_retain_t *r, int64_t max_age_ms, uint64_t max_bytes) {
-  if (!r) return;
+  if (!r || r->closing) return;
   r->max_age_ms = max_age_ms;
   r->max_bytes = max_bytes;
+  /* An operator who changed the limits wants to see them applied now. */
+  if (r->running) r->again = 1;
+  else uv_timer_start(&r->timer, on_timer, 0, 0);
 }
 
 void wf__node_retain_figures(const wf__node_retain_t *r, wf__node_retain_figures_t *out) {
