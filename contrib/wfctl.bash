@@ -7,8 +7,9 @@
 # Completes commands, flags and their fixed values, and the names of what is
 # in etcd: step keys (describe, logs, cancel, get steps), action refs (run,
 # get actions) and node names (--node, get nodes).  Names come from the same
-# wfctl the line starts with (`wfctl get KIND -o name`), with the --etcd and
-# --prefix already on the line, so they match what the command will see.  An
+# wfctl the line starts with (`wfctl get KIND -o name`), with the --etcd,
+# --prefix and etcd access flags (TLS files, user, password file) already on
+# the line, so they match what the command will see.  An
 # unreachable etcd just completes nothing (wfctl fails quietly to stderr,
 # which is discarded).
 
@@ -24,22 +25,27 @@ _wfctl() {
   local -a _wfctl_conn=()
   local cmd= i w
   local -a args=()
-  local global_flags="--etcd --prefix --help"
+  local global_flags="--etcd --prefix --etcd-cacert --etcd-cert --etcd-key --etcd-user
+    --etcd-password-file --help"
+  local node_access="--token-file --cacert --node-cert --node-key"
   # Flags that take a value: the word after one is not a command or argument.
   local valued=" --etcd --prefix -f --filename --file --node -o --output --log-root --with
-    --timeout --mask-params "
+    --timeout --mask-params --etcd-cacert --etcd-cert --etcd-key --etcd-user
+    --etcd-password-file --token-file --cacert --node-cert --node-key "
 
   # Walk the words before the cursor: find the command, its arguments, and
   # the connection flags to pass on to the name lookups.
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=${COMP_WORDS[i]}
     case $w in
-      --etcd | --prefix)
+      --etcd | --prefix | --etcd-cacert | --etcd-cert | --etcd-key | --etcd-user | \
+        --etcd-password-file)
         _wfctl_conn+=("$w" "${COMP_WORDS[i + 1]}")
         ((i++))
         continue
         ;;
-      --etcd=* | --prefix=*)
+      --etcd=* | --prefix=* | --etcd-cacert=* | --etcd-cert=* | --etcd-key=* | --etcd-user=* | \
+        --etcd-password-file=*)
         _wfctl_conn+=("$w")
         continue
         ;;
@@ -66,7 +72,8 @@ _wfctl() {
       fi
       return
       ;;
-    -f | --filename | --file)
+    -f | --filename | --file | --etcd-cacert | --etcd-cert | --etcd-key | \
+      --etcd-password-file | --token-file | --cacert | --node-cert | --node-key)
       COMPREPLY=($(compgen -f -- "$cur"))
       return
       ;;
@@ -78,7 +85,7 @@ _wfctl() {
       COMPREPLY=($(compgen -W "$(_wfctl_names nodes)" -- "$cur"))
       return
       ;;
-    --etcd | --prefix | --with | --timeout | --mask-params)
+    --etcd | --prefix | --with | --timeout | --mask-params | --etcd-user)
       return
       ;;
   esac
@@ -89,8 +96,8 @@ _wfctl() {
       apply) flags="-f --filename --node" ;;
       get) flags="-o --output" ;;
       describe) flags="-o --output --mask-params" ;;
-      logs) flags="-f --follow --log-root" ;;
-      run) flags="--node --with --timeout --log-root" ;;
+      logs) flags="-f --follow --log-root $node_access" ;;
+      run) flags="--node --with --timeout --log-root $node_access" ;;
     esac
     COMPREPLY=($(compgen -W "$flags $global_flags" -- "$cur"))
     return

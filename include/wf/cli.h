@@ -109,6 +109,46 @@ json_t *wf_cli_describe(const json_t *step, const json_t *action, const json_t *
  * Malloc'd. */
 char *wf_cli_describe_text(const json_t *model);
 
+/* ---- reading a step's log from its node (docs/protocol.md §6.1) ----------------
+ *
+ * The request target for a step's log: "/v1/steps/<key>/log", the key one
+ * percent-encoded path segment (every byte but A-Z a-z 0-9 - . _ ~ as %XX;
+ * a key of dots only entirely, so it is never a dot segment), then
+ * "?follow=1" when follow, and "offset=N" when offset > 0.  Malloc'd. */
+char *wf_cli_log_target(const char *key, int follow, int64_t offset);
+
+/* The `endpoint` of a node record (value, len bytes, borrowed) as an origin
+ * for wf/http.h: "http://host:port" or "https://host:port" (one trailing
+ * '/' dropped; no path).  Returns 0 with *origin malloc'd; 1 when the
+ * record has no endpoint (absent, null or ""); -1 with why when the record
+ * is not a JSON object or the endpoint is not such a URL. */
+int wf_cli_node_endpoint(const char *value, size_t len, char **origin, char *why,
+                         size_t whylen);
+
+/* Reads a secret from a file (a password, a bearer token): its content with
+ * one trailing "\n" or "\r\n" stripped, what `echo "$X" > file` writes.
+ * Refused, with why (naming the file, never the content): unreadable, a
+ * file over 4096 bytes (as the agent's password file), empty, a NUL byte,
+ * and with printable set any control character (the value goes into an
+ * HTTP header).  Returns 0 with *out malloc'd (wipe it before freeing), or
+ * -1. */
+int wf_cli_read_secret(const char *path, int printable, char **out, char *why,
+                       size_t whylen);
+
+/* What a node's answer to a log request means. */
+enum wf_cli_log_answer {
+  WF_CLI_LOG_OK,     /* 200: the body is the log */
+  WF_CLI_LOG_RETRY,  /* 5xx, 429: ask again later */
+  WF_CLI_LOG_FAIL,   /* anything else: say why and stop */
+};
+/* Classifies status and, for RETRY and FAIL, writes the sentence for people
+ * into msg: "node N refused the log: token missing or wrong (--token-file)"
+ * (401), "node N has no log for step K" (404), "node N is busy (HTTP 503)",
+ * "node N answered HTTP S for the log of step K".  body (may be NULL) is
+ * the start of the answer's body, added when it says something. */
+enum wf_cli_log_answer wf_cli_log_answer(int status, const char *node, const char *key,
+                                         const char *body, char *msg, size_t msglen);
+
 /* wfctl: returns the process exit code (0 ok, 1 failure, 2 usage). */
 int wf_wfctl_main(int argc, char **argv);
 

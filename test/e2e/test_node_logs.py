@@ -16,9 +16,9 @@ and curl where installed):
 - with --listen-token-file: no token and a wrong token get 401 with
   WWW-Authenticate and no log byte; /healthz and /readyz stay open;
   /metrics needs the token;
-- a follower that stops reading: the step's throughput does not drop (it
-  ends as fast as without it, give or take noise), the agent's RSS stays
-  bounded, and the stalled follower is cut after --listen stall time;
+- followers that stop reading: the step's throughput does not drop (it
+  ends as fast as without them, give or take noise), the agent's RSS stays
+  under 32 MB, and the log is served whole afterwards;
 - more followers than --listen-max-followers get 503;
 - TLS with --listen-cert/--listen-key/--listen-client-ca: no client
   certificate or one from another CA is refused in the handshake, the
@@ -233,14 +233,16 @@ def plain_checks(s, port):
 def slow_follower(s, port):
     """A follower that stops reading does not slow the step; RSS bounded."""
     path = "/v1/steps/%s/log?follow=1"
-    # Alone first, then with a stalled follower, then with 10 stalled.
+    # Alone first, then with as many stalled followers as the agent takes
+    # (--listen-max-followers 3): each has asked for the log and reads
+    # nothing, with a 4 KiB receive buffer.
     s.put_step("big0", "big@v1")
     d = s.wait_step("big0", timeout=T(120))
     alone = (d["status"]["end_at"] - d["status"]["start_at"]) / 1000.0
     socks = []
     s.put_step("big1", "big@v1")
     s.wait_step("big1", statuses=("RUNNING",), timeout=T(30))
-    for _ in range(10):
+    for _ in range(3):
         k = socket.create_connection(("127.0.0.1", port), timeout=10)
         k.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         k.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
@@ -256,20 +258,30 @@ def slow_follower(s, port):
         time.sleep(0.05)
     d = s.get_step("big1")
     with_stalled = (d["status"]["end_at"] - d["status"]["start_at"]) / 1000.0
-    log("64 MiB step alone %.2f s, with 10 stalled followers %.2f s; agent peak RSS %.1f MB",
+    log("64 MiB step alone %.2f s, with 3 stalled followers %.2f s; agent peak RSS %.1f MB",
         alone, with_stalled, peak / 1024.0)
     check(d["status"]["status"] == "SUCCEEDED", "big1: %s", d["status"])
-    # Generous: the point is that it is not held back by the readers (a
-    # held-back step would never end).
-    check(with_stalled < alone * 3 + 2, "stalled followers slowed the step: %.2f s vs %.2f s",
-          with_stalled, alone)
-    check(peak < 32 * 1024, "agent RSS %.1f MB with stalled followers", peak / 1024.0)
+    if os.environ.get("WF_AGENT_WRAPPER"):
+        # Under valgrind the agent's speed and RSS are the tool's: only the
+        # paths and the log's bytes are checked.
+        log("agent under %s: throughput and RSS not judged",
+            os.environ["WF_AGENT_WRAPPER"].split()[0])
+    else:
+        judge_slow(alone, with_stalled, peak)
     for k in socks:
         k.close()
     with open(s.log_file("big1"), "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()
     st, h, body = request(port, "/v1/steps/big1/log", auth(), timeout=T(60))
     check(hashlib.sha256(body).hexdigest() == digest, "big1 served differs from the file")
+
+
+def judge_slow(alone, with_stalled, peak):
+    # Generous: the point is that it is not held back by the readers (a
+    # held-back step would never end).
+    check(with_stalled < alone * 3 + 2, "stalled followers slowed the step: %.2f s vs %.2f s",
+          with_stalled, alone)
+    check(peak < 32 * 1024, "agent RSS %.1f MB with stalled followers", peak / 1024.0)
 
 
 def follower_bound(s, port):

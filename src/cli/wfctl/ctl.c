@@ -1,12 +1,13 @@
 /*
  * ctl: the context of one wfctl run.  It reads the command line (flags may
  * come before or after the command word; environment defaults for --etcd,
- * --prefix and --mask-params), creates the loop and the etcd client the
- * node uses, starts the command and runs the loop until the command calls
- * wf__ctl_end, which closes the client and the timers so that uv_run
- * returns with the exit code set.  It also holds what every command shares:
- * reading one key, and the error lines that name the object and the etcd
- * endpoint in use.
+ * --prefix and --mask-params, and for the access options access.c checks),
+ * creates the loop and the etcd client the node uses (with its TLS and
+ * authentication options), starts the command and runs the loop until the
+ * command calls wf__ctl_end, which closes the client, the timers and a
+ * remote log read so that uv_run returns with the exit code set.  It also
+ * holds what every command shares: reading one key, and the error lines
+ * that name the object and the etcd endpoint in use.
  *
  * Exit codes: 0 done, 1 the command failed (or `run`'s step did not
  * succeed), 2 usage error.
@@ -39,6 +40,10 @@ const char *wf__ctl_endpoint(const wf__ctl_t *c) {
 const char *wf__ctl_err_text(const wf__ctl_t *c, int err) {
   if ((err == WF_EETCD || err == WF_EHTTP) && c->etcd) {
     const char *m = wf_etcd_errmsg(c->etcd);
+    /* etcd with authentication on answers a request without a token so. */
+    if (m && strstr(m, "user name is empty") && !c->etcd_password)
+      return "etcd requires authentication: give --etcd-user and --etcd-password-file "
+             "(etcdserver: user name is empty)";
     if (m && m[0]) return m;
   }
   return wf_strerror(err);
@@ -52,6 +57,9 @@ void wf__ctl_fail(wf__ctl_t *c, int err, const char *fmt, ...) {
   va_end(ap);
   fprintf(stderr, "wfctl: %s: %s (etcd %s)\n", what, wf__ctl_err_text(c, err),
           wf__ctl_endpoint(c));
+  /* The etcd client does not say why TLS failed: ask once at the end. */
+  if (err == WF_ETLS && !c->tls_failed_endpoint)
+    c->tls_failed_endpoint = wf_strdup(wf__ctl_endpoint(c));
 }
 
 void wf__ctl_step_not_found(wf__ctl_t *c) {
@@ -91,6 +99,7 @@ void wf__ctl_end(wf__ctl_t *c, int rc) {
   c->finishing = 1;
   c->rc = rc;
   wf__tail_stop(c);
+  wf__remote_stop(c);
   wf__ctl_timer_stop(&c->deadline, &c->deadline_on);
   wf__ctl_watch_stop(c);
   if (c->etcd) {
@@ -163,18 +172,34 @@ static void usage(FILE *out) {
           "  describe STEP_KEY [-o text|json|yaml] [--mask-params GLOBS]\n"
           "                                  every field, the merged params (secrets\n"
           "                                  masked) and the timeline of a step\n"
-          "  logs STEP_KEY [-f] [--log-root DIR]\n"
-          "                                  print a step's log file (-f: follow to the end)\n"
+          "  logs STEP_KEY [-f] [--log-root DIR] [NODE ACCESS]\n"
+          "                                  print a step's log (-f: follow to the end);\n"
+          "                                  from its node when the file is not here\n"
           "  cancel STEP_KEY                 ask the step's node to cancel it\n"
           "  run ACTION --node NAME [--with K=V ...] [--timeout SEC] [--log-root DIR]\n"
-          "                                  create a user step and follow it to its end;\n"
+          "      [NODE ACCESS]               create a user step and follow it to its end;\n"
           "                                  exit 0 only if it SUCCEEDED\n"
           "  version                         print the version\n"
           "\n"
           "global flags:\n"
-          "  --etcd URL[,URL...]   env WORKFLOW_ETCD; default http://127.0.0.1:2379\n"
-          "  --prefix P            env WORKFLOW_PREFIX; default inforboard\n"
-          "  -h, --help            this help\n");
+          "  --etcd URL[,URL...]         env WORKFLOW_ETCD; default http://127.0.0.1:2379\n"
+          "  --prefix P                  env WORKFLOW_PREFIX; default inforboard\n"
+          "  --etcd-cacert FILE          env WORKFLOW_ETCD_CACERT; CA (PEM) for https://\n"
+          "                              endpoints; default: the system trust store\n"
+          "  --etcd-cert FILE            env WORKFLOW_ETCD_CERT; client certificate (PEM)\n"
+          "                              for etcd's --client-cert-auth; needs --etcd-key\n"
+          "  --etcd-key FILE             env WORKFLOW_ETCD_KEY; its private key (PEM)\n"
+          "  --etcd-user NAME            env WORKFLOW_ETCD_USER; etcd user (authentication)\n"
+          "  --etcd-password-file FILE   env WORKFLOW_ETCD_PASSWORD_FILE; the user's password\n"
+          "                              (or the password itself in WORKFLOW_ETCD_PASSWORD)\n"
+          "  -h, --help                  this help\n"
+          "\n"
+          "node access (logs, run: reading a log from the node's --listen endpoint):\n"
+          "  --token-file FILE           env WFCTL_TOKEN_FILE; sent as Authorization: Bearer\n"
+          "  --cacert FILE               env WFCTL_CACERT; CA (PEM) for an https:// endpoint\n"
+          "  --node-cert FILE            env WFCTL_NODE_CERT; client certificate (PEM) for\n"
+          "                              the node; needs --node-key\n"
+          "  --node-key FILE             env WFCTL_NODE_KEY; its private key (PEM)\n");
 }
 
 static int usage_error(const char *fmt, const char *a) {
@@ -192,12 +217,22 @@ typedef struct flag_s {
 } flag_t;
 
 enum { F_ETCD, F_PREFIX, F_HELP, F_FILE, F_NODE, F_OUTPUT, F_FOLLOW, F_LOGROOT, F_WITH,
-       F_TIMEOUT, F_MASK };
+       F_TIMEOUT, F_MASK, F_ACC /* + enum wf__acc: an access option (access.c) */ };
 
 static const flag_t global_flags[] = {
     {"--etcd", NULL, 1, F_ETCD}, {"--prefix", NULL, 1, F_PREFIX},
+    {"--etcd-cacert", NULL, 1, F_ACC + ACC_ETCD_CACERT},
+    {"--etcd-cert", NULL, 1, F_ACC + ACC_ETCD_CERT},
+    {"--etcd-key", NULL, 1, F_ACC + ACC_ETCD_KEY},
+    {"--etcd-user", NULL, 1, F_ACC + ACC_ETCD_USER},
+    {"--etcd-password-file", NULL, 1, F_ACC + ACC_ETCD_PASSWORD_FILE},
     {"--help", "-h", 0, F_HELP}, {NULL, NULL, 0, 0},
 };
+/* Reading a log from its node (logs, run). */
+#define NODE_ACCESS_FLAGS                                                                      \
+  {"--token-file", NULL, 1, F_ACC + ACC_TOKEN_FILE}, {"--cacert", NULL, 1, F_ACC + ACC_CACERT}, \
+      {"--node-cert", NULL, 1, F_ACC + ACC_NODE_CERT},                                         \
+      {"--node-key", NULL, 1, F_ACC + ACC_NODE_KEY}
 static const flag_t apply_flags[] = {
     {"--filename", "-f", 1, F_FILE}, {"--file", NULL, 1, F_FILE}, {"--node", NULL, 1, F_NODE},
     {NULL, NULL, 0, 0},
@@ -207,11 +242,12 @@ static const flag_t describe_flags[] = {
     {"--output", "-o", 1, F_OUTPUT}, {"--mask-params", NULL, 1, F_MASK}, {NULL, NULL, 0, 0},
 };
 static const flag_t logs_flags[] = {
-    {"--follow", "-f", 0, F_FOLLOW}, {"--log-root", NULL, 1, F_LOGROOT}, {NULL, NULL, 0, 0},
+    {"--follow", "-f", 0, F_FOLLOW}, {"--log-root", NULL, 1, F_LOGROOT}, NODE_ACCESS_FLAGS,
+    {NULL, NULL, 0, 0},
 };
 static const flag_t run_flags[] = {
     {"--with", NULL, 1, F_WITH}, {"--node", NULL, 1, F_NODE}, {"--timeout", NULL, 1, F_TIMEOUT},
-    {"--log-root", NULL, 1, F_LOGROOT}, {NULL, NULL, 0, 0},
+    {"--log-root", NULL, 1, F_LOGROOT}, NODE_ACCESS_FLAGS, {NULL, NULL, 0, 0},
 };
 static const flag_t none_flags[] = {{NULL, NULL, 0, 0}};
 
@@ -277,6 +313,10 @@ static int parse_uint_arg(const char *s, unsigned max, unsigned *out) {
 /* Applies one flag; returns 0 or an exit code. */
 static int set_flag(wf__ctl_t *c, const flag_t *f, const char *v, const char **etcd_arg,
                     const char **prefix_arg, int *help) {
+  if (f->id >= F_ACC) {
+    c->acc_arg[f->id - F_ACC] = v;
+    return 0;
+  }
   switch (f->id) {
   case F_ETCD: *etcd_arg = v; break;
   case F_PREFIX: *prefix_arg = v; break;
@@ -321,7 +361,10 @@ static void ctl_finish(wf__ctl_t *c) {
   free(c->etcd_key);
   free(c->last_status);
   free(c->log_path);
+  free(c->log_node);
+  free(c->r_origin);
   free(c->open_error);
+  wf__access_finish(c);
   free(c->prefix);
   json_decref(c->d_step);
   json_decref(c->d_action);
@@ -350,13 +393,21 @@ static int parse_args(wf__ctl_t *c, int argc, char **argv) {
     int bad = 0;
     const flag_t *f = match_flag(global_flags, argc, argv, &i, &v, &bad);
     if (!f && cmdword) f = match_flag(cmd_flags, argc, argv, &i, &v, &bad);
-    if (bad) return usage_error("%s: needs a value (or takes none)", argv[i]);
+    if (bad) {
+      fprintf(stderr, "wfctl: %.*s: needs a value (or takes none)\n(see wfctl --help)\n",
+              (int)strcspn(argv[i], "="), argv[i]);
+      return EXIT_USAGE;
+    }
     if (f) {
       if ((rc = set_flag(c, f, v, &etcd_arg, &prefix_arg, &help)) != 0) return rc;
       continue;
     }
-    if (argv[i][0] == '-' && argv[i][1] != '\0')
-      return usage_error("%s: unknown flag", argv[i]);
+    if (argv[i][0] == '-' && argv[i][1] != '\0') {
+      /* The name only: a value may be a secret (--etcd-password=...). */
+      fprintf(stderr, "wfctl: %.*s: unknown flag\n(see wfctl --help)\n",
+              (int)strcspn(argv[i], "="), argv[i]);
+      return EXIT_USAGE;
+    }
     if (!cmdword) {
       cmdword = argv[i];
       const struct command *cmd = find_command(cmdword);
@@ -453,17 +504,18 @@ int wf_wfctl_main(int argc, char **argv) {
   wf_log_setup(WF_LOG_ERROR, 0);
   int rc = parse_args(&c, argc, argv);
   if (rc >= 0) goto out;
+  wf_etcd_opts_t eo = {.endpoints = (const char *const *)c.endpoints, .nendpoints = c.nendpoints};
+  if ((rc = wf__access_setup(&c, &eo)) >= 0) goto out;
 
   if (c.cmd == CMD_APPLY && wf__apply_load(&c) != 0) {
     rc = 1;
     goto out;
   }
   uv_loop_init(&c.loop);
-  wf_etcd_opts_t eo = {.endpoints = (const char *const *)c.endpoints, .nendpoints = c.nendpoints};
-  c.etcd = wf_etcd_create(&c.loop, &eo);
-  if (!c.etcd) {
-    fprintf(stderr, "wfctl: cannot use etcd endpoints %s\n", c.endpoints[0]);
-    rc = 1;
+  if ((rc = wf__access_check_node_tls(&c)) >= 0) {
+    /* nothing started: the loop only closes the probe */
+  } else if (!(c.etcd = wf_etcd_create(&c.loop, &eo))) {
+    rc = wf__access_explain_create(&c);
   } else {
     c.rc = 1;
     commands[c.cmd].start(&c);
@@ -473,6 +525,7 @@ int wf_wfctl_main(int argc, char **argv) {
   /* Whatever is left (nothing, normally) is closed before the loop goes. */
   if (c.etcd) wf__ctl_end(&c, rc);
   uv_run(&c.loop, UV_RUN_DEFAULT);
+  if (c.tls_failed_endpoint) wf__access_explain_tls(&c);
   uv_loop_close(&c.loop);
 out:
   ctl_finish(&c);

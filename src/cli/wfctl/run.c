@@ -7,6 +7,11 @@
  * bridged by reading the step as it is now and watching on from there.
  * --timeout SEC cancels the step (cancel.c) when it has not ended by then.
  * The exit code is 0 only when the step ends SUCCEEDED.
+ *
+ * A log that is not on this machine is followed from the node that runs
+ * the step (remote.c); at the step's end the command waits for the rest of
+ * it.  A log that cannot be read is reported and does not change the exit
+ * code, which says how the step ended.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +22,16 @@
 #include "wfctl-internal.h"
 
 static void on_status(wf__ctl_t *c, const json_t *step);
+
+static void run_end(wf__ctl_t *c) {
+  wf__ctl_end(c, strcmp(c->last_status, "SUCCEEDED") == 0 ? 0 : 1);
+}
+
+/* The node's log was printed whole, or its reading failed and said why. */
+static void on_remote_done(wf__ctl_t *c, int ok) {
+  (void)ok;
+  if (wf__status_complete(c->last_status)) run_end(c);
+}
 
 /* The step is gone: what the log holds is printed, and the run failed. */
 static void run_deleted(wf__ctl_t *c) {
@@ -85,7 +100,7 @@ static void on_watch_state(wf_etcd_watch_t *w, int connected, int err, void *dat
 
 static void on_status(wf__ctl_t *c, const json_t *step) {
   char *st = wf__status_name(step);
-  wf__tail_set_path(c, step);
+  if (c->rstate == REMOTE_OFF) wf__tail_set_path(c, step);
   if (!c->last_status || strcmp(c->last_status, st) != 0) {
     const char *msg = wf__step_message(step);
     const char *node = wf__step_node(step);
@@ -97,11 +112,22 @@ static void on_status(wf__ctl_t *c, const json_t *step) {
     free(st);
   }
   wf__tail_pump(c);
-  if (wf__status_complete(c->last_status)) {
-    if (c->log_path && wf__tail_drain(c) != 0)
-      fprintf(stderr, "wfctl: log %s is not readable here: %s\n", c->log_path, c->open_error);
-    wf__ctl_end(c, strcmp(c->last_status, "SUCCEEDED") == 0 ? 0 : 1);
+  if (!wf__status_complete(c->last_status)) return;
+  if (wf__remote_busy(c)) {
+    wf__remote_step(c, 1);  /* on_remote_done ends, after the rest of the log */
+    return;
   }
+  if (c->rstate == REMOTE_OFF && c->log_path) {
+    enum wf__log_where w = wf__tail_where(c, 0);
+    if (w == LOG_ELSEWHERE) {
+      wf__remote_start(c);
+      wf__remote_step(c, 1);
+      return;
+    }
+    if (w != LOG_LOCAL || wf__tail_drain(c) != 0)
+      fprintf(stderr, "wfctl: log %s is not readable here: %s\n", c->log_path, c->open_error);
+  }
+  run_end(c);
 }
 
 static void on_deadline(uv_timer_t *t) {
@@ -143,6 +169,8 @@ static void on_put(int err, int succeeded, int64_t rev, const wf_etcd_kv_t *cur,
 
 void wf__run_start(wf__ctl_t *c) {
   char id[21];
+  c->remote_done = on_remote_done;
+  c->remote_follow = 1;
   wf_cli_xid(id);
   wf__ctl_set_step_key(c, id);
   const char *at = strchr(c->action, '@');
