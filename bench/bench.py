@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "test", "harness"))
 
 from benchlib import (Loop, Gateway, WatchStream, now, percentile, median, cpu_seconds, cpu_split,  # noqa: E402,E501
                       proc_status_kb, reference_step, user_step, pipeline_step, pipeline,
-                      local_action, status_of_value, dumps, b64, SOURCE_ROOT)
+                      local_action, status_of_value, dumps, b64, SOURCE_ROOT, CLK_TCK)
 from etcd import Etcd, free_port  # noqa: E402
 from agent import Agent  # noqa: E402
 
@@ -62,7 +62,13 @@ DOCKER_LOG_REPS = knob("BENCH_DOCKER_LOG_REPS", 3, 1)
 CG_N = knob("BENCH_CALLGRIND_N", 1000, 200)
 N_OUTPUTS_RUN = knob("BENCH_OUTPUTS_RUN_N", 500, 500)  # the big run, the measured step included
 OUTPUTS_REPS = knob("BENCH_OUTPUTS_REPS", 30, 10)
-PARTS = os.environ.get("BENCH_PARTS", "1 2 3 4 5 6 7 8 9 10").split()
+FOLLOW_MIB = knob("BENCH_FOLLOW_MIB", 1024, 128)
+FOLLOWERS = knob("BENCH_FOLLOWERS", 50, 10)
+FOLLOW_REPS = knob("BENCH_FOLLOW_REPS", 1, 1)
+FOLLOW_HASH = knob("BENCH_FOLLOW_HASH", 1, 1)  # 0: the followers count bytes only
+ZLIB_MIB = knob("BENCH_ZLIB_MIB", 32, 8)        # part 12: each corpus
+ZLIB_SERVE_MIB = knob("BENCH_ZLIB_SERVE_MIB", 256, 64)
+PARTS = os.environ.get("BENCH_PARTS", "1 2 3 4 5 6 7 8 9 10 11 12").split()
 
 
 def log(fmt, *a):
@@ -813,6 +819,299 @@ class Bench:
                  "%s run ... > file (CLI)" % cli_name, cl / al, "x CLI", ">= 1.0x CLI",
                  cl / al >= 1.0, note="agent peak RSS %.1f MB" % (hwm / 1024.0))
 
+    # ---- part 11: 50 followers of one 1 GiB LOCAL step ------------------------------------------
+    def part11(self):
+        """A LOCAL step writes FOLLOW_MIB to stdout (part 3's `head -c`) with
+        no follower, then the same step with FOLLOWERS clients following its
+        log on --listen (docs/protocol.md §6.1: GET /v1/steps/<key>/log?
+        follow=1, chunked, bearer token), each a process of its own
+        (bench/follow_reader.py) started the moment the watch shows the step
+        RUNNING.  The step's MiB/s (RUNNING -> SUCCEEDED, as part 3) against
+        the step without followers run just before and just after it on the
+        same agent; every follower's bytes and sha256 against the file; the
+        agent's peak RSS, sampled every 5 ms and its VmHWM."""
+        P, node = "b11", "bench-11"
+        size = FOLLOW_MIB << 20
+        on_disk = os.environ.get("BENCH_LOG_DISK") == "1"
+        root = os.path.join(self.tmp, "logs") if on_disk else \
+            tempfile.mkdtemp(prefix="wf-bench-logs-", dir="/dev/shm")
+        logdir = os.path.join(root, node)
+        port = free_port()
+        tok = os.path.join(self.tmp, "listen-token")
+        with open(tok, "w") as f:
+            f.write("bench-11-%d\n" % os.getpid())
+        reader_py = os.path.join(HERE, "follow_reader.py")
+        readers = []
+        try:
+            self.put_action(P, "dump", "head,-c,%d,/dev/zero" % size)
+            a = self.agent(node, P, ["--listen", "127.0.0.1:%d" % port,
+                                     "--listen-token-file", tok], log_dir=logdir)
+            w, seen, _ = self.watch_statuses(P)
+            sp = self.steps_prefix(P)
+
+            def log_file(key):
+                for dirpath, _, files in os.walk(logdir):
+                    if key in files:
+                        return os.path.join(dirpath, key)
+                return None
+
+            def run_step(key, on_running=None):
+                full = sp + key
+                self.gw.call("kv/put", {"key": b64(full),
+                                        "value": b64(dumps(user_step(key, node, "dump@v1")))})
+                if on_running:
+                    self.loop.run_until(lambda: "RUNNING" in seen.get(full, ()) or
+                                        any(s in seen.get(full, ()) for s in FINAL), 60,
+                                        "the log step to run")
+                    on_running()
+                self.loop.run_until(lambda: any(s in seen.get(full, ()) for s in FINAL), 900,
+                                    "the log step")
+                d = seen[full]
+                if "SUCCEEDED" not in d or "RUNNING" not in d:
+                    raise PartError("log step %s: %s\n%s" % (key, sorted(d), a.stderr_tail()))
+                return d["RUNNING"], d["SUCCEEDED"]
+
+            def alone(key):
+                c0 = cpu_seconds(a.pid), child_cpu(a.pid)
+                t_run, t_ok = run_step(key)
+                alone_cpu.append((cpu_seconds(a.pid) - c0[0], child_cpu(a.pid) - c0[1]))
+                path = log_file(key)
+                got = os.path.getsize(path) if path else -1
+                if got != size:
+                    raise PartError("log file of %s holds %d bytes, not %d" % (key, got, size))
+                os.unlink(path)
+                return t_ok - t_run
+
+            alone_cpu = []  # (agent, step's process) CPU seconds of each step alone
+            alone_s = [alone("a0")]
+            reps = []
+            for r in range(FOLLOW_REPS):
+                reps.append(self._followed(a, run_step, log_file, "f%d" % r, size, port, tok,
+                                           reader_py, readers))
+                alone_s.append(alone("a%d" % (r + 1)))
+            hwm = proc_status_kb(a.pid, "VmHWM")
+            w.close()
+            self.stop_agent(a)
+        finally:
+            for p in readers:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                if p.pid in self.extra_pids:
+                    self.extra_pids.remove(p.pid)
+            if not on_disk:
+                shutil.rmtree(root, ignore_errors=True)
+        for i, rp in enumerate(reps):
+            rp["alone_s"] = (alone_s[i] + alone_s[i + 1]) / 2
+            rp["ratio"] = rp["alone_s"] / rp["step_s"]
+        rm = median([rp["ratio"] for rp in reps])
+        fs, base = median([rp["step_s"] for rp in reps]), median([rp["alone_s"] for rp in reps])
+        peak = max(rp["rss_peak_kb"] for rp in reps)
+        last = reps[-1]
+        self.details["11"] = {"mib": FOLLOW_MIB, "followers": FOLLOWERS, "hash": FOLLOW_HASH,
+                              "on": "disk" if on_disk else "tmpfs", "alone_s": alone_s,
+                              "alone_cpu_s": alone_cpu, "reps": reps, "agent_vmhwm_kb": hwm}
+        self.row("11", "step log throughput with %d followers (%d MiB LOCAL step, log dir on %s)"
+                 % (FOLLOWERS, FOLLOW_MIB, "disk" if on_disk else "tmpfs"), FOLLOW_MIB / fs,
+                 "MiB/s", FOLLOW_MIB / base, "the same step, no follower (before and after)", rm,
+                 "of no follower", ">= 0.8x", rm >= 0.8,
+                 note="%d/%d followers had their head before the step ended; during the step the "
+                      "agent used %.2f s CPU (loop %.2f, threadpool %.2f), the step's process %.2f s; "
+                      "alone: agent %.2f s, step %.2f s"
+                      % (last["heads_while_running"], FOLLOWERS, last["agent_cpu_step"]["total"],
+                         last["agent_cpu_step"]["main"], last["agent_cpu_step"]["pool"],
+                         last["child_cpu_step"], median([c[0] for c in alone_cpu]),
+                         median([c[1] for c in alone_cpu])))
+        ok = all(rp["complete"] == FOLLOWERS for rp in reps)
+        self.row("11", "followers complete: bytes%s equal to the file" %
+                 (" and sha256" if FOLLOW_HASH else ""), last["complete"], "of %d" % FOLLOWERS,
+                 None, "", None, "", "all", ok,
+                 note="last follower done %.1f s after the step ended (%.0f MiB/s served in all, "
+                      "go -> last follower done); followers' CPU %.1f s, agent's %.1f s (loop %.1f, "
+                      "threadpool %.1f) from RUNNING to the last follower"
+                      % (last["last_done_after_s"], last["served_mib_s"], last["readers_cpu"],
+                         last["agent_cpu_all"]["total"], last["agent_cpu_all"]["main"],
+                         last["agent_cpu_all"]["pool"]))
+        self.row("11", "agent peak RSS with %d followers (VmRSS sampled every 5 ms)" % FOLLOWERS,
+                 peak / 1024.0, "MB", None, "", None, "", "< 32 MB", peak < 32 * 1024,
+                 note="VmHWM over the whole part %.1f MB" % (hwm / 1024.0))
+
+    def _followed(self, a, run_step, log_file, key, size, port, tok, reader_py, readers):
+        """One step with FOLLOWERS followers (part 11); returns its figures."""
+        import hashlib
+        import threading
+        mine = []
+        for i in range(FOLLOWERS):
+            p = subprocess.Popen([sys.executable, reader_py, str(port), key, tok,
+                                  str(FOLLOW_HASH)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE)
+            readers.append(p)
+            mine.append(p)
+            self.extra_pids.append(p.pid)
+        for p in mine:
+            if p.stdout.readline().strip() != b"ready":
+                raise PartError("a follower did not start")
+        peak = [0]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], proc_status_kb(a.pid, "VmRSS"))
+                stop.wait(0.005)
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
+        t_go = [None]
+        cpu = {}
+
+        def cpu_now():
+            sp_ = cpu_split(a.pid)
+            return {"main": sum(sp_["main"]), "pool": sum(sp_["pool"]), "child": child_cpu(a.pid)}
+
+        def go():
+            t_go[0] = now()
+            for p in mine:
+                p.stdin.write(b"go\n")
+                p.stdin.flush()
+            cpu["run"] = cpu_now()
+        c0 = cpu_now()
+        t_run, t_ok = run_step(key, go)
+        cpu["ok"] = cpu_now()
+        res = []
+        try:
+            for p in mine:
+                out, _ = p.communicate(timeout=max(60, 900 - (now() - t_go[0])))
+                res.append(json.loads(out.decode().strip().splitlines()[-1]))
+                self.extra_pids.remove(p.pid)
+        except subprocess.TimeoutExpired:
+            raise PartError("followers still reading after 900 s")
+        finally:
+            cpu["end"] = cpu_now()
+            stop.set()
+            th.join()
+        path = log_file(key)
+        got = os.path.getsize(path) if path else -1
+        if got != size:
+            raise PartError("log file of %s holds %d bytes, not %d" % (key, got, size))
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while True:
+                b = f.read(1 << 20)
+                if not b:
+                    break
+                h.update(b)
+        want = h.hexdigest()
+        os.unlink(path)
+        bad = [r for r in res if r["status"] != 200 or r["bytes"] != size or not r["complete"] or
+               (FOLLOW_HASH and r["sha256"] != want)]
+        if bad:
+            log("  part 11: %d followers incomplete, e.g. %s", len(bad), bad[0])
+        t_last = max(r["t_end"] for r in res)
+
+        def d(x, y):
+            return {"main": y["main"] - x["main"], "pool": y["pool"] - x["pool"],
+                    "total": y["main"] - x["main"] + y["pool"] - x["pool"]}
+        return {"step_s": t_ok - t_run, "t_go_after_running_ms": ms(t_go[0] - t_run),
+                "heads_while_running": sum(1 for r in res if r["t_head"] < t_ok),
+                "complete": FOLLOWERS - len(bad), "bad": bad[:3],
+                "last_done_after_s": t_last - t_ok,
+                "served_mib_s": FOLLOWERS * (size >> 20) / (t_last - t_go[0]),
+                "follower_s": summary([r["t_end"] - r["t_go"] for r in res]),
+                "readers_cpu": sum(sum(r["cpu"]) for r in res),
+                "agent_cpu_step": d(cpu["run"], cpu["ok"]),
+                "child_cpu_step": cpu["ok"]["child"] - c0["child"],
+                "agent_cpu_all": d(cpu["run"], cpu["end"]),
+                "rss_peak_kb": peak[0]}
+
+    # ---- part 12: does compressing finished logs pay? --------------------------------------------
+    def part12(self):
+        """zlib (Debian's libz through Python's zlib module) on five log
+        corpora (bench/logcorpus.py) at levels 1, 6 and 9: size ratio,
+        compress and inflate MB/s per CPU second, fed 64 KiB at a time as
+        the log store gets output; then what serving the last 1 MiB of a
+        ZLIB_SERVE_MIB log costs when the file is one gzip stream (inflate
+        from byte 0: offset=, tail= and Range all need it), when it is
+        compressed in 1 MiB blocks with a full flush and an index, and when
+        it is plain (open + pread), at level 1, files on tmpfs, median of 3."""
+        import logcorpus as lc
+        size = ZLIB_MIB << 20
+        cache = os.path.join(BUILD, "bench", "corpus-build.log")
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        res = {}
+        for name in ("build", "docker", "tests", "base64", "x"):
+            data = lc.corpus(name, size, BUILD, cache)
+            res[name] = {}
+            for level in (1, 6, 9):
+                z, c_cpu, _ = lc.compress(data, level)
+                d_cpu = lc.decompress_cpu(z, size)
+                mb = size / 1e6
+                r = {"ratio": size / len(z), "compress_mb_s": mb / c_cpu,
+                     "inflate_mb_s": mb / d_cpu, "core_pct_per_mb_s": 100.0 * c_cpu / mb}
+                res[name][level] = r
+                real = name in ("build", "docker", "tests")
+                ok = r["ratio"] >= 3 and r["core_pct_per_mb_s"] <= 2.0
+                self.row("12", "zlib -%d, %s log (%d MiB): size ratio" % (level, name, ZLIB_MIB),
+                         r["ratio"], "x smaller", None, "", None, "",
+                         ">= 3x at <= 2 % of a core per MB/s" if real else "(report)",
+                         ok if real else None,
+                         note="compress %.0f MB/s = %.2f %% of a core per MB/s logged; "
+                              "inflate %.0f MB/s" % (r["compress_mb_s"], r["core_pct_per_mb_s"],
+                                                    r["inflate_mb_s"]))
+            del data
+        serve = {}
+        # Level 1: the one at which all three realistic corpora meet the
+        # disk and CPU criteria (docs/benchmarks.md, part 12).
+        SERVE_LEVEL = 1
+        big = ZLIB_SERVE_MIB << 20
+        want = 1 << 20
+        d = tempfile.mkdtemp(prefix="wf-bench-zlib-", dir="/dev/shm")
+        try:
+            for name in ("tests", "build"):
+                data = lc.corpus(name, big, BUILD, cache)
+                plain = os.path.join(d, "plain")
+                with open(plain, "wb") as f:
+                    f.write(data)
+                z, c_cpu, _ = lc.compress(data, SERVE_LEVEL)
+                zs = os.path.join(d, "stream.gz")
+                with open(zs, "wb") as f:
+                    f.write(z)
+                zb, cb_cpu, index = lc.compress(data, SERVE_LEVEL, block=1 << 20)
+                zbp = os.path.join(d, "blocked.gz")
+                with open(zbp, "wb") as f:
+                    f.write(zb)
+                tail = data[big - want:]
+                del data
+                t_plain, t_stream, t_block = [], [], []
+                for _ in range(3):
+                    for fn, out in ((lambda: lc.serve_plain(plain, big - want, want), t_plain),
+                                    (lambda: lc.serve_stream(zs, big - want, want), t_stream),
+                                    (lambda: lc.serve_blocked(zbp, index, big - want, want),
+                                     t_block)):
+                        dt, got = fn()
+                        if got != tail:
+                            raise PartError("serving the last MiB of %s gave other bytes" % name)
+                        out.append(dt)
+                serve[name] = {"stream_ratio": big / len(z), "blocked_ratio": big / len(zb),
+                               "stream_compress_cpu_s": c_cpu, "blocked_compress_cpu_s": cb_cpu,
+                               "plain_s": t_plain, "stream_s": t_stream, "blocked_s": t_block,
+                               "index_entries": len(index)}
+                for f in (plain, zs, zbp):
+                    os.unlink(f)
+                p, s, b = median(t_plain), median(t_stream), median(t_block)
+                self.row("12", "last 1 MiB of a %d MiB %s log, one gzip stream (-%d)"
+                         % (ZLIB_SERVE_MIB, name, SERVE_LEVEL), ms(s), "ms", ms(p), "plain file: open + pread",
+                         s / p, "x plain", "<= 50 ms at any offset", ms(s) <= 50,
+                         note="inflates the whole file first; %.1fx smaller" % (big / len(z)))
+                self.row("12", "last 1 MiB of a %d MiB %s log, 1 MiB blocks (full flush + index, -%d)"
+                         % (ZLIB_SERVE_MIB, name, SERVE_LEVEL), ms(b), "ms", ms(p), "plain file: open + pread",
+                         b / p, "x plain", "<= 50 ms at any offset", ms(b) <= 50,
+                         note="%.1fx smaller (one stream: %.1fx); %d index entries"
+                              % (big / len(zb), big / len(z), len(index)))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        self.details["12"] = {"mib": ZLIB_MIB, "zlib": lc.zlib.ZLIB_RUNTIME_VERSION,
+                              "levels": res, "serve_mib": ZLIB_SERVE_MIB,
+                              "serve_level": SERVE_LEVEL, "serve": serve}
+
     # ---- part 7: many agents ------------------------------------------------------------------
     def part7(self):
         points = []
@@ -1064,6 +1363,15 @@ def rss_of_mappings(pid, names):
     except OSError:
         pass
     return total
+
+
+def child_cpu(pid):
+    """cutime + cstime of pid: the CPU of the children it has reaped (a
+    LOCAL step's process), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        s = f.read()
+    fields = s[s.rindex(")") + 2:].split()
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK
 
 
 def parse_stamp(s):

@@ -7,8 +7,8 @@
 #   3. runs bench/bench.py: one private etcd on free loopback ports, every
 #      part in turn, a table on stdout and the same as JSON in OUT.json.
 #
-# Never part of `meson test` or CI.  About 5 minutes on 2 busy cores (plus
-# the build); BENCH_QUICK=1 scales every count down (about 1.5 minutes), BENCH_PARTS="1 5"
+# Never part of `meson test` or CI.  About 7 minutes on 2 busy cores (plus
+# the build); BENCH_QUICK=1 scales every count down (about 2 minutes), BENCH_PARTS="1 5"
 # runs only some parts; the other knobs are listed in bench/README.md.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)

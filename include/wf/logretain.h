@@ -15,8 +15,10 @@
  *   3. then removes the day directories that are empty, and the month and
  *      year directories that this leaves empty.
  * A file named in the keep set (the step keys of running and reattachable
- * steps) is never removed; it still counts toward max_bytes, so a pass can
- * end above the limit (bytes_kept says so).  A file whose inode or mtime
+ * steps) is never removed, and neither by size is a file modified within a
+ * second of now_ms or later (a step claimed after the keep set was taken);
+ * they still count toward max_bytes, so a pass can end above the limit
+ * (bytes_kept says so).  A file whose inode or mtime
  * changed between the walk and its removal (a step run again rewrote it) is
  * kept.  The directories of the dates around now_ms (the day before to the
  * day after, local time, and their months and years) are never removed,

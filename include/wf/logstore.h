@@ -106,4 +106,11 @@ uint64_t wf_logfile_bytes(const wf_logfile_t *f);
 /* Bytes written to disk by every logfile of this process (for /metrics). */
 uint64_t wf_logstore_bytes_total(void);
 
+/* 1 while step output is being written: a pull job is on the threadpool or
+ * a write completed less than window_ms ago (loop time).  Readers of logs
+ * (the --listen endpoint) yield to writers while it says so, so that
+ * serving a log never takes the disk, the threadpool or the CPU from the
+ * steps writing theirs. */
+int wf_logstore_hot(uv_loop_t *loop, uint64_t window_ms);
+
 #endif

@@ -725,9 +725,27 @@ static int check_etcd_tls(loader_t *l, wf_config_t *cfg) {
 
 /* ---- --listen's TLS and token ------------------------------------------------------- */
 
+static int etcd_url_ok(const char *s, size_t n, char **out);
+
 /* The files are read at start; each must be there now, and none may be
- * given without the listener that uses it. */
+ * given without the listener that uses it.  An --address that is a URL is
+ * published as the endpoint (docs/protocol.md §6.1): it must be one that
+ * wfctl can use. */
 static int check_listen_files(loader_t *l, wf_config_t *cfg) {
+  const char *a = cfg->node.address;
+  char *norm = NULL;
+  if (a && strstr(a, "://")) {
+    if (!etcd_url_ok(a, strlen(a), &norm)) {
+      size_t k = (size_t)(find_opt("address", 7) - opts);
+      char asrc[512];
+      source_name(l, &opts[k], l->slot[k].src, asrc, sizeof asrc);
+      snprintf(l->err, l->errlen,
+               "%s \"%.200s\": a URL must be http://HOST:PORT or https://HOST:PORT (it is "
+               "published as the node's endpoint)", asrc, a);
+      return -1;
+    }
+    free(norm);
+  }
   static const char *const names[] = {"listen-token-file", "listen-cert", "listen-key",
                                       "listen-client-ca"};
   char *const vals[] = {cfg->node.listen_token_file, cfg->node.listen_cert,

@@ -368,6 +368,10 @@ static void on_open(uv_fs_t *req) {
  * on_pull_done; never a threadpool function), and the process has one loop,
  * so no lock is needed. */
 static uint64_t bytes_total;
+/* For wf_logstore_hot(): pull jobs on the threadpool now, and the loop time
+ * of the last write that completed (same single-loop reasoning). */
+static unsigned pulls_running;
+static uint64_t last_write_ms;
 
 static void on_write(uv_fs_t *req) {
   wf_logfile_t *f = req->data;
@@ -382,6 +386,7 @@ static void on_write(uv_fs_t *req) {
     size_t done = (size_t)r;
     f->written += done;
     bytes_total += done;  /* metrics */
+    last_write_ms = uv_now(f->loop);
     f->queued -= done;
     /* A short write leaves the rest of an entry queued, with off advanced;
      * the next write resumes exactly there. */
@@ -518,6 +523,8 @@ static void on_pull_done(uv_work_t *w, int status) {
   f->pl_cb = NULL;
   f->written += f->pl_moved;
   bytes_total += f->pl_moved;  /* metrics */
+  pulls_running--;
+  if (f->pl_moved) last_write_ms = uv_now(f->loop);
   if (f->pl_file_err) fail(f, f->pl_file_err);
   cb(f, f->pl_moved, status < 0 ? status : f->pl_status, data);
   pump(f);
@@ -529,6 +536,7 @@ static void start_pull(wf_logfile_t *f) {
   f->pl_file_err = 0;
   f->pl_moved = 0;
   f->busy = 1;
+  pulls_running++;
   r = uv_queue_work(f->loop, &f->work, pull_work, on_pull_done);
   if (r < 0) {
     /* Cannot happen (only for a NULL work_cb); report it as the pipe's. */
@@ -690,3 +698,7 @@ uint64_t wf_logfile_bytes(const wf_logfile_t *f) {
 }
 
 uint64_t wf_logstore_bytes_total(void) { return bytes_total; }
+
+int wf_logstore_hot(uv_loop_t *loop, uint64_t window_ms) {
+  return pulls_running > 0 || (last_write_ms && uv_now(loop) - last_write_ms < window_ms);
+}

@@ -196,6 +196,10 @@ static void take_file(pass_t *p, int dfd, const char *day, const char *name) {
   p->res.files_kept++;
   p->total_bytes += size;
   if (keep || p->max_bytes == 0 || !room(p)) return;
+  /* Written at or after the moment the keep set was taken (less a second
+   * for clock granularity): a step claimed since then, absent from the
+   * keep set, may be writing it.  Never a candidate for removal by size. */
+  if (mtime_ms(&st) >= p->now_ms - 1000) return;
   if (p->nents == p->capents) {
     p->capents = p->capents ? p->capents * 2 : 1024;
     p->ents = wf_realloc(p->ents, p->capents * sizeof *p->ents);

@@ -81,11 +81,12 @@ typedef struct wf__node_retain_figures_s {
 } wf__node_retain_figures_t;
 
 /* Starts the schedule: the first pass once wf_engine_recovered(), then one
- * an hour.  dir is copied; engine is borrowed (close this before it). */
-wf__node_retain_t *wf__node_retain_start(uv_loop_t *loop, wf_engine_t *engine, const char *dir,
+ * an hour.  dir is copied; engine is borrowed (close this before it).
+ * Both limits 0: created paused. */
+wf__node_retain_t *wf__node_retain_create(uv_loop_t *loop, wf_engine_t *engine, const char *dir,
                                          int64_t max_age_ms, uint64_t max_bytes);
 /* New limits (SIGHUP): a pass with them runs now (after the pass running,
- * if any; before recovery is over, once it is). */
+ * if any; before recovery is over, once it is).  Both 0 pause the passes. */
 void wf__node_retain_set(wf__node_retain_t *r, int64_t max_age_ms, uint64_t max_bytes);
 void wf__node_retain_figures(const wf__node_retain_t *r, wf__node_retain_figures_t *out);
 /* No pass starts after this; a pass on the threadpool ends first (the loop

@@ -19,6 +19,10 @@
  *           node's, and where is its log?)
  *   OPEN    uv_fs_open, then STAT (uv_fs_fstat: size, mtime for the ETag)
  *   TAIL    reading back from the end to find where the last N lines start
+ *   YIELD   a read waits because steps are writing their logs right now:
+ *           serving logs never competes with writing them (a follower of
+ *           a step that prints fast falls behind and catches up after)
+ *   QUEUED  a read waits for one of the MAX_READS threadpool slots
  *   READ    a uv_fs_read is out
  *   WRITE   a piece (or the head) is out to the client; on_drain goes on
  *   WAIT    at the end of a followed, running step's file: the poll timer
@@ -41,9 +45,23 @@
 
 #define PIECE (64 * 1024)
 #define FOLLOW_POLL_MS 100
+/* Reads yield to step output being written (wf_logstore_hot): while some
+ * log was written less than HOT_WINDOW_MS ago, a reader waits YIELD_MS at a
+ * time, but reads at least once every FLOOR_MS (64 KiB / 50 ms: about
+ * 1.3 MB/s each), so that it never starves behind a step that prints for
+ * hours. */
+#define HOT_WINDOW_MS 20
+/* Reads on the threadpool at once, for all followers: the pool is shared
+ * with the log store's writes and pull jobs, which would otherwise wait in
+ * its queue behind 64 followers' reads. */
+#define MAX_READS 2
+#define YIELD_MS 25
+#define FLOOR_MS 250
 #define MAX_TAIL_LINES 100000
 
-enum fstate { F_LOOKUP, F_OPEN, F_STAT, F_TAIL, F_READ, F_WRITE, F_WAIT, F_END };
+enum fstate {
+  F_LOOKUP, F_OPEN, F_STAT, F_TAIL, F_YIELD, F_QUEUED, F_READ, F_WRITE, F_WAIT, F_END
+};
 
 typedef struct follower_s follower_t;
 
@@ -57,6 +75,8 @@ struct wf__logserve_s {
   unsigned max_followers;
   unsigned followers;       /* follow=1 streams open */
   unsigned alive;           /* follower_t not yet freed */
+  unsigned reads;           /* follower reads on the threadpool (<= MAX_READS) */
+  follower_t *qhead, *qtail; /* followers waiting for a read slot, in order */
   int closing;
   wf__logserve_stats_t stats;
 };
@@ -85,12 +105,45 @@ struct follower_s {
   uint64_t pos;             /* next byte to read */
   uint64_t end;             /* snapshot: read up to here; follow: unused */
   uint64_t scan;            /* TAIL: bytes before this are still to scan */
+  uint64_t last_read_ms;    /* loop time of the last read (the yield floor) */
+  int holds_slot;           /* its READ counts in ls->reads */
+  follower_t *qnext;        /* in ls's slot queue (state QUEUED) */
   long lines;               /* TAIL: newlines still to find */
   char buf[PIECE];
 };
 
 static void step(follower_t *f);
 static void f_read(follower_t *f);
+
+/* ---- read slots ----------------------------------------------------------------------------- */
+
+static void q_remove(follower_t *f) {
+  wf__logserve_t *ls = f->ls;
+  follower_t **pp = &ls->qhead, *prev = NULL;
+  while (*pp && *pp != f) {
+    prev = *pp;
+    pp = &(*pp)->qnext;
+  }
+  if (!*pp) return;
+  *pp = f->qnext;
+  if (ls->qtail == f) ls->qtail = prev;
+  f->qnext = NULL;
+}
+
+/* A read ended: its slot goes to the followers waiting, in order. */
+static void release_slot(follower_t *f) {
+  wf__logserve_t *ls = f->ls;
+  if (!f->holds_slot) return;
+  f->holds_slot = 0;
+  ls->reads--;
+  while (ls->reads < MAX_READS && ls->qhead) {
+    follower_t *next = ls->qhead;
+    ls->qhead = next->qnext;
+    if (!ls->qhead) ls->qtail = NULL;
+    next->qnext = NULL;
+    f_read(next);
+  }
+}
 
 /* ---- the request's target ------------------------------------------------------------------- */
 
@@ -198,7 +251,7 @@ int wf__logserve_range(const char *h, uint64_t size, uint64_t *start, uint64_t *
   if (dash[1] && parse_count(dash + 1, strlen(dash + 1), INT64_MAX / 2, &b) != 0) return 0;
   if (a < 0 && b < 0) return 0;
   if (a < 0) {  /* suffix: the last b bytes */
-    if (b == 0) return -1;
+    if (b == 0 || size == 0) return -1;
     *start = (uint64_t)b >= size ? 0 : size - (uint64_t)b;
     *end = size;
   } else {
@@ -258,6 +311,7 @@ static void on_stream_close(wf_httpd_stream_t *st, int completed, void *data) {
   (void)st;
   f->closed = 1;
   f->st = NULL;
+  if (f->state == F_QUEUED) q_remove(f);
   if (f->follow) f->ls->followers--;
   if (!completed) f->ls->stats.aborted++;
   uv_timer_stop(&f->timer);
@@ -427,7 +481,10 @@ static void f_head(follower_t *f) {
   uint64_t start = 0, end = f->size;
   int status = 200;
   hdr[0] = '\0';
-  if (f->offset >= 0) start = (uint64_t)f->offset > f->size ? f->size : (uint64_t)f->offset;
+  /* A snapshot stops at the size it has; a follower may start past it (a
+   * resume, or a file that is still to be created) and waits there. */
+  if (f->offset >= 0)
+    start = f->follow || (uint64_t)f->offset <= f->size ? (uint64_t)f->offset : f->size;
   if (f->tail >= 0) start = f->pos;  /* found by TAIL */
   if (f->follow) {
     f->pos = start;
@@ -503,6 +560,7 @@ static void on_read(uv_fs_t *r) {
   ssize_t n = r->result;
   uv_fs_req_cleanup(r);
   f->busy = 0;
+  release_slot(f);
   if (f->closed) {
     maybe_free(f);
     return;
@@ -552,6 +610,24 @@ static void f_read(follower_t *f) {
     step(f);
     return;
   }
+  uint64_t now = uv_now(f->ls->loop);
+  if (wf_logstore_hot(f->ls->loop, HOT_WINDOW_MS) && now - f->last_read_ms < FLOOR_MS) {
+    f->state = F_YIELD;
+    step(f);
+    return;
+  }
+  wf__logserve_t *ls = f->ls;
+  if (ls->reads >= MAX_READS) {
+    f->state = F_QUEUED;
+    f->qnext = NULL;
+    if (ls->qtail) ls->qtail->qnext = f;
+    else ls->qhead = f;
+    ls->qtail = f;
+    return;
+  }
+  ls->reads++;
+  f->holds_slot = 1;
+  f->last_read_ms = now;
   /* Whether the job is alive is taken before the read, so that a read that
    * finds nothing after it ended has seen the whole file. */
   f->live = f->follow && wf_engine_step_log(f->ls->engine, f->key) != NULL;
@@ -561,8 +637,15 @@ static void f_read(follower_t *f) {
   uv_buf_t b = uv_buf_init(f->buf, (unsigned)want);
   if (uv_fs_read(f->ls->loop, &f->req, f->fd, &b, 1, (int64_t)f->pos, on_read) != 0) {
     f->busy = 0;
+    release_slot(f);
     give_up(f, "read", UV_EIO);
   }
+}
+
+static void on_yield(uv_timer_t *t) {
+  follower_t *f = t->data;
+  if (f->closed || f->state != F_YIELD) return;
+  f_read(f);
 }
 
 static void on_poll(uv_timer_t *t) {
@@ -589,6 +672,7 @@ static void step(follower_t *f) {
   switch (f->state) {
     case F_LOOKUP:
     case F_OPEN:
+    case F_QUEUED:
     case F_READ:
     case F_END:
       /* An answer is awaited; its callback moves on. */
@@ -629,6 +713,9 @@ static void step(follower_t *f) {
     }
     case F_WRITE:
       f_read(f);
+      break;
+    case F_YIELD:
+      uv_timer_start(&f->timer, on_yield, YIELD_MS, 0);
       break;
     case F_WAIT:
       uv_timer_start(&f->timer, on_poll, FOLLOW_POLL_MS, 0);

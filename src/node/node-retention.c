@@ -4,9 +4,15 @@
  * src/logstore/retention.c).  The first pass waits for restart recovery to
  * be over, so that a step left RUNNING by the last process is a job again
  * before its log can be judged; then one pass an hour.  The keep set of
- * each pass is the engine's jobs at that moment: a running step's log, and
- * a reattached one's, are never removed.  Passes never overlap.  New limits
- * (SIGHUP) run a pass at once, after the one running if any.
+ * each pass is the engine's jobs at that moment (a step claimed later is
+ * protected by the pass itself: it never removes by size a file written
+ * after the keep set was taken).  Passes never overlap; new limits
+ * (SIGHUP) run a pass at once, after the one running if any; both limits
+ * 0 pause the schedule.
+ *
+ *   IDLE     the timer is armed for the next pass (or paused: limits 0)
+ *   RUNNING  a pass is on the threadpool; `again` asks for one more after it
+ *   CLOSING  no pass starts; freed once the pass (if any) and the timer end
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +24,8 @@
 #define RECOVERY_POLL_MS 1000
 #define PERIOD_MS (3600 * 1000)
 
+enum rstate { R_IDLE, R_RUNNING, R_CLOSING };
+
 struct wf__node_retain_s {
   uv_loop_t *loop;
   wf_engine_t *engine;
@@ -25,15 +33,17 @@ struct wf__node_retain_s {
   int64_t max_age_ms;
   uint64_t max_bytes;
   uv_timer_t timer;
-  int running;              /* a pass is on the threadpool */
-  int again;                /* a pass was asked for while one ran */
-  int closing;              /* freed when the pass and the timer are done */
+  enum rstate state;
+  int again;                /* RUNNING: a pass was asked for meanwhile */
+  int pass_out;             /* CLOSING: the pass's callback is still due */
   int timer_closed;
   wf__node_retain_figures_t fig;
 };
 
+static void on_timer(uv_timer_t *t);
+
 static void maybe_free(wf__node_retain_t *r) {
-  if (!r->closing || r->running || !r->timer_closed) return;
+  if (r->state != R_CLOSING || r->pass_out || !r->timer_closed) return;
   free(r->dir);
   free(r);
 }
@@ -44,22 +54,7 @@ static void on_timer_closed(uv_handle_t *h) {
   maybe_free(r);
 }
 
-static void on_timer(uv_timer_t *t);
-
-static void on_pass(const wf_logretain_result_t *res, void *data) {
-  wf__node_retain_t *r = data;
-  r->running = 0;
-  r->fig.passes++;
-  if (r->again && !r->closing) {
-    r->again = 0;
-    uv_timer_start(&r->timer, on_timer, 0, 0);
-  }
-  r->fig.files_removed += res->files_removed;
-  r->fig.bytes_removed += res->bytes_removed;
-  r->fig.dirs_removed += res->dirs_removed;
-  r->fig.errors += res->errors;
-  r->fig.files_kept = res->files_kept;
-  r->fig.bytes_kept = res->bytes_kept;
+static void report(const wf__node_retain_t *r, const wf_logretain_result_t *res) {
   if (res->files_removed || res->dirs_removed)
     wf_info(NULL, "log retention: removed %llu logs (%llu bytes) and %llu empty directories; "
             "kept %llu logs (%llu bytes)", (unsigned long long)res->files_removed,
@@ -69,15 +64,51 @@ static void on_pass(const wf_logretain_result_t *res, void *data) {
     wf_warn(NULL, "log retention: %llu errors; the first: %s", (unsigned long long)res->errors,
             res->error ? res->error : "?");
   if (r->max_bytes && res->bytes_kept > r->max_bytes)
-    wf_warn(NULL, "log retention: %llu bytes kept, over --log-max-bytes %llu (running steps' "
-            "logs are never removed)", (unsigned long long)res->bytes_kept,
-            (unsigned long long)r->max_bytes);
-  maybe_free(r);
+    wf_warn(NULL, "log retention: %llu bytes kept, over --log-max-bytes %llu (the logs of "
+            "running steps and of steps just started are never removed)",
+            (unsigned long long)res->bytes_kept, (unsigned long long)r->max_bytes);
+}
+
+static void on_pass(const wf_logretain_result_t *res, void *data) {
+  wf__node_retain_t *r = data;
+  r->fig.passes++;
+  r->fig.files_removed += res->files_removed;
+  r->fig.bytes_removed += res->bytes_removed;
+  r->fig.dirs_removed += res->dirs_removed;
+  r->fig.errors += res->errors;
+  r->fig.files_kept = res->files_kept;
+  r->fig.bytes_kept = res->bytes_kept;
+  switch (r->state) {
+    case R_RUNNING:
+      report(r, res);
+      r->state = R_IDLE;
+      if (r->again) {
+        r->again = 0;
+        uv_timer_start(&r->timer, on_timer, 0, 0);
+      }
+      break;
+    case R_CLOSING:
+      r->pass_out = 0;
+      maybe_free(r);
+      break;
+    case R_IDLE:
+      break;  /* cannot happen: a pass is out only in RUNNING or CLOSING */
+  }
 }
 
 static void on_timer(uv_timer_t *t) {
   wf__node_retain_t *r = t->data;
-  if (r->closing || r->running) return;
+  switch (r->state) {
+    case R_RUNNING:
+      /* A pass longer than the period: one more right after it. */
+      r->again = 1;
+      return;
+    case R_CLOSING:
+      return;
+    case R_IDLE:
+      break;
+  }
+  if (!r->max_age_ms && !r->max_bytes) return;  /* paused */
   if (!wf_engine_recovered(r->engine)) {
     uv_timer_start(&r->timer, on_timer, RECOVERY_POLL_MS, 0);
     return;
@@ -93,19 +124,20 @@ static void on_timer(uv_timer_t *t) {
                            .nkeep = n};
   int rc = wf_logretain_run(r->loop, &o, on_pass, r);
   wf_strv_free(keep);
-  if (rc == 0) r->running = 1;
+  if (rc == 0) r->state = R_RUNNING;
   else wf_warn(NULL, "log retention: cannot start a pass: %s", uv_strerror(rc));
   uv_timer_start(&r->timer, on_timer, PERIOD_MS, 0);
 }
 
-wf__node_retain_t *wf__node_retain_start(uv_loop_t *loop, wf_engine_t *engine, const char *dir,
-                                         int64_t max_age_ms, uint64_t max_bytes) {
+wf__node_retain_t *wf__node_retain_create(uv_loop_t *loop, wf_engine_t *engine, const char *dir,
+                                          int64_t max_age_ms, uint64_t max_bytes) {
   wf__node_retain_t *r = wf_calloc(1, sizeof *r);
   r->loop = loop;
   r->engine = engine;
   r->dir = wf_strdup(dir);
   r->max_age_ms = max_age_ms;
   r->max_bytes = max_bytes;
+  r->state = R_IDLE;
   uv_timer_init(loop, &r->timer);
   r->timer.data = r;
   uv_timer_start(&r->timer, on_timer, 0, 0);
@@ -113,12 +145,20 @@ wf__node_retain_t *wf__node_retain_start(uv_loop_t *loop, wf_engine_t *engine, c
 }
 
 void wf__node_retain_set(wf__node_retain_t *r, int64_t max_age_ms, uint64_t max_bytes) {
-  if (!r || r->closing) return;
+  if (!r) return;
   r->max_age_ms = max_age_ms;
   r->max_bytes = max_bytes;
-  /* An operator who changed the limits wants to see them applied now. */
-  if (r->running) r->again = 1;
-  else uv_timer_start(&r->timer, on_timer, 0, 0);
+  switch (r->state) {
+    case R_RUNNING:
+      r->again = 1;
+      break;
+    case R_IDLE:
+      /* An operator who changed the limits wants to see them applied now. */
+      uv_timer_start(&r->timer, on_timer, 0, 0);
+      break;
+    case R_CLOSING:
+      break;
+  }
 }
 
 void wf__node_retain_figures(const wf__node_retain_t *r, wf__node_retain_figures_t *out) {
@@ -127,7 +167,8 @@ void wf__node_retain_figures(const wf__node_retain_t *r, wf__node_retain_figures
 }
 
 void wf__node_retain_close(wf__node_retain_t *r) {
-  if (!r || r->closing) return;
-  r->closing = 1;
+  if (!r || r->state == R_CLOSING) return;
+  r->pass_out = r->state == R_RUNNING;
+  r->state = R_CLOSING;
   uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }

@@ -334,11 +334,12 @@ static int read_token(node_t *n) {
     wf_error(NULL, "--listen-token-file %s: %s", file, strerror(errno));
     return -1;
   }
-  char buf[4096];
+  char buf[4098];  /* 4095 bytes, and a CRLF, and one to see that there is more */
   size_t len = fread(buf, 1, sizeof buf, fp);
   int toolong = len == sizeof buf;
   fclose(fp);
   while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
+  if (len > 4095) toolong = 1;
   if (toolong || len == 0 || memchr(buf, '\n', len)) {
     wf_error(NULL, "--listen-token-file %s: %s", file,
              toolong ? "longer than 4095 bytes" : len ? "more than one line" : "empty");
@@ -576,15 +577,12 @@ static void reload_apply(node_t *n, reload_t *r) {
   r->actions = NULL;
   n->drain_timeout = c->drain_timeout;
   n->stop_grace = c->stop_grace;
-  /* Retention limits apply from the next pass; turning it on starts the
-   * schedule, turning both off stops it. */
-  if (n->retain && !c->log_retention_ms && !c->log_max_bytes) {
-    wf__node_retain_close(n->retain);
-    n->retain = NULL;
-  } else if (n->retain) {
+  /* New retention limits run a pass now; both 0 pause the schedule (the
+   * object stays, so that two passes can never overlap). */
+  if (n->retain) {
     wf__node_retain_set(n->retain, c->log_retention_ms, c->log_max_bytes);
   } else if (c->log_retention_ms || c->log_max_bytes) {
-    n->retain = wf__node_retain_start(&n->loop, n->engine, n->cfg->log_dir, c->log_retention_ms,
+    n->retain = wf__node_retain_create(&n->loop, n->engine, n->cfg->log_dir, c->log_retention_ms,
                                       c->log_max_bytes);
   }
   wf_info(NULL, "SIGHUP: configuration reloaded: max parallel %u, step timeout %u s, stop grace "
@@ -760,7 +758,7 @@ int wf_node_run(const wf_node_opts_t *cfg, const wf_node_reload_t *reload) {
     reg_grant(&n);
     wf_engine_start(n.engine);
     if (cfg->log_retention_ms || cfg->log_max_bytes)
-      n.retain = wf__node_retain_start(&n.loop, n.engine, cfg->log_dir, cfg->log_retention_ms,
+      n.retain = wf__node_retain_create(&n.loop, n.engine, cfg->log_dir, cfg->log_retention_ms,
                                        cfg->log_max_bytes);
   }
 

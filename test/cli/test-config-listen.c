@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wf-test.h"
 #include "wf/config.h"
@@ -69,6 +70,60 @@ static void test_listen_config(void) {
   wf_config_finish(&cfg);
 }
 
-static const wf_test_t tests[] = {WF_TEST(listen_config)};
+/* One load of argv (NULL-terminated); returns the result, err filled. */
+static enum wf_config_result load_args(wf_config_t *cfg, char *err, size_t errlen, char **argv) {
+  int argc = 0;
+  while (argv[argc]) argc++;
+  char *env0[] = {NULL};
+  return wf_config_load(cfg, argc, argv, env0, err, errlen);
+}
+
+/* --listen's token, TLS files, follower bound and an --address URL: each
+ * needs what it works with, a missing file is named, and an --address
+ * URL must be one wfctl can use as the endpoint. */
+static void test_listen_files(void) {
+  wf_config_t cfg;
+  char err[512];
+  char path[] = "/tmp/wf-test-listen-file-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT(fd >= 0);
+  close(fd);
+  struct {
+    const char *args[10];
+    const char *want; /* NULL: accepted */
+  } cases[] = {
+      {{"--listen-token-file", path}, "--listen-token-file"},
+      {{"--listen", "127.0.0.1:9464", "--listen-token-file", "/nonexistent/t"}, "no such file"},
+      {{"--listen", "127.0.0.1:9464", "--listen-token-file", path}, NULL},
+      {{"--listen", "127.0.0.1:9464", "--listen-cert", path}, "needs --listen-key"},
+      {{"--listen", "127.0.0.1:9464", "--listen-key", path}, "needs --listen-cert"},
+      {{"--listen", "127.0.0.1:9464", "--listen-client-ca", path}, "needs --listen-cert"},
+      {{"--listen", "127.0.0.1:9464", "--listen-cert", path, "--listen-key", path,
+        "--listen-client-ca", path}, NULL},
+      {{"--listen", "127.0.0.1:9464", "--listen-max-followers", "0"}, "--listen-max-followers"},
+      {{"--listen", "127.0.0.1:9464", "--listen-max-followers", "10001"}, "10001"},
+      {{"--address", "https://build-01.example"}, "a URL must be"},
+      {{"--address", "ftp://build-01.example:21"}, "a URL must be"},
+      {{"--address", "https://build-01.example:9464/"}, NULL},
+      {{"--address", "build-01.example"}, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *argv[16] = {"workflow-node", "--name", "n1"};
+    int n = 3;
+    for (int k = 0; cases[i].args[k]; k++) argv[n++] = (char *)cases[i].args[k];
+    argv[n] = NULL;
+    enum wf_config_result r = load_args(&cfg, err, sizeof err, argv);
+    if (cases[i].want) {
+      if (r != WF_CONFIG_BAD || !strstr(err, cases[i].want))
+        WF_FAIL("case %zu: result %d, error \"%s\" (want \"%s\")", i, (int)r, err, cases[i].want);
+    } else if (r != WF_CONFIG_OK) {
+      WF_FAIL("case %zu refused: %s", i, err);
+    }
+    wf_config_finish(&cfg);
+  }
+  remove(path);
+}
+
+static const wf_test_t tests[] = {WF_TEST(listen_config), WF_TEST(listen_files)};
 
 int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

@@ -22,9 +22,12 @@
  * The state machine (enum wf__remote_state in wfctl-internal.h):
  *
  *   OFF -> RESOLVE -> STREAM -> DONE                      (all of it)
- *                       |-> EOF -> DONE                   (follow: etcd says complete)
- *                       |    `--> RESOLVE                 (still running: ask again)
- *                       `-> WAIT -> RESOLVE               (dropped, 5xx)
+ *           |  |         |-> EOF -> DONE                  (follow: etcd says complete)
+ *           |  |         |    `--> RESOLVE                (still running: ask again)
+ *           |  |         `-> WAIT -> RESOLVE              (dropped, 5xx)
+ *           |  `-> WAIT                                   (etcd error reading the record)
+ *           `-> OFF                                       (no endpoint, and the file
+ *                                                          appeared here: read it here)
  *   any -> FAILED                                         (reported)
  *
  * One timer, armed only while waiting: the backoff in WAIT, etcd's lag in
@@ -54,8 +57,10 @@
 /* After a follow stream ended: how long etcd gets to say the step is
  * complete before the node is asked again. */
 #define EOF_WAIT_MS 2000
-/* Once etcd says the step is complete, its stream should end; one still
- * open after this is dropped and asked again from its offset. */
+/* Once etcd says the step is complete, its stream should end; one that
+ * then goes this long without a byte is dropped and asked again from its
+ * offset (a long rest of a log still coming is not cut: each byte re-arms
+ * it). */
 #define END_GRACE_MS 5000
 /* Without follow: an answer silent for this long fails the attempt. */
 #define READ_TIMEOUT_MS 30000
@@ -153,6 +158,7 @@ static void on_data(wf_http_req_t *req, const char *p, size_t n, void *data) {
   fflush(stdout);
   c->r_off += (int64_t)n;
   c->r_att_bytes += (int64_t)n;
+  if (c->r_follow && c->r_complete && c->rstate == REMOTE_STREAM) timer_arm(c, END_GRACE_MS);
 }
 
 static void on_done(wf_http_req_t *req, int err, int status, const char *body, size_t len,
