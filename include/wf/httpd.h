@@ -1,6 +1,6 @@
 /*
  * httpd: a small HTTP/1.1 server on libuv + llhttp for the agent's own
- * endpoints (/healthz, /readyz, /metrics).  It knows nothing of those paths:
+ * endpoints (/healthz, /readyz, /metrics, step logs).  It knows nothing of those paths:
  * a handler maps a path to a status and a body.
  *
  * It serves GET and HEAD only, one request per connection (every response

@@ -19,7 +19,8 @@
  * three client files work on (a connection and its request); each field says
  * which file owns it where that is not client.c.  Functions named wf__http_*
  * cross files; everything else in them is static.  tls-internal.h stays the
- * interface of tls.c and tls-dl.c.
+ * interface of tls.c and tls-dl.c.  The server (server.c) shares nothing
+ * with the client but the port parser and one test seam at the end.
  */
 #ifndef WF_HTTP_INTERNAL_H
 #define WF_HTTP_INTERNAL_H
@@ -33,6 +34,7 @@
 
 #include "tls-internal.h"
 #include "wf/http.h"
+#include "wf/httpd.h"
 #include "wf/util.h"
 
 /* Plaintext read buffer of a connection: what llhttp parses. */
@@ -310,5 +312,16 @@ int wf__http_tls_send(wf__http_conn_t *conn, const char *p, size_t n);
 /* Best-effort close_notify before conn closes in good health; sends now or
  * never (uv_try_write).  A no-op for plain connections and failed sessions. */
 void wf__http_tls_close_notify(wf__http_conn_t *conn);
+
+/* ---- the server's test seam (server.c) ------------------------------------------ */
+/* Serves a connection on fd, a connected stream socket (a TCP socket, or one
+ * end of socketpair(AF_UNIX, SOCK_STREAM)), exactly as one the listener
+ * accepted: the same conn, deadline, parser, handler and writes.  For
+ * test/fuzz/fuzz-http-request.c, which feeds each input through a
+ * socketpair: no port and no TIME_WAIT per input, and it knows the server's
+ * end (to see that the server has read every byte).  fd is the server's
+ * from the call on, also on failure (then closed).  0, UV_EBUSY (closing,
+ * or max_conns open), UV_EINVAL (no s), or uv_tcp_open's error. */
+int wf__httpd_adopt(wf_httpd_t *s, uv_os_sock_t fd);
 
 #endif

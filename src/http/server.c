@@ -1,6 +1,11 @@
 /*
  * server: the agent's HTTP/1.1 server (see include/wf/httpd.h).
  *
+ * One file of about 950 lines (over the house's 900, rule 1, on purpose):
+ * a connection's one state machine, whose reading, answering, streaming
+ * and TLS paths all move the same conn_t through the same states; split
+ * apart, each part would need the others' transitions.
+ *
  * One conn_t per accepted connection, with its uv_tcp_t and one uv_timer_t
  * (the deadline) embedded; it is freed in the close callback of whichever
  * of the two closes last.  A connection goes through
@@ -35,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http-internal.h"
 
@@ -62,6 +68,7 @@ struct wf_httpd_stream_s {
   int head_sent;
   int chunked;
   int ended;                /* wf_httpd_stream_end() called */
+  int last_sent;            /* the last chunk is queued (its write may still be out) */
   int completed;            /* the end went out */
 };
 
@@ -294,6 +301,11 @@ static void finish(conn_t *c) {
     c->shutting = 1;
     wf__tls_shutdown(c->tls);
     c->writing = 1;
+    /* The close_notify is a write the client may not take either, and a
+     * stream has no deadline here (write_done stopped it): without one, a
+     * client that stops reading just after the body holds the connection,
+     * and the producer's on_close, forever. */
+    if (c->state == C_STREAM) uv_timer_start(&c->timer, on_deadline, c->srv->o.stream_stall_ms, 0);
     if (tls_flush(c, 1) != 0) conn_close(c);
     return;
   }
@@ -322,14 +334,24 @@ static void write_done(conn_t *c, int status) {
   uv_timer_stop(&c->timer);
   struct wf_httpd_stream_s *st = &c->st;
   if (st->ended) {
-    if (st->chunked && !st->completed && !c->head_only) {
-      st->completed = 1;
+    /* completed only once the last chunk's write is done: one stuck in a
+     * full socket when the stall deadline, an abort or the client's leaving
+     * closes the connection is no completed response (last_sent says it is
+     * queued). */
+    if (st->chunked && !st->last_sent && !c->head_only) {
+      st->last_sent = 1;
       uv_buf_t b = uv_buf_init((char *)last_chunk, sizeof last_chunk - 1);
       if (conn_send(c, &b, 1) != 0) conn_close(c);
       return;
     }
     st->completed = 1;
     finish(c);
+    return;
+  }
+  /* A follow whose client half-closed before its head went out (see
+   * peer_done): gone too. */
+  if (c->peer_eof && st->chunked) {
+    conn_close(c);
     return;
   }
   if (st->cbs.on_drain) st->cbs.on_drain(st, st->data);
@@ -474,8 +496,10 @@ int wf_httpd_stream_reply(wf_httpd_stream_t *st, int status, const char *body, s
   if (c->writing || st->head_sent) return UV_EBUSY;
   st->head_sent = st->ended = 1;
   st->chunked = 0;
-  char len_line[48];
-  snprintf(len_line, sizeof len_line, "Content-Length: %zu\r\n", len);
+  char len_line[48] = "";
+  /* A 304 has no body, and a Content-Length there would have to be the
+   * full answer's (RFC 9110 §8.6): none is sent. */
+  if (status != 304) snprintf(len_line, sizeof len_line, "Content-Length: %zu\r\n", len);
   wf_buf_init(&c->out, MAX_BODY + 2048);
   int r = print_head(&c->out, status, "text/plain; charset=utf-8", len_line, headers);
   if (r == 0 && !c->head_only && len) r = wf_buf_append(&c->out, body, len);
@@ -519,7 +543,7 @@ void wf_httpd_stream_end(wf_httpd_stream_t *st) {
     return;
   }
   if (st->chunked && !c->head_only) {
-    st->completed = 1;
+    st->last_sent = 1; /* completed when it is written (write_done) */
     uv_buf_t b = uv_buf_init((char *)last_chunk, sizeof last_chunk - 1);
     if (conn_send(c, &b, 1) != 0) conn_close(c);
     return;
@@ -663,10 +687,14 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 static void peer_done(conn_t *c) {
   c->peer_eof = 1;
   uv_read_stop((uv_stream_t *)&c->tcp);
-  /* While writing an answer, let it go out (a client may half-close after
-   * its request).  A stream's client that leaves is gone: its follower must
-   * not hold a slot until the next write fails. */
-  if (c->state != C_WRITE && !(c->state == C_STREAM && c->st.ended)) conn_close(c);
+  /* While writing an answer, let it go out: a client may half-close after
+   * its request (nc -N, socat), and an answer of known length (a stream
+   * before its head, or with Content-Length) ends by itself.  A chunked
+   * stream is a follow that may last for hours: a client that leaves it is
+   * gone, and must not hold a follower's slot until the next write fails. */
+  int keep = c->state == C_WRITE ||
+             (c->state == C_STREAM && (c->st.ended || !c->st.head_sent || !c->st.chunked));
+  if (!keep) conn_close(c);
 }
 
 static void tls_fail(conn_t *c) {
@@ -755,17 +783,9 @@ static void reject(wf_httpd_t *s) {
   uv_close((uv_handle_t *)&r->tcp, on_rejected_closed);
 }
 
-static void on_connection(uv_stream_t *l, int status) {
-  wf_httpd_t *s = l->data;
-  if (status < 0) {
-    wf_debug(NULL, "http server: accept failed: %s", uv_strerror(status));
-    return;
-  }
-  if (s->closing) return;
-  if (s->nconns >= s->o.max_conns) {
-    reject(s);
-    return;
-  }
+/* A connection on a fresh uv_tcp_t, linked and counted; the caller gives it
+ * its socket (uv_accept), then conn_start(). */
+static conn_t *conn_new(wf_httpd_t *s) {
   conn_t *c = wf_calloc(1, sizeof *c);
   c->srv = s;
   uv_tcp_init(s->loop, &c->tcp);
@@ -783,10 +803,12 @@ static void on_connection(uv_stream_t *l, int status) {
   if (c->next) c->next->prev = c;
   s->conns = c;
   s->nconns++;
-  if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
-    conn_close(c);
-    return;
-  }
+  return c;
+}
+
+/* The socket is c's: its TLS session, the deadline, reading. */
+static void conn_start(conn_t *c) {
+  wf_httpd_t *s = c->srv;
   if (s->tls) {
     char err[WF__HTTP_TLS_ERR_LEN];
     c->tls = wf__tls_accept_create(s->tls, err, sizeof err);
@@ -800,6 +822,41 @@ static void on_connection(uv_stream_t *l, int status) {
   uv_tcp_nodelay(&c->tcp, 1);
   uv_timer_start(&c->timer, on_deadline, s->o.timeout_ms, 0);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c);
+}
+
+static void on_connection(uv_stream_t *l, int status) {
+  wf_httpd_t *s = l->data;
+  if (status < 0) {
+    wf_debug(NULL, "http server: accept failed: %s", uv_strerror(status));
+    return;
+  }
+  if (s->closing) return;
+  if (s->nconns >= s->o.max_conns) {
+    reject(s);
+    return;
+  }
+  conn_t *c = conn_new(s);
+  if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c);
+    return;
+  }
+  conn_start(c);
+}
+
+int wf__httpd_adopt(wf_httpd_t *s, uv_os_sock_t fd) {
+  if (!s || s->closing || s->nconns >= s->o.max_conns) {
+    close(fd);
+    return s ? UV_EBUSY : UV_EINVAL;
+  }
+  conn_t *c = conn_new(s);
+  int r = uv_tcp_open(&c->tcp, fd);
+  if (r != 0) {
+    close(fd); /* not the handle's: uv_close below does not close it */
+    conn_close(c);
+    return r;
+  }
+  conn_start(c);
+  return 0;
 }
 
 /* ---- public ---------------------------------------------------------------------------------- */

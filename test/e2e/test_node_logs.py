@@ -161,6 +161,23 @@ def plain_checks(s, port):
     check(st == 200 and body == b"" and h.get("content-length") == str(len(want)),
           "HEAD: %d %r", st, h)
 
+    # a client that half-closes after its request (nc -N) still gets it all
+    k = socket.create_connection(("127.0.0.1", port), timeout=10)
+    k.sendall(("GET /v1/steps/f1/log HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+               % TOKEN).encode())
+    k.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        b = k.recv(65536)
+        if not b:
+            break
+        got += b
+    k.close()
+    check(got.startswith(b"HTTP/1.1 200") and got.endswith(want), "half-closed client got %r",
+          got[:80])
+    st, h, body = request(port, log_path % "f1", dict(auth(), **{"If-None-Match": etag}))
+    check("content-length" not in h, "304 with a Content-Length: %r", h)
+
     # -- offset and tail on the finished log
     st, h, body = request(port, log_path % "f1" + "?offset=100", auth())
     check(st == 200 and body == want[100:], "offset=100: %d %d bytes", st, len(body))

@@ -448,6 +448,57 @@ def main():
     ]
     for name, b0, text in outputs:
         write('outputs', name, bytes([b0]) + text)
+
+    # http-request: [end | small << 2, cut1, cut2, cut3] + the request
+    # (test/fuzz/fuzz-http-request.c).  The handler's answer is the path's
+    # second byte mod 11: /c sync, /d another status, /e Content-Length
+    # stream, /f chunked stream, /g reply later, /h reply now, /i abort now,
+    # /j abort later, /k end before a head, /l end with a write in flight,
+    # /m head and end; the third byte sizes a streamed body.
+    acts = 'cdefghijklm'
+    for i, a in enumerate(acts):
+        req = 'GET /%sx%s HTTP/1.1\r\nHost: 127.0.0.1:9464\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n' % (a, 'abc'[i % 3])
+        write('http-request', 'act-' + a, bytes([i % 4, 0x30, 0x80, 0xd0]) + req.encode())
+    fields = ('GET /cq/v1/steps/ns.p.1.1/log?follow=1&offset=10#frag?no HTTP/1.1\r\n'
+              'Host: node-1:9464\r\nAUTHORIZATION: Bearer one\r\nauthorization: Bearer s3cr3t-t0ken\r\n'
+              'Range: bytes=10-\r\nIf-None-Match: "5f3a-10"\r\nX-Authorization: no\r\n\r\n')
+    long_name = 'Authorization' + 'x' * 52
+    hr = {
+        'fields': (0x00, 0x10, 0x20, 0x30, fields),
+        'fields-dribble': (0x03, 0x05, 0x0b, 0x13, fields),
+        'head-stream-length': (0x00, 0x00, 0x00, 0x00, 'HEAD /ea HTTP/1.1\r\nHost: x\r\n\r\n'),
+        'head-stream-chunked': (0x01, 0x00, 0x00, 0x00, 'HEAD /fb HTTP/1.1\r\n\r\n'),
+        'head-sync': (0x03, 0x00, 0x00, 0x00, 'HEAD /c?x=1 HTTP/1.1\r\n\r\n'),
+        'head-reply': (0x00, 0x00, 0x00, 0x00, 'HEAD /g1 HTTP/1.1\r\n\r\n'),
+        'empty-values': (0x00, 0x40, 0x00, 0x00, 'GET /c HTTP/1.1\r\nRange:\r\nIf-None-Match: "a"\r\nIf-None-Match:\r\n\r\n'),
+        'long-name': (0x00, 0x20, 0x60, 0xa0, 'GET /c HTTP/1.1\r\n%s: Bearer x\r\nRange: bytes=0-1\r\n\r\n' % long_name),
+        'value-1024': (0x00, 0x00, 0x00, 0x00, 'GET /c HTTP/1.1\r\nAuthorization: %s\r\n\r\n' % ('v' * 1024)),
+        'value-1025': (0x01, 0x80, 0x00, 0x00, 'GET /c HTTP/1.1\r\nRange: %s\r\n\r\n' % ('w' * 1025)),
+        'head-over-small': (0x04, 0x00, 0x00, 0x00, 'GET /c HTTP/1.1\r\nX-Pad: %s\r\n\r\n' % ('p' * 300)),
+        'post-405': (0x00, 0x00, 0x00, 0x00, 'POST /c HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello'),
+        'delete-405': (0x03, 0x00, 0x00, 0x00, 'DELETE /c HTTP/1.1\r\n\r\n'),
+        'options-star': (0x00, 0x00, 0x00, 0x00, 'OPTIONS * HTTP/1.1\r\n\r\n'),
+        'get-body': (0x00, 0x30, 0x00, 0x00, 'GET /e HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody'),
+        'get-chunked-body': (0x00, 0x30, 0x50, 0x70, 'GET /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'),
+        'get-body-413': (0x04, 0x00, 0x00, 0x00, 'GET /c HTTP/1.1\r\nContent-Length: 300\r\n\r\n' + 'b' * 300),
+        'incomplete-head': (0x00, 0x00, 0x00, 0x00, 'GET /c HTTP/1.1\r\nHost: x\r\n'),
+        'incomplete-nohalf': (0x03, 0x00, 0x00, 0x00, 'GET /e HTTP/1.1\r\nHost'),
+        'incomplete-body': (0x02, 0x00, 0x00, 0x00, 'GET /c HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc'),
+        'pipelined': (0x00, 0x00, 0x00, 0x00, 'GET /c1 HTTP/1.1\r\n\r\nGET /d2 HTTP/1.1\r\n\r\n'),
+        'http10': (0x00, 0x00, 0x00, 0x00, 'GET /c HTTP/1.0\r\n\r\n'),
+        'http09-garbage': (0x00, 0x00, 0x00, 0x00, 'GET /c HTTP/9.9\r\n\r\n'),
+        'absolute-form': (0x00, 0x00, 0x00, 0x00, 'GET http://node-1:9464/c?x=1 HTTP/1.1\r\n\r\n'),
+        'upgrade': (0x00, 0x00, 0x00, 0x00, 'GET /f HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'),
+        'leading-crlf': (0x00, 0x00, 0x00, 0x00, '\r\n\r\nGET /c HTTP/1.1\r\n\r\n'),
+        'obs-fold': (0x00, 0x00, 0x00, 0x00, 'GET /c HTTP/1.1\r\nRange: bytes=0-1,\r\n 5-6\r\n\r\n'),
+        'lf-only': (0x00, 0x00, 0x00, 0x00, 'GET /c HTTP/1.1\nRange: x\n\n'),
+        'leave-mid-stream': (0x02, 0x00, 0x00, 0x00, 'GET /fz HTTP/1.1\r\n\r\n'),
+        'half-close-stream': (0x01, 0x00, 0x00, 0x00, 'GET /ez HTTP/1.1\r\n\r\n'),
+    }
+    for name, (b0, c1, c2, c3, req) in hr.items():
+        write('http-request', name, bytes([b0, c1, c2, c3]) + req.encode())
+    write('http-request', 'tls-hello', bytes([0, 0, 0, 0]) +
+          b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' + bytes(range(32)) + b'\r\n\r\n')
     drop_stale()
 
 
