@@ -277,6 +277,7 @@ static int cmp_entry(const void *a, const void *b) {
 static void trim_to_size(pass_t *p) {
   const char *open_day = NULL;
   int dfd = -1;
+  if (p->nents == 0) return;  /* qsort must not get a NULL base */
   qsort(p->ents, p->nents, sizeof *p->ents, cmp_entry);
   for (size_t i = 0; i < p->nents && p->total_bytes > p->max_bytes; i++) {
     const entry_t *e = &p->ents[i];

@@ -1152,8 +1152,9 @@ static void test_stream_head_request(void) {
 static void take_gone(wf_httpd_req_t *req) {
   prod_t *p = prod_for(req->path);
   prod_take(p, req);
-  if (p == &P[0]) ASSERT_OK(s_head(p, 200, -1, NULL));
-  /* P[1] sends nothing: its client leaves while it waits. */
+  ASSERT_OK(s_head(p, 200, -1, NULL));
+  /* P[1] sends nothing after its head: its client leaves while it waits
+   * (a chunked follow; one without a head outlives a half-close). */
 }
 
 static void step_first_only(prod_t *p) {
@@ -1197,7 +1198,7 @@ static void test_stream_client_gone(void) {
   raw_close(&b);
   run_until(&P[1].closes, 1);
   ASSERT_EQ(P[1].completed, 0);
-  ASSERT_EQ(P[1].drains, 0);
+  ASSERT(P[1].drains <= 1); /* the head's, if it went out before the EOF came */
   run_for(100);
   for (int i = 0; i < 2; i++) {
     ASSERT_EQ(P[i].closes, 1);
