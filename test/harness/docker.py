@@ -1,7 +1,7 @@
 """A private Docker Engine for tests: its own socket, data-root and exec-root
-under a temporary dir, the wf/busybox:latest image imported from
-busybox-static, and private docker-registry instances on free loopback ports
-holding pushed copies of it.  Started and stopped by PID through
+under a temporary dir, the wf/busybox:latest image made from busybox-static,
+and private docker-registry instances on free loopback ports holding copies
+of it (pushed once per build dir, then copied: docker-up.sh's template).  Started and stopped by PID through
 docker-up.sh / docker-down.sh (the same scripts people and the demo use), so
 several can run side by side.  Used by with_docker.py (C tests) and by the
 end-to-end tests.
@@ -43,6 +43,9 @@ if ENGINE not in ("docker", "podman"):
 # its socket in the state dir.
 _DAEMON = {"docker": "dockerd", "podman": "podman"}
 _SOCK = {"docker": "docker.sock", "podman": "podman.sock"}
+# WF_DOCKER_TIMING=1: the scripts print the time of each phase, passed on to
+# our stderr.
+_TIMING = os.environ.get("WF_DOCKER_TIMING") == "1"
 
 
 class Dockerd:
@@ -83,6 +86,8 @@ class Dockerd:
                 pass
             raise RuntimeError("%s failed (%d): %s\n%s" % (os.path.basename(self.up_script),
                                                              p.returncode, p.stderr, log))
+        if _TIMING:
+            sys.stderr.write("".join(l + "\n" for l in p.stderr.splitlines() if "timing]" in l))
         env = {}
         for line in p.stdout.splitlines():
             if "=" in line:
@@ -170,7 +175,8 @@ class Dockerd:
         _live.discard(self)
         subprocess.run(["bash", self.down_script],
                        env=self._script_env(CLEAN="1" if self.owns_dir else "0"),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+                       stdout=subprocess.DEVNULL, stderr=None if _TIMING else subprocess.DEVNULL,
+                       timeout=120)
         if self.owns_dir and os.path.isdir(self.dir):
             # docker-down.sh refused (mounts left): at least say so.
             print("docker harness: %s left behind (mounts?)" % self.dir)

@@ -5,19 +5,65 @@
 # Sourced, never run; the caller sets D (its state dir), SOCK (the engine's
 # socket) and API (http://d/v1.41) where it uses them, and defines log().
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-dcurl() { curl -sf --unix-socket "$SOCK" "$@"; }
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# phase NAME: with WF_DOCKER_TIMING=1, prints to stderr the wall time since
+# the previous phase mark (or since the script started), charged to NAME;
+# "phase total" prints the time since the start.
+_t_first=${EPOCHREALTIME//[!0-9]/} _t_last=${EPOCHREALTIME//[!0-9]/}
+phase() {
+  [ "${WF_DOCKER_TIMING:-0}" = 1 ] || return 0
+  local now from
+  now=${EPOCHREALTIME//[!0-9]/}
+  from=$_t_last
+  [ "$1" = total ] && from=$_t_first
+  printf '[%s timing] %-24s %5d ms\n' "${TIMING_WHO:-engine}" "$1" $(((now - from) / 1000)) >&2
+  _t_last=$now
 }
+
+# pid_live PID: the process exists and is not a zombie.  What these scripts
+# start runs in its own session and, once the script exits, is a child of
+# PID 1, which may reap its zombies only seconds later (here: about 1.5 s):
+# `kill -0` would call such a process alive although it has exited.
+pid_live() {
+  local st
+  [ -n "$1" ] && read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+  st=${st##*) }  # the state follows "(comm) "; comm itself may hold ") "
+  [ "${st:0:1}" != Z ] && [ "${st:0:1}" != X ]
+}
+# The system's python3 when there is one: the one-liners here need only the
+# standard library, and a pyenv shim first in PATH takes some 0.3 s a start
+# (0.03 s for /usr/bin/python3).
+if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
+
+alive() { [ -f "$1" ] && pid_live "$(cat "$1")"; }
+# wait_gone PID TICKS: waits until PID is gone (or a zombie), polling every
+# 20 ms, at most TICKS times; fails if it is still there.
+wait_gone() {
+  local i
+  for ((i = 0; i < $2; i++)); do pid_live "$1" || return 0; sleep 0.02; done
+  ! pid_live "$1"
+}
+dcurl() { curl -sf --unix-socket "$SOCK" "$@"; }
+# free_ports N: N free loopback ports, one a line (one python for all).
+free_ports() {
+  "$PY" -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+free_port() { free_ports 1; }
 
 # make_rootfs DIR [EXTRA_FILE_CONTENT]: a rootfs with every busybox applet.
 make_rootfs() {
   rm -rf "$1" && mkdir -p "$1"/bin "$1"/tmp "$1"/etc "$1"/proc "$1"/sys "$1"/dev "$1"/data
   cp /bin/busybox "$1/bin/busybox"
-  for a in $(/bin/busybox --list); do
-    [ "$a" = busybox ] || ln -sf busybox "$1/bin/$a"
-  done
+  # One process for the ~400 links (an ln each took 1.5 s).
+  /bin/busybox --list | "$PY" -c '
+import os, sys
+for a in sys.stdin.read().split():
+    if a != "busybox":
+        os.symlink("busybox", os.path.join(sys.argv[1], "bin", a))' "$1"
   chmod 1777 "$1/tmp"
   echo 'root:x:0:0:root:/root:/bin/sh' >"$1/etc/passwd"
   echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>"$1/etc/passwd"
@@ -35,35 +81,51 @@ import_image() {
   rm -f "$1.tar"
 }
 
-# start_registry NAME PORT [HTPASSWD]: one docker-registry on 127.0.0.1:PORT.
-start_registry() {
+# spawn_registry NAME PORT [HTPASSWD]: starts one docker-registry on
+# 127.0.0.1:PORT with its storage in $D/NAME-data (what is there is served),
+# without waiting for it; nothing if it is alive already.
+spawn_registry() {
   local name=$1 port=$2 htpasswd=${3:-}
-  if ! alive "$D/$name.pid"; then
-    mkdir -p "$D/$name-data"
-    {
-      echo "version: 0.1"
-      echo "log: {level: warn}"
-      echo "storage: {filesystem: {rootdirectory: $D/$name-data}, delete: {enabled: true}}"
-      echo "http: {addr: 127.0.0.1:$port}"
-      [ -z "$htpasswd" ] || echo "auth: {htpasswd: {realm: wf, path: $htpasswd}}"
-    } >"$D/$name.yml"
-    setsid docker-registry serve "$D/$name.yml" >"$D/$name.log" 2>&1 </dev/null &
-    echo $! >"$D/$name.pid"
-    echo "$port" >"$D/$name.port"
-  fi
+  alive "$D/$name.pid" && return 0
+  mkdir -p "$D/$name-data"
+  {
+    echo "version: 0.1"
+    echo "log: {level: warn}"
+    echo "storage: {filesystem: {rootdirectory: $D/$name-data}, delete: {enabled: true}}"
+    echo "http: {addr: 127.0.0.1:$port}"
+    [ -z "$htpasswd" ] || echo "auth: {htpasswd: {realm: wf, path: $htpasswd}}"
+  } >"$D/$name.yml"
+  # 9>&-: not the lock docker-up.sh may hold while it builds its template.
+  setsid docker-registry serve "$D/$name.yml" >"$D/$name.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$D/$name.pid"
+  echo "$port" >"$D/$name.port"
+}
+
+# wait_registry NAME: waits (up to 10 s) until the registry NAME answers.
+wait_registry() {
+  local name=$1 port code=
   port=$(cat "$D/$name.port")
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 500); do
     # 200 without auth, 401 with: either way it answers.
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
-    [ "$code" = 200 ] || [ "$code" = 401 ] && break
-    sleep 0.1
+    [ "$code" = 200 ] || [ "$code" = 401 ] && return 0
+    alive "$D/$name.pid" || break
+    sleep 0.02
   done
-  [ "$code" = 200 ] || [ "$code" = 401 ] || { tail "$D/$name.log" >&2; log "$name failed"; exit 1; }
+  tail "$D/$name.log" >&2
+  log "$name failed"
+  exit 1
+}
+
+# start_registry NAME PORT [HTPASSWD]: spawn_registry, then wait_registry.
+start_registry() {
+  spawn_registry "$@"
+  wait_registry "$1"
 }
 
 # write_htpasswd FILE: user wf, password wfpass.
 write_htpasswd() {
-  python3 - "$1" <<'PY' 2>/dev/null
+  "$PY" - "$1" <<'PY' 2>/dev/null
 import crypt, sys
 open(sys.argv[1], "w").write("wf:" + crypt.crypt("wfpass", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)) + "\n")
 PY
@@ -84,32 +146,33 @@ push() {
   dcurl -X DELETE "$API/images/$2/$3:$4" >/dev/null
 }
 
-# break_image REGISTRY REPO TAG: delete the layer blob of REPO:TAG from the
-# plain registry's storage, so that pulling it fails inside the progress
-# stream.
+# break_image REGISTRY REPO TAG [STORAGE]: delete the layer blob of REPO:TAG
+# from the registry's storage (default: the plain registry's,
+# $D/registry-data), so that pulling it fails inside the progress stream.
 break_image() {
-  local digest
+  local digest storage=${4:-$D/registry-data}
   digest=$(curl -sf -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-    "http://$1/v2/$2/manifests/$3" | python3 -c \
+    "http://$1/v2/$2/manifests/$3" | "$PY" -c \
     'import json,sys; print(json.load(sys.stdin)["layers"][0]["digest"].split(":")[1])')
-  rm -f "$D/registry-data/docker/registry/v2/blobs/sha256/${digest:0:2}/$digest/data"
+  [ -n "$digest" ] || { log "no manifest for $1/$2:$3"; exit 1; }
+  rm -f "$storage/docker/registry/v2/blobs/sha256/${digest:0:2}/$digest/data"
 }
 
 # ---- tear-down (docker-down.sh, podman-down.sh) ----------------------------
 
-# stop_pidfile FILE NAME: TERM (or KILL with KILL=1), wait up to 20 s, then KILL.
+# stop_pidfile FILE NAME: TERM (or KILL with KILL=1), wait up to 20 s, then
+# KILL.  Gone means gone or a zombie (pid_live).
 stop_pidfile() {
   [ -f "$1" ] || return 0
   local pid
   pid=$(cat "$1")
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  if pid_live "$pid"; then
     if [ "${KILL:-0}" = 1 ]; then kill -KILL "$pid"; else kill -TERM "$pid"; fi
-    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
+    if ! wait_gone "$pid" 1000; then
       log "$2 ($pid) ignored TERM for 20s, sending KILL"
       kill -KILL "$pid"
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      wait_gone "$pid" 250
     fi
     log "$2 stopped (pid $pid)"
   fi
@@ -129,15 +192,19 @@ kill_containers() {
   done
 }
 
-# kill_cmdline PATTERN: SIGKILL every process whose command line matches the
-# grep PATTERN (a container monitor that names our state dir).
+# kill_cmdline PATTERN: SIGKILL every process whose command line (its
+# arguments joined by spaces) matches the extended regular expression
+# PATTERN (a container monitor that names our state dir).  Bash builtins
+# only: a tr and a grep for each of a few hundred processes took a second.
 kill_cmdline() {
-  local p
+  local p args
   for p in /proc/[0-9]*; do
-    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "$1"; then
-      kill -KILL "${p#/proc/}" 2>/dev/null
-    fi
+    args=()
+    mapfile -d '' -t args 2>/dev/null <"$p/cmdline" || continue
+    [ ${#args[@]} -gt 0 ] || continue
+    [[ "${args[*]}" =~ $1 ]] && kill -KILL "${p#/proc/}" 2>/dev/null
   done
+  return 0
 }
 
 # remove_state: unmounts whatever is mounted under $D, deepest first, then

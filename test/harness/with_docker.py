@@ -15,8 +15,10 @@ The program finds it through its environment:
                           touching $WF_TEST_DOCKER_DIR/ctl-done-<n> (n counts from 1)
 
 Usage: with_docker.py [--registry] [--auth] PROGRAM [ARGS...].  The
-registries cost a few seconds per start, so only the programs that pull ask
-for them.  Exits 77 (skipped) when dockerd is not installed."""
+registries cost two more processes per start, so only the programs that pull
+ask for them.  Exits 77 (skipped) when dockerd is not installed.
+WF_DOCKER_TIMING=1 prints the time of each phase of docker-up.sh and
+docker-down.sh to stderr."""
 import os
 import signal
 import subprocess
