@@ -1,10 +1,11 @@
 /*
  * server: the agent's HTTP/1.1 server (see include/wf/httpd.h).
  *
- * One file of about 950 lines (over the house's 900, rule 1, on purpose):
- * a connection's one state machine, whose reading, answering, streaming
- * and TLS paths all move the same conn_t through the same states; split
- * apart, each part would need the others' transitions.
+ * Why this is one idea in one file of about 940 lines (over the house's
+ * 900, docs/house-rules.md rule 1): it is one connection state machine.
+ * Reading, answering, streaming and the TLS paths all move the same conn_t
+ * through the same states below; split apart, each part would need the
+ * others' transitions and the conn_t laid open in a header.
  *
  * One conn_t per accepted connection, with its uv_tcp_t and one uv_timer_t
  * (the deadline) embedded; it is freed in the close callback of whichever

@@ -139,6 +139,26 @@ out:
   return r;
 }
 
+/* A context of either side with what both share: OpenSSL loaded (the first
+ * TLS listener or https:// origin of the process loads it), TLS 1.2 at
+ * least (1.0 and 1.1 are deprecated, RFC 8996; etcd speaks 1.2 and 1.3),
+ * and no 34 KiB of record buffers kept by an idle connection.  NULL with
+ * the reason in err. */
+static SSL_CTX *ctx_new(int server, char *err, size_t errlen) {
+  if (wf__ossl_load(err, errlen) < 0) return NULL;
+  ERR_clear_error();
+  SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+  if (!ctx) {
+    char why[TLS_ERR_LEN];
+    queue_reason(why, sizeof(why));
+    snprintf(err, errlen, "cannot create a TLS context: %s", why);
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  return ctx;
+}
+
 wf__tls_ctx_t *wf__tls_ctx_create(const wf_http_tls_opts_t *opts, char *err, size_t errlen) {
   static const wf_http_tls_opts_t none;
   wf__tls_ctx_t *t = NULL;
@@ -150,21 +170,9 @@ wf__tls_ctx_t *wf__tls_ctx_create(const wf_http_tls_opts_t *opts, char *err, siz
                                                 : "a client key needs its certificate file");
     return NULL;
   }
-  /* The first https:// origin of the process loads OpenSSL. */
-  if (wf__ossl_load(err, errlen) < 0) return NULL;
-  ERR_clear_error();
-  ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) {
-    char why[TLS_ERR_LEN];
-    queue_reason(why, sizeof(why));
-    snprintf(err, errlen, "cannot create a TLS context: %s", why);
-    return NULL;
-  }
-  /* TLS 1.0 and 1.1 are deprecated (RFC 8996); etcd speaks 1.2 and 1.3. */
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  ctx = ctx_new(0, err, errlen);
+  if (!ctx) return NULL;
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-  /* Pooled idle connections keep no 34 KiB of record buffers each. */
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   if (opts->ca_file) {
     if (SSL_CTX_load_verify_locations(ctx, opts->ca_file, NULL) != 1) {
       file_err("CA file", opts->ca_file, err, errlen);
@@ -226,23 +234,12 @@ wf__tls_ctx_t *wf__tls_server_ctx_create(const char *cert_file, const char *key_
                                           : "TLS listening needs a certificate and its key file");
     return NULL;
   }
-  /* The first TLS listener (or https:// origin) of the process loads OpenSSL. */
-  if (wf__ossl_load(err, errlen) < 0) return NULL;
-  ERR_clear_error();
-  ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) {
-    char why[TLS_ERR_LEN];
-    queue_reason(why, sizeof(why));
-    snprintf(err, errlen, "cannot create a TLS context: %s", why);
-    return NULL;
-  }
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  ctx = ctx_new(1, err, errlen);
+  if (!ctx) return NULL;
   /* A client may not make the agent redo handshakes on a connection (TLS
    * 1.2 renegotiation: CPU spent at the client's will, and nothing needs
    * it); OpenSSL 1.1.1 still allows it unless told. */
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
-  /* Idle keep-alive connections keep no 34 KiB of record buffers each. */
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
   if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
     char why[TLS_ERR_LEN];

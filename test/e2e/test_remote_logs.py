@@ -41,6 +41,7 @@ from e2e import Scenario, run, check, sh, status_of, log, T, WFCTL  # noqa: E402
 from etcd import free_port  # noqa: E402
 from proxy import TcpProxy  # noqa: E402
 from agent import sanitizer_report  # noqa: E402
+from wfctl_access import clean_env  # noqa: E402
 
 TOKEN = "remote-logs-token-%d" % os.getpid()
 
@@ -53,11 +54,8 @@ SLOW = ("i=0; while [ $i -lt 60 ]; do echo \"line $i $(head -c 24 /dev/urandom |
 GREET = "echo hello; sleep 1; echo from; sleep 1; echo the node"
 
 
-def clean_env(s):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("WORKFLOW_") and not k.startswith("WFCTL_")}
-    env.update(WORKFLOW_ETCD=s.etcd.url, WORKFLOW_PREFIX=s.prefix)
-    return env
+def scenario_env(s):
+    return clean_env(dict(WORKFLOW_ETCD=s.etcd.url, WORKFLOW_PREFIX=s.prefix))
 
 
 def main():
@@ -74,7 +72,7 @@ def main():
         def start(*args, cwd=elsewhere, env=None):
             log("wfctl %s (in %s%s)", " ".join(a.replace(s.tmp, "$T") for a in args),
                 cwd.replace(s.tmp, "$T"), "; env %s" % " ".join(env) if env else "")
-            return subprocess.Popen([WFCTL] + list(args), env=dict(clean_env(s), **(env or {})),
+            return subprocess.Popen([WFCTL] + list(args), env=dict(scenario_env(s), **(env or {})),
                                     cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
         def finish(p, timeout=60):

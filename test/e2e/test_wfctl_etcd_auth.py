@@ -22,36 +22,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from e2e import Scenario, run, check, log, T, WFCTL, TestFailure  # noqa: E402
 from agent import sanitizer_report  # noqa: E402
+from wfctl_access import ACTIONS_YAML, clean_env  # noqa: E402
 
 USER = "root"
 PASSWORD = "s3cret-Pa55word-%d" % os.getpid()
 WRONG = "wrong-Pa55word-%d" % os.getpid()
-
-ACTIONS_YAML = """\
-kind: action
-name: echo
-version: v1
-runner_type: LOCAL
-runner_params:
-  CMD: sh,-c,echo "msg=$MSG"
-run_params:
-  - key_name: MSG
-    required: true
----
-kind: action
-name: ticker
-version: v1
-runner_type: LOCAL
-runner_params:
-  CMD: sh,-c,for i in 1 2 3; do echo tick $i; sleep 0.5; done
-"""
-
-
-def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("WORKFLOW_") and not k.startswith("WFCTL_")}
-    env.update(extra or {})
-    return env
 
 
 def main():

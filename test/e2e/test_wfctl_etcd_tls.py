@@ -25,33 +25,7 @@ from certs import make_certs  # noqa: E402
 from e2e import Scenario, run, check, sh, status_of, log, T, WFCTL  # noqa: E402
 from etcd import Etcd  # noqa: E402
 from agent import sanitizer_report  # noqa: E402
-
-ACTIONS_YAML = """\
-kind: action
-name: echo
-version: v1
-runner_type: LOCAL
-runner_params:
-  CMD: sh,-c,echo "msg=$MSG"
-run_params:
-  - key_name: MSG
-    required: true
----
-kind: action
-name: ticker
-version: v1
-runner_type: LOCAL
-runner_params:
-  CMD: sh,-c,for i in 1 2 3; do echo tick $i; sleep 0.5; done
-"""
-
-
-def clean_env(extra=None):
-    """The environment without any WORKFLOW_ or WFCTL_ variable, plus extra."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("WORKFLOW_") and not k.startswith("WFCTL_")}
-    env.update(extra or {})
-    return env
+from wfctl_access import ACTIONS_YAML, clean_env  # noqa: E402
 
 
 def main():

@@ -48,9 +48,7 @@ static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "wfctl: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
+  wf__ctl_vsay(fmt, ap);
   va_end(ap);
   return EXIT_USAGE;
 }

@@ -202,6 +202,12 @@ static void usage(FILE *out) {
           "  --node-key FILE             env WFCTL_NODE_KEY; its private key (PEM)\n");
 }
 
+void wf__ctl_vsay(const char *fmt, va_list ap) {
+  fprintf(stderr, "wfctl: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+}
+
 static int usage_error(const char *fmt, const char *a) {
   fprintf(stderr, "wfctl: ");
   fprintf(stderr, fmt, a ? a : "");

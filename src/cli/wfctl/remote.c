@@ -94,9 +94,7 @@ static void fail(wf__ctl_t *c, const char *fmt, ...) __attribute__((format(print
 static void fail(wf__ctl_t *c, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "wfctl: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
+  wf__ctl_vsay(fmt, ap);
   va_end(ap);
   finish(c, 0);
 }

@@ -38,6 +38,7 @@
 #ifndef WF_WFCTL_INTERNAL_H
 #define WF_WFCTL_INTERNAL_H
 
+#include <stdarg.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -223,6 +224,9 @@ const char *wf__ctl_err_text(const wf__ctl_t *c, int err);
 /* Prints "wfctl: <what>: <error> (etcd <url>)", what from fmt. */
 void wf__ctl_fail(wf__ctl_t *c, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* "wfctl: " + the message + a newline on stderr (the one line format of
+ * every message for people). */
+void wf__ctl_vsay(const char *fmt, va_list ap);
 
 /* Remembers the step a command is about: step_key and etcd_key. */
 void wf__ctl_set_step_key(wf__ctl_t *c, const char *key);
