@@ -15,6 +15,7 @@ PKGS=(
   podman uidmap slirp4netns                                 # the same tests against Podman, rootless too (test/podman/)
   prometheus python3-prometheus-client                      # /metrics checked by real parsers
   libssl-dev openssl                                        # https:// etcd; the TLS tests' certificates
+  libnghttp2-dev                                            # HTTP/2 to https:// etcd (src/http/client-h2.c)
   scdoc python3-yaml                                        # man pages; wfctl -o yaml read back
 )
 

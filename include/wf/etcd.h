@@ -59,6 +59,9 @@ typedef struct wf_etcd_opts_s {
   const char *tls_ca_file;
   const char *tls_cert_file;
   const char *tls_key_file;
+  /* https:// endpoints: WF_HTTP2_AUTO (0) speaks HTTP/2 where etcd offers
+   * it (one connection per endpoint), WF_HTTP2_OFF HTTP/1.1 only. */
+  int http2;
 } wf_etcd_opts_t;
 
 typedef struct wf_etcd_kv_s {

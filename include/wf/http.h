@@ -45,7 +45,14 @@ typedef struct wf_http_client_opts_s {
    * client by accident.  Borrowed for the create call; ignored for other
    * origins. */
   const wf_http_tls_opts_t *tls;
+  /* HTTP/2 (client-h2.c), for https:// origins only: WF_HTTP2_AUTO offers
+   * ALPN "h2" and "http/1.1", and when the server picks h2 the client
+   * carries every request as a stream of one connection; WF_HTTP2_OFF
+   * offers HTTP/1.1 alone.  Plain http:// and unix:// stay HTTP/1.1. */
+  int http2;
 } wf_http_client_opts_t;
+
+enum { WF_HTTP2_AUTO = 0, WF_HTTP2_OFF = 1 };
 
 typedef struct wf_http_req_opts_s {
   const char *method;                /* "GET", "POST", "DELETE", ... */
@@ -122,6 +129,20 @@ void wf_http_client_close(wf_http_client_t *c, void (*close_cb)(void *data), voi
 
 /* The origin string the client was created with (borrowed). */
 const char *wf_http_client_origin(const wf_http_client_t *c);
+
+/* The protocol of the client's live connections: "h2" once an HTTP/2
+ * session is up, "http/1.1" otherwise (plain origins, WF_HTTP2_OFF, a server
+ * that declined h2, or no connection yet).  A static string. */
+const char *wf_http_client_protocol(const wf_http_client_t *c);
+
+/* Sends an HTTP/2 PING on the client's live session and calls cb once, on a
+ * later loop iteration: err 0 when the ACK came, UV_ETIMEDOUT when none came
+ * within timeout_ms (the connection is then dropped and its streams fail
+ * with UV_ETIMEDOUT, after cb), UV_ECANCELED when the connection or the
+ * client closed first.  Returns 0, or UV_ENOTSUP when there is no live h2
+ * session (nothing is called back: ask the server something instead). */
+int wf_http_client_ping(wf_http_client_t *c, uint64_t timeout_ms,
+                        void (*cb)(int err, void *data), void *data);
 
 /* Text of the last TLS failure on this client (what a WF_ETLS on_done was
  * about), e.g. "TLS handshake failed: server certificate rejected: unable to

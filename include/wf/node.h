@@ -51,6 +51,8 @@ typedef struct wf_node_opts_s {
                              NULL = the system trust store */
   char *etcd_cert;        /* --etcd-cert / WORKFLOW_ETCD_CERT: client certificate (with key) */
   char *etcd_key;         /* --etcd-key / WORKFLOW_ETCD_KEY: its private key */
+  int etcd_http2;         /* --etcd-http2 auto|off: WF_HTTP2_AUTO (0, the default) or
+                             WF_HTTP2_OFF (wf/http.h), the etcd client's `http2` */
   unsigned etcd_watch_idle; /* --etcd-watch-idle seconds: probe a silent watch; default 10 */
   char *listen;           /* --listen / WORKFLOW_LISTEN: HOST:PORT of /healthz, /readyz,
                              /metrics and step logs; NULL = off (the default) */

@@ -142,6 +142,7 @@ wf_etcd_t *wf_etcd_create(uv_loop_t *loop, const wf_etcd_opts_t *opts) {
   ho.max_idle = idle_pool_size();
   wf_http_tls_opts_t tls = {opts->tls_ca_file, opts->tls_cert_file, opts->tls_key_file};
   ho.tls = &tls;  /* used by https:// endpoints only */
+  ho.http2 = opts->http2;
   for (size_t i = 0; i < opts->nendpoints; i++) {
     if (!opts->endpoints[i] || !*opts->endpoints[i]) continue;
     char *u = normalise_url(opts->endpoints[i]);

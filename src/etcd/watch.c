@@ -33,7 +33,8 @@
  * alive and the silence quiet; a transport failure or timeout, with still no
  * byte on the stream meanwhile, is a stall: logged once, the connection is
  * dropped and the watch resumes from its resume revision elsewhere or later,
- * through the same path as any other break.
+ * through the same path as any other break.  Over HTTP/2 the probe is a
+ * PING on the connection the stream shares (wf_http_client_ping).
  */
 #include "etcd-internal.h"
 
@@ -198,6 +199,8 @@ static void on_probe(int err, const wf_etcd_range_res_t *res, void *data) {
   conn_fail_x(w, err, 1);
 }
 
+static void on_ping(int err, void *data) { on_probe(err, NULL, data); }
+
 /* The LIVE timer fired: probe if the stream has been silent long enough. */
 static void idle_check(wf_etcd_watch_t *w) {
   wf_etcd_t *e = w->e;
@@ -215,6 +218,13 @@ static void idle_check(wf_etcd_watch_t *w) {
   if (tmo > e->request_timeout_ms) tmo = e->request_timeout_ms;
   w->probe_sent = now;
   w->probe_gen = w->gen;
+  /* Over HTTP/2 the stream shares its connection with every other call, so
+   * a PING on it asks the same question for the price of 17 bytes, and a
+   * PING not answered drops the connection for every stream on it. */
+  if (wf_http_client_ping(e->clients[w->ep], tmo, on_ping, w) == 0) {
+    w->probing = 1;
+    return;
+  }
   if (wf__etcd_probe(e, w->ep, w->key, w->klen, tmo, on_probe, w) == 0) w->probing = 1;
 }
 

@@ -36,6 +36,7 @@
 typedef struct tls_wreq_s {
   uv_write_t req;
   wf__http_conn_t *conn;
+  size_t n;
   char data[];
 } tls_wreq_t;
 
@@ -58,12 +59,17 @@ static void on_tls_write(uv_write_t *w, int status) {
   tls_wreq_t *wr = container_of(w, tls_wreq_t, req);
   wf__http_conn_t *conn = wr->conn;
 
+  conn->wbytes -= wr->n;
   free(wr);
   conn->write_pending--;
   if (conn->state == CONN_CLOSING) return;
   if (status < 0) {
     conn->tls_dead = 1;
     wf__http_conn_fail(conn, status); /* closes an idle one, fails a request */
+    return;
+  }
+  if (conn->state == CONN_H2) {
+    wf__http_h2_written(conn);
     return;
   }
   /* The response timeout counts from the end of a (possibly long) upload. */
@@ -73,7 +79,7 @@ static void on_tls_write(uv_write_t *w, int status) {
 
 /* Sends what OpenSSL queued (handshake flights, the request, alerts).
  * Returns 0, or the uv_write error after the connection was failed with it. */
-static int tls_flush(wf__http_conn_t *conn) {
+int wf__http_tls_flush(wf__http_conn_t *conn) {
   tls_wreq_t *wr;
   uv_buf_t b;
   size_t n;
@@ -85,6 +91,7 @@ static int tls_flush(wf__http_conn_t *conn) {
   wr = wf_malloc(sizeof(*wr) + n);
   wr->conn = conn;
   n = wf__tls_out_take(conn->tls, wr->data, n);
+  wr->n = n;
   b = uv_buf_init(wr->data, (unsigned)n);
   r = uv_write(&wr->req, &conn->io.stream, &b, 1, on_tls_write);
   if (r < 0) {
@@ -94,6 +101,7 @@ static int tls_flush(wf__http_conn_t *conn) {
     return r;
   }
   conn->write_pending++;
+  conn->wbytes += n;
   return 0;
 }
 
@@ -102,12 +110,12 @@ static int tls_flush(wf__http_conn_t *conn) {
  * Each new reason is logged once at warn; a repeat (every reconnect of a
  * watch to a server that keeps refusing us) goes to debug until a request
  * succeeds over TLS again (client.c's complete_req clears tls_logged). */
-static void tls_fail(wf__http_conn_t *conn, const char *why) {
+void wf__http_tls_fail(wf__http_conn_t *conn, const char *why) {
   wf_http_client_t *c = conn->client;
 
   conn->tls_dead = 1;
   snprintf(c->tls_err, sizeof(c->tls_err), "%s", why);
-  if (!conn->req) {
+  if (!conn->req && conn->state != CONN_H2) {
     wf__http_conn_drop(conn, why);
     return;
   }
@@ -125,7 +133,7 @@ static void tls_fail(wf__http_conn_t *conn, const char *why) {
 static void tls_idle_read(wf__http_conn_t *conn) {
   ssize_t n = wf__tls_read(conn->tls, conn->rbuf, sizeof(conn->rbuf));
 
-  if (tls_flush(conn) != 0 || conn->state != CONN_IDLE) return;
+  if (wf__http_tls_flush(conn) != 0 || conn->state != CONN_IDLE) return;
   if (n == 0) return;
   conn->tls_dead = n < 0;
   wf__http_conn_drop(conn, n > 0 ? "unexpected bytes"
@@ -146,13 +154,13 @@ void wf__http_tls_pump(wf__http_conn_t *conn) {
     if (n == 0) break;
     if (n < 0) {
       /* A fatal error may have queued an alert for the peer. */
-      if (tls_flush(conn) != 0) return;
+      if (wf__http_tls_flush(conn) != 0) return;
       if (n == UV_EOF) {
         /* close_notify: a body delimited by the close ends here. */
         conn->tls_dead = 1;
         wf__http_on_eof(conn, UV_EOF);
       } else {
-        tls_fail(conn, wf__tls_error(conn->tls));
+        wf__http_tls_fail(conn, wf__tls_error(conn->tls));
       }
       return;
     }
@@ -168,20 +176,27 @@ void wf__http_tls_pump(wf__http_conn_t *conn) {
     tls_idle_read(conn);
     return;
   }
-  tls_flush(conn);
+  wf__http_tls_flush(conn);
 }
 
 /* Advances the handshake; once it is done the request goes out. */
 static void tls_handshake_step(wf__http_conn_t *conn) {
   int r = wf__tls_handshake(conn->tls);
 
-  if (tls_flush(conn) != 0) return;
+  if (wf__http_tls_flush(conn) != 0) return;
   if (r == 1) return; /* more from the server; the connect timer still runs */
   if (r < 0) {
-    tls_fail(conn, wf__tls_error(conn->tls));
+    wf__http_tls_fail(conn, wf__tls_error(conn->tls));
     return;
   }
   wf_debug(NULL, "http %s: TLS session established", conn->client->origin);
+  if (conn->h2_offer) {
+    if (wf__tls_alpn_is(conn->tls, "h2")) {
+      wf__http_h2_start(conn);
+      return;
+    }
+    wf__http_h2_declined(conn->client);
+  }
   wf__http_attach(conn, conn->req);
 }
 
@@ -193,8 +208,8 @@ void wf__http_tls_on_read(wf__http_conn_t *conn, ssize_t nread, const uv_buf_t *
     } else if (conn->state == CONN_CONNECTING && nread == UV_EOF) {
       /* Typically a server that does not speak TLS on this port, or one
        * that refused our hello without an alert. */
-      tls_fail(conn, "TLS handshake failed: the server closed the connection");
-    } else if (conn->state == CONN_CONNECTING) {
+      wf__http_tls_fail(conn, "TLS handshake failed: the server closed the connection");
+    } else if (conn->state == CONN_CONNECTING || conn->state == CONN_H2) {
       wf__http_conn_fail(conn, (int)nread);
     } else {
       wf__http_on_eof(conn, (int)nread);
@@ -202,7 +217,7 @@ void wf__http_tls_on_read(wf__http_conn_t *conn, ssize_t nread, const uv_buf_t *
     return;
   }
   if (wf__tls_feed(conn->tls, buf->base, (size_t)nread) < 0) {
-    tls_fail(conn, wf__tls_error(conn->tls));
+    wf__http_tls_fail(conn, wf__tls_error(conn->tls));
     return;
   }
   switch (conn->state) {
@@ -215,6 +230,9 @@ void wf__http_tls_on_read(wf__http_conn_t *conn, ssize_t nread, const uv_buf_t *
     case CONN_ACTIVE:
       wf__http_tls_pump(conn);
       if (conn->state == CONN_ACTIVE) wf__http_update_read_state(conn);
+      break;
+    case CONN_H2:
+      wf__http_h2_pump(conn);
       break;
     case CONN_WRITE_WAIT: /* plain connections only */
     case CONN_CLOSING:
@@ -231,7 +249,13 @@ void wf__http_tls_start(wf__http_conn_t *conn) {
 
   conn->tls = wf__tls_create(c->tls, c->o.host, err, sizeof(err));
   if (!conn->tls) {
-    tls_fail(conn, err);
+    wf__http_tls_fail(conn, err);
+    return;
+  }
+  /* The probe of a client in WF_HTTP2_AUTO offers h2 first (client-h2.c). */
+  if (conn->h2_offer &&
+      wf__tls_offer_alpn(conn->tls, (const unsigned char *)"\x02h2\x08http/1.1", 12) < 0) {
+    wf__http_tls_fail(conn, wf__tls_error(conn->tls));
     return;
   }
   conn->cbuf = wf_malloc(WF__HTTP_CIPHER_BUF_SIZE);
@@ -242,8 +266,8 @@ void wf__http_tls_start(wf__http_conn_t *conn) {
 int wf__http_tls_send(wf__http_conn_t *conn, const char *p, size_t n) {
   /* Encrypted into OpenSSL's queue, then sent by tls_flush. */
   if (wf__tls_write(conn->tls, p, n) < 0) {
-    tls_fail(conn, wf__tls_error(conn->tls));
+    wf__http_tls_fail(conn, wf__tls_error(conn->tls));
     return WF_ETLS;
   }
-  return tls_flush(conn);
+  return wf__http_tls_flush(conn);
 }

@@ -70,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http-internal.h"
 
@@ -98,6 +99,7 @@ static void deliver(wf_http_req_t *req) {
   req->cbs.on_done(req, req->err, req->status, body, len, req->data);
   wf__http_list_remove(&req->link);
   free(req->wbuf);
+  wf_buf_finish(&req->held);
   wf_buf_finish(&req->body);
   wf_buf_finish(&req->headbuf);
   free(req->hoffs);
@@ -136,12 +138,15 @@ static void on_idle(uv_idle_t *h) {
   }
 }
 
-static void queue_done(wf_http_req_t *req, int err) {
+void wf__http_queue_done(wf_http_req_t *req, int err) {
   wf_http_client_t *c = req->client;
   req->err = err;
   req->state = REQ_DONE;
   wf__http_list_push_back(&c->done, &req->done_link);
   uv_idle_start(&c->idle, on_idle);
+  /* The request whose connection offers h2 failed before the answer: the
+   * ones waiting for that answer learn it now. */
+  if (req == c->h2_probe) wf__http_h2_probe_done(c, err);
 }
 
 /* ---- connections: lifetime ----------------------------------------------------- */
@@ -150,6 +155,7 @@ static void conn_maybe_free(wf__http_conn_t *conn) {
   if (conn->open_handles > 0 || conn->gai_pending) return;
   wf__http_list_remove(&conn->link);
   free(conn->addrs);
+  wf__http_h2_free(conn);
   wf__tls_destroy(conn->tls);
   free(conn->cbuf);
   free(conn->wait_wbuf); /* NULL unless the write's callback never ran */
@@ -220,6 +226,10 @@ static void timer_arm(wf__http_conn_t *conn, enum wf__http_timer_mode mode, uint
   uv_timer_start(&conn->timer, on_timer, ms, 0);
 }
 
+void wf__http_timer_arm(wf__http_conn_t *conn, enum wf__http_timer_mode mode, uint64_t ms) {
+  timer_arm(conn, mode, ms);
+}
+
 static void timer_disarm(wf__http_conn_t *conn) {
   conn->tmode = TM_NONE;
   uv_timer_stop(&conn->timer);
@@ -269,7 +279,7 @@ void wf__http_complete_req(wf__http_conn_t *conn, int err) {
   /* TLS works again: the next failure is news and is logged at warn. */
   if (err == 0 && conn->tls) c->tls_logged[0] = '\0';
   detach(conn);
-  queue_done(req, err);
+  wf__http_queue_done(req, err);
   if (!reuse) {
     wf__http_conn_close(conn);
   } else if (conn->write_pending) {
@@ -302,6 +312,10 @@ void wf__http_conn_fail(wf__http_conn_t *conn, int err) {
   wf_http_req_t *req = conn->req;
   wf_http_client_t *c = conn->client;
 
+  if (conn->state == CONN_H2) {
+    wf__http_h2_fail(conn, err);
+    return;
+  }
   if (!req) {
     wf__http_conn_close(conn);
     return;
@@ -339,6 +353,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0 || conn->state == CONN_CLOSING) return;
   if (conn->tls) {
     wf__http_tls_on_read(conn, nread, buf);
+    return;
+  }
+  if (conn->state == CONN_H2) { /* the test seam: HTTP/2 without TLS */
+    if (nread < 0)
+      wf__http_h2_fail(conn, (int)nread);
+    else
+      wf__http_h2_recv_plain(conn, buf->base, (size_t)nread);
     return;
   }
   if (conn->state == CONN_IDLE || conn->state == CONN_WRITE_WAIT) {
@@ -420,6 +441,9 @@ static void on_timer(uv_timer_t *t) {
       break;
     case TM_DRAIN:
       drain(conn);
+      break;
+    case TM_H2:
+      wf__http_h2_on_timer(conn);
       break;
     case TM_NONE:
       break;
@@ -564,6 +588,7 @@ static void start_connect(wf_http_client_t *c, wf_http_req_t *req,
   conn->addrs = addrs;
   conn->naddrs = naddrs;
   conn->addr_idx = idx;
+  conn->h2_offer = req == c->h2_probe;
   if (!conn->io_inited) {
     wf__http_conn_fail(conn, UV_ENOMEM);
     return;
@@ -661,6 +686,8 @@ wf_http_client_t *wf_http_client_create_ex(uv_loop_t *loop, const char *origin,
                                                            : DEFAULT_CONNECT_TIMEOUT_MS;
   c->max_idle = opts && opts->max_idle ? opts->max_idle : DEFAULT_MAX_IDLE;
   c->idle_close_ms = opts && opts->idle_close_ms ? opts->idle_close_ms : DEFAULT_IDLE_CLOSE_MS;
+  c->h2_state = c->o.https && opts->http2 != WF_HTTP2_OFF ? H2_UNKNOWN : H2_OFF;
+  wf__http_list_init(&c->h2_wait);
   wf__http_list_init(&c->reqs);
   wf__http_list_init(&c->done);
   wf__http_list_init(&c->conns);
@@ -678,14 +705,13 @@ wf_http_req_t *wf_http_request(wf_http_client_t *c, const wf_http_req_opts_t *op
                                const wf_http_cbs_t *cbs, void *data) {
   wf_http_req_t *req;
   wf_buf_t w;
-  wf__http_conn_t *conn;
-
   if (!c || c->closing || !opts || !cbs || !cbs->on_done) return NULL;
   if (wf__http_request_build(c->o.host_header, opts, &w) < 0) return NULL;
 
   req = wf_calloc(1, sizeof(*req));
   req->client = c;
   wf__http_list_init(&req->done_link);
+  wf__http_list_init(&req->h2_link);
   wf__http_list_push_back(&c->reqs, &req->link);
   req->cbs = *cbs;
   req->data = data;
@@ -699,20 +725,31 @@ wf_http_req_t *wf_http_request(wf_http_client_t *c, const wf_http_req_opts_t *op
   req->is_head = strcmp(opts->method, "HEAD") == 0;
   req->connect_deadline = uv_now(c->loop) + c->connect_timeout_ms;
   wf_buf_init(&req->body, req->max_body);
-  wf_buf_init(&req->headbuf, SIZE_MAX); /* bounded by client-message.c's head_charge */
+  wf_buf_init(&req->headbuf, SIZE_MAX); /* bounded by head_charge, or max_header over h2 */
+  wf__http_dispatch(c, req);
+  return req;
+}
 
-  /* Neither path calls back into the user: failures are queued. */
+/* No path calls back into the user: failures are queued. */
+void wf__http_dispatch(wf_http_client_t *c, wf_http_req_t *req) {
+  wf__http_conn_t *conn;
+
+  req->connect_deadline = uv_now(c->loop) + c->connect_timeout_ms;
+  if (c->h2_state != H2_OFF && c->h2_state != H2_DECLINED && wf__http_h2_route(c, req)) return;
   conn = req->fresh ? NULL : pool_get(c);
   if (conn)
     wf__http_attach(conn, req);
   else
     start_connect(c, req, NULL, 0, 0);
-  return req;
 }
 
 void wf_http_req_pause(wf_http_req_t *req) {
   if (!req || req->paused) return;
   req->paused = 1;
+  if (req->conn && req->conn->state == CONN_H2) {
+    wf__http_h2_pause(req);
+    return;
+  }
   /* Inside the parser the body callback sees the flag and stops llhttp;
    * the read callback then stops reading. */
   if (req->conn && req->conn->state == CONN_ACTIVE && !req->conn->in_feed)
@@ -722,6 +759,10 @@ void wf_http_req_pause(wf_http_req_t *req) {
 void wf_http_req_resume(wf_http_req_t *req) {
   if (!req || !req->paused) return;
   req->paused = 0;
+  if (req->conn && req->conn->state == CONN_H2) {
+    wf__http_h2_resume(req);
+    return;
+  }
   if (req->conn && req->conn->state == CONN_ACTIVE && !req->conn->in_feed)
     wf__http_update_read_state(req->conn);
 }
@@ -742,12 +783,13 @@ void wf_http_req_cancel(wf_http_req_t *req) {
     case REQ_BODY:
       break;
   }
+  if (wf__http_h2_cancel(req)) return; /* a stream, or waiting for the h2 probe */
   conn = req->conn;
   if (conn) {
     detach(conn);
     wf__http_conn_close(conn);
   }
-  queue_done(req, UV_ECANCELED);
+  wf__http_queue_done(req, UV_ECANCELED);
 }
 
 void wf_http_client_close(wf_http_client_t *c, void (*close_cb)(void *data), void *data) {
@@ -761,7 +803,29 @@ void wf_http_client_close(wf_http_client_t *c, void (*close_cb)(void *data), voi
     wf_http_req_cancel(container_of(l, wf_http_req_t, link));
   while (!wf__http_list_empty(&c->pool))
     wf__http_conn_close(container_of(c->pool.next, wf__http_conn_t, pool_link));
+  wf__http_h2_client_closing(c);
   /* on_idle delivers every on_done, then closes the idle handle; the last
    * handle's close callback frees the client. */
   uv_idle_start(&c->idle, on_idle);
+}
+
+/* ---- test seam ------------------------------------------------------------------------- */
+int wf__http_h2_adopt(wf_http_client_t *c, uv_os_sock_t fd) {
+  wf__http_conn_t *conn;
+  int r;
+
+  if (!c || c->closing || c->h2_state != H2_UNKNOWN || c->nconns > 0) {
+    close(fd);
+    return UV_EINVAL;
+  }
+  conn = conn_new(c);
+  r = conn->io_inited ? uv_tcp_open(&conn->io.tcp, fd) : UV_ENOMEM;
+  if (r == 0) r = wf__http_h2_become(conn);
+  if (r == 0) r = wf__http_start_reading(conn);
+  if (r < 0) {
+    if (conn->state != CONN_CLOSING) wf__http_conn_close(conn);
+    close(fd);
+    return r;
+  }
+  return 0;
 }

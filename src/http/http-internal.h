@@ -11,6 +11,9 @@
  *   client-tls.c      the glue between a connection and tls.c's memory-BIO
  *                     engine (handshake, ciphertext in, plaintext out,
  *                     flushes, close_notify);
+ *   client-h2.c       HTTP/2: an https:// connection whose handshake chose
+ *                     ALPN h2 becomes one nghttp2 session carrying every
+ *                     request of the client as a stream;
  *   origin.c          "http://host:port", "https://..." and "unix:///path"
  *                     parsed into a wf__http_origin_t (and the port parser
  *                     server.c shares).
@@ -105,6 +108,7 @@ enum wf__http_conn_state {
   CONN_ACTIVE,     /* request written (or being written), response being read */
   CONN_IDLE,       /* in the pool; read only to notice EOF */
   CONN_WRITE_WAIT, /* plain: response done, pooled once the write callback ran */
+  CONN_H2,         /* an HTTP/2 session (client-h2.c): streams, no conn->req */
   CONN_CLOSING,    /* uv_close issued; freed when the last handle reports closed */
 };
 
@@ -114,6 +118,16 @@ enum wf__http_timer_mode {
   TM_RESPONSE, /* no response byte for timeout_ms */
   TM_IDLE,     /* pooled connection unused for idle_close_ms */
   TM_DRAIN,    /* 0 ms: re-feed bytes kept while the request was paused */
+  TM_H2,       /* CONN_H2: client-h2.c's next deadline (streams, PINGs, idle) */
+};
+
+/* Whether the client's https:// requests go over HTTP/2 (client-h2.c). */
+enum wf__http_h2_state {
+  H2_UNKNOWN,  /* no session and no handshake under way that offers h2 */
+  H2_PROBING,  /* h2_probe's connection offers h2; other requests wait */
+  H2_LIVE,     /* h2conn is a session taking new streams */
+  H2_DECLINED, /* the server chose HTTP/1.1 (or nothing): HTTP/1.1 from now on */
+  H2_OFF,      /* not offered: http://, unix://, or WF_HTTP2_OFF */
 };
 
 enum wf__http_req_state {
@@ -145,6 +159,12 @@ struct wf_http_client_s {
   wf__http_link_t pool;  /* idle connections, most recently used first */
   unsigned npool;
   unsigned nconns;
+
+  /* client-h2.c */
+  enum wf__http_h2_state h2_state;
+  wf__http_conn_t *h2conn; /* H2_LIVE: the session new requests go on */
+  wf_http_req_t *h2_probe; /* H2_PROBING: the request whose connection offers h2 */
+  wf__http_link_t h2_wait; /* H2_PROBING: requests waiting to know (req->h2_link) */
 
   int closing;
   int idle_closed;
@@ -184,6 +204,11 @@ struct wf__http_conn_s {
   char *cbuf;     /* https: ciphertext read buffer (WF__HTTP_CIPHER_BUF_SIZE) */
   int tls_more;   /* a pause stopped us reading plaintext out of OpenSSL */
   int tls_dead;   /* the session or the socket failed: no close_notify */
+  size_t wbytes;  /* https: bytes in uv_writes not yet called back */
+
+  /* client-h2.c */
+  int h2_offer;                 /* this handshake offers ALPN h2 (the client's probe) */
+  struct wf__http_h2_s *h2;     /* CONN_H2: the session; freed with conn */
 
   wf_http_req_t *req;
   /* per response (client-message.c; reset by wf__http_response_begin) */
@@ -227,6 +252,20 @@ struct wf_http_req_s {
   wf_buf_t headbuf; /* "name\0value\0..." of the current head */
   size_t *hoffs;    /* name/value offsets into headbuf, 2 per header */
   size_t nhdr, hcap;
+
+  /* client-h2.c: the request as a stream (conn is then a CONN_H2), or
+   * waiting in client->h2_wait (conn NULL) */
+  wf__http_link_t h2_link; /* the session's streams, or client->h2_wait */
+  int32_t sid;             /* stream id; 0 before it was submitted */
+  wf_buf_t held;           /* stream body that came while paused (< its window) */
+  size_t held_off;
+  size_t body_off;         /* where the body starts in wbuf */
+  size_t body_sent;
+  size_t h2_hbytes;        /* head bytes so far, against max_header */
+  uint64_t h2_rx;          /* uv_now of submit or of its last frame */
+  int h2_got;              /* a frame of the response arrived */
+  int h2_ended;            /* the stream ended; on_done once held is delivered */
+  int h2_redispatched;     /* sent again after a GOAWAY or refusal */
 };
 
 /* 1 when a user callback (or what it called) cancelled req or closed the
@@ -291,6 +330,15 @@ void wf__http_feed(wf__http_conn_t *conn, const char *p, size_t n);
  * conn with err. */
 void wf__http_on_eof(wf__http_conn_t *conn, int err);
 
+/* Sends req the way the client sends a new request: over the live h2
+ * session, into the wait for one, or over HTTP/1.1 (pool or a new
+ * connection).  For client-h2.c's retries and released waiters. */
+void wf__http_dispatch(wf_http_client_t *c, wf_http_req_t *req);
+/* Queues req's on_done with err (later iteration); it must hold no connection. */
+void wf__http_queue_done(wf_http_req_t *req, int err);
+/* Arms conn's one timer. */
+void wf__http_timer_arm(wf__http_conn_t *conn, enum wf__http_timer_mode mode, uint64_t ms);
+
 /* ---- TLS glue (client-tls.c) ---------------------------------------------------- */
 /* TCP is up on an https connection (CONN_CONNECTING, the request attached
  * and the connect timer running): starts the session and its handshake;
@@ -309,9 +357,65 @@ void wf__http_tls_pump(wf__http_conn_t *conn);
 /* Encrypts n bytes (borrowed: the plaintext stays the caller's) and sends
  * them.  0, or < 0 after conn was failed. */
 int wf__http_tls_send(wf__http_conn_t *conn, const char *p, size_t n);
+/* The TLS session of conn failed (why: its reason): kept for
+ * wf_http_client_last_error, logged once per new reason, and conn fails
+ * with WF_ETLS. */
+void wf__http_tls_fail(wf__http_conn_t *conn, const char *why);
+/* Sends what OpenSSL has queued for the peer.  0, or < 0 after conn was
+ * failed. */
+int wf__http_tls_flush(wf__http_conn_t *conn);
 /* Best-effort close_notify before conn closes in good health; sends now or
  * never (uv_try_write).  A no-op for plain connections and failed sessions. */
 void wf__http_tls_close_notify(wf__http_conn_t *conn);
+
+/* ---- HTTP/2 (client-h2.c) ------------------------------------------------------ */
+/* The next request of an https:// client in WF_HTTP2_AUTO: 1 when client-h2.c
+ * took it (a stream of the live session, or a wait for the probe's ALPN),
+ * 0 when it goes over HTTP/1.1 (then, in H2_PROBING, it is the probe:
+ * client->h2_probe). */
+int wf__http_h2_route(wf_http_client_t *c, wf_http_req_t *req);
+/* conn (CONN_CONNECTING, conn->req attached) finished its TLS handshake and
+ * the server chose h2: conn becomes the client's session, conn->req and the
+ * waiting requests its first streams. */
+void wf__http_h2_start(wf__http_conn_t *conn);
+/* The probe's handshake ended without h2: HTTP/1.1 from now on, the waiting
+ * requests are dispatched over it. */
+void wf__http_h2_declined(wf_http_client_t *c);
+/* The probe request finished (err) before the server's answer to the offer
+ * was known: the waiting requests fail with err, or after a cancel the next
+ * one probes. */
+void wf__http_h2_probe_done(wf_http_client_t *c, int err);
+/* Plaintext OpenSSL holds for a CONN_H2: into nghttp2, until none is left. */
+void wf__http_h2_pump(wf__http_conn_t *conn);
+/* n bytes of plaintext read on a CONN_H2 (the pump's, or a plain socket's
+ * in the test seam) into nghttp2; a protocol error fails conn. */
+void wf__http_h2_recv_plain(wf__http_conn_t *conn, const char *p, size_t n);
+/* The test seam's half: conn (connected, no TLS) becomes the client's
+ * session and sends its preface.  0 or UV_ENOMEM. */
+int wf__http_h2_become(wf__http_conn_t *conn);
+/* The transport of a CONN_H2 failed (EOF, a read or write error, TLS): each
+ * stream is failed with err or, when it saw nothing of its answer on a
+ * session that had served before, sent again once; conn closes. */
+void wf__http_h2_fail(wf__http_conn_t *conn, int err);
+/* A uv_write of a CONN_H2 completed: nghttp2 may send more. */
+void wf__http_h2_written(wf__http_conn_t *conn);
+/* The TM_H2 deadline of conn came. */
+void wf__http_h2_on_timer(wf__http_conn_t *conn);
+/* wf_http_req_pause/resume/cancel for a stream or a waiting request; cancel
+ * returns 1 when req was one (and is no longer), 0 otherwise. */
+void wf__http_h2_pause(wf_http_req_t *req);
+void wf__http_h2_resume(wf_http_req_t *req);
+int wf__http_h2_cancel(wf_http_req_t *req);
+/* wf_http_client_close: every session and pending PING goes. */
+void wf__http_h2_client_closing(wf_http_client_t *c);
+/* Frees conn->h2 (conn_maybe_free). */
+void wf__http_h2_free(wf__http_conn_t *conn);
+/* Test seam (test/fuzz/fuzz-http2.c, test/http/test-h2.c): makes fd, a
+ * connected stream socket, a CONN_H2 of c without TLS (HTTP/2 with prior
+ * knowledge) so that what the other end writes is parsed as a server's
+ * frames.  c must be an https:// client in WF_HTTP2_AUTO with no
+ * connection yet.  0, or a libuv error (fd is then closed). */
+int wf__http_h2_adopt(wf_http_client_t *c, uv_os_sock_t fd);
 
 /* ---- the server's test seam (server.c) ------------------------------------------ */
 /* Serves a connection on fd, a connected stream socket (a TCP socket, or one

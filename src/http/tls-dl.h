@@ -55,6 +55,8 @@
   X(SSL, SSL_CTX_set_options)                    \
   X(SSL, SSL_CTX_set_session_id_context)         \
   X(SSL, SSL_CTX_set_alpn_select_cb)             \
+  X(SSL, SSL_set_alpn_protos)                    \
+  X(SSL, SSL_get0_alpn_selected)                 \
   X(SSL, SSL_load_client_CA_file)                \
   X(SSL, SSL_CTX_set_client_CA_list)             \
   X(SSL, SSL_new)                                \
@@ -134,6 +136,8 @@ int wf__ossl_load(char *err, size_t errlen);
 #define SSL_CTX_set_options (wf__ossl.SSL_CTX_set_options)
 #define SSL_CTX_set_session_id_context (wf__ossl.SSL_CTX_set_session_id_context)
 #define SSL_CTX_set_alpn_select_cb (wf__ossl.SSL_CTX_set_alpn_select_cb)
+#define SSL_set_alpn_protos (wf__ossl.SSL_set_alpn_protos)
+#define SSL_get0_alpn_selected (wf__ossl.SSL_get0_alpn_selected)
 #define SSL_load_client_CA_file (wf__ossl.SSL_load_client_CA_file)
 #define SSL_CTX_set_client_CA_list (wf__ossl.SSL_CTX_set_client_CA_list)
 #define SSL_new (wf__ossl.SSL_new)

@@ -57,6 +57,12 @@ void wf__tls_ctx_destroy(wf__tls_ctx_t *ctx);
  * name, checked with SNI, or an IP literal without brackets).  NULL only if
  * OpenSSL cannot allocate (reason in err).  Owns its SSL and BIOs. */
 wf__tls_t *wf__tls_create(wf__tls_ctx_t *ctx, const char *host, char *err, size_t errlen);
+/* Offers ALPN protocols on a client session before its handshake: protos
+ * in the wire format ("\x02h2\x08http/1.1"; copied).  0, or WF_ETLS. */
+int wf__tls_offer_alpn(wf__tls_t *t, const unsigned char *protos, size_t len);
+/* 1 if the completed handshake selected ALPN protocol proto ("h2"), else 0
+ * (another one, or none: a server without ALPN). */
+int wf__tls_alpn_is(const wf__tls_t *t, const char *proto);
 /* A server session of a listener's ctx (wf__tls_server_ctx_create), waiting
  * for the client's hello: feed it what the accepted socket reads and call
  * wf__tls_handshake as for a client.  A handshake that fails for the

@@ -337,6 +337,22 @@ fail:
   return NULL;
 }
 
+int wf__tls_offer_alpn(wf__tls_t *t, const unsigned char *protos, size_t len) {
+  /* SSL_set_alpn_protos returns 0 on success, unlike most of OpenSSL. */
+  if (SSL_set_alpn_protos(t->ssl, protos, (unsigned)len) != 0) {
+    queue_reason(t->err, sizeof(t->err));
+    return WF_ETLS;
+  }
+  return 0;
+}
+
+int wf__tls_alpn_is(const wf__tls_t *t, const char *proto) {
+  const unsigned char *p = NULL;
+  unsigned n = 0;
+  SSL_get0_alpn_selected(t->ssl, &p, &n);
+  return p && n == strlen(proto) && memcmp(p, proto, n) == 0;
+}
+
 wf__tls_t *wf__tls_accept_create(wf__tls_ctx_t *ctx, char *err, size_t errlen) {
   wf__tls_t *t = session_new(ctx);
   char why[TLS_ERR_LEN / 2];

@@ -556,6 +556,7 @@ static void note_restart_only(const node_t *n, const wf_node_opts_t *c) {
   note_if(&names, str_differs(o->etcd_cacert, c->etcd_cacert), "--etcd-cacert");
   note_if(&names, str_differs(o->etcd_cert, c->etcd_cert), "--etcd-cert");
   note_if(&names, str_differs(o->etcd_key, c->etcd_key), "--etcd-key");
+  note_if(&names, o->etcd_http2 != c->etcd_http2, "--etcd-http2");
   if (names.len)
     wf_warn(NULL, "SIGHUP: %s changed; that needs a restart (the running value stays)",
             names.data);
@@ -691,6 +692,7 @@ int wf_node_run(const wf_node_opts_t *cfg, const wf_node_reload_t *reload) {
   eo.tls_ca_file = cfg->etcd_cacert;  /* https:// endpoints; config.c checked */
   eo.tls_cert_file = cfg->etcd_cert;
   eo.tls_key_file = cfg->etcd_key;
+  eo.http2 = cfg->etcd_http2;  /* same values: WF_HTTP2_AUTO, WF_HTTP2_OFF */
   n.etcd = wf_etcd_create(&n.loop, &eo);
   if (!n.etcd) {
     wf_error(NULL, "no usable etcd endpoint");

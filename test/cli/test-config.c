@@ -2,7 +2,7 @@
  * test-config: wf_config_load's defaults, the precedence flag > env > file >
  * default, both flag spellings, config files (etcd as a list, max_parallel),
  * every bad-value path (WF_CONFIG_BAD with the flag, variable or key named),
- * and --help / --version; --log-retention and --log-max-bytes.
+ * and --help / --version; --log-retention and --log-max-bytes; --etcd-http2.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include "wf-version.h"
 #include "wf/cli.h"
 #include "wf/config.h"
+#include "wf/http.h"
 #include "wf/util.h"
 
 static char *no_env[] = {NULL};
@@ -408,7 +409,7 @@ static void test_help_version(void) {
       "--drain-timeout", "--log-level",        "--log-format",    "--address",
       "--help",          "--version",          "WORKFLOW_LOG_FORMAT",
       "--log-retention DURATION", "WORKFLOW_LOG_RETENTION", "--log-max-bytes SIZE",
-      "WORKFLOW_LOG_MAX_BYTES",
+      "WORKFLOW_LOG_MAX_BYTES", "--etcd-http2 auto|off", "WORKFLOW_ETCD_HTTP2",
   };
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     if (!strstr(text, want[i])) WF_FAIL("--help lacks %s:\n%s", want[i], text);
@@ -505,10 +506,79 @@ static void test_log_retention(void) {
   cfg_drop();
 }
 
+/* --etcd-http2: auto by default; off from the flag, the variable or the
+ * file (a bare YAML `off`, which the YAML reader types as false, too);
+ * flag > env > file; a bad value exits 2 naming the flag, variable or key
+ * and the accepted values. */
+static void test_etcd_http2(void) {
+  wf_config_t cfg;
+  char cflag[64];
+  ASSERT_EQ(load(&cfg, no_env, NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.etcd_http2, WF_HTTP2_AUTO);
+  wf_config_finish(&cfg);
+  ASSERT_EQ(load(&cfg, no_env, "--etcd-http2", "off", NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.etcd_http2, WF_HTTP2_OFF);
+  wf_config_finish(&cfg);
+  ASSERT_EQ(load(&cfg, no_env, "--etcd-http2=OFF", NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.etcd_http2, WF_HTTP2_OFF);
+  wf_config_finish(&cfg);
+  ASSERT_EQ(load(&cfg, no_env, "--etcd-http2=auto", NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.etcd_http2, WF_HTTP2_AUTO);
+  wf_config_finish(&cfg);
+
+  char *env_off[] = {"WORKFLOW_ETCD_HTTP2=off", NULL};
+  ASSERT_EQ(load(&cfg, env_off, NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.etcd_http2, WF_HTTP2_OFF);
+  wf_config_finish(&cfg);
+  char *env_empty[] = {"WORKFLOW_ETCD_HTTP2=", NULL};  /* empty counts as unset */
+  ASSERT_EQ(load(&cfg, env_empty, NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.etcd_http2, WF_HTTP2_AUTO);
+  wf_config_finish(&cfg);
+  ASSERT_EQ(load(&cfg, env_off, "--etcd-http2", "auto", NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.etcd_http2, WF_HTTP2_AUTO);  /* the flag wins */
+  wf_config_finish(&cfg);
+
+  cfg_make();
+  snprintf(cflag, sizeof cflag, "--config=%s", cfg_path);
+  static const char *const off_files[] = {"etcd-http2: off\n", "etcd_http2: \"off\"\n",
+                                          "etcd-http2: Off\n", "etcd-http2: no\n"};
+  for (size_t i = 0; i < sizeof off_files / sizeof off_files[0]; i++) {
+    write_cfg(off_files[i]);
+    ASSERT_EQ(load(&cfg, no_env, cflag, NULL), WF_CONFIG_OK);
+    if (cfg.node.etcd_http2 != WF_HTTP2_OFF) WF_FAIL("file \"%s\": not off", off_files[i]);
+    wf_config_finish(&cfg);
+  }
+  write_cfg("etcd-http2: auto\n");
+  ASSERT_EQ(load(&cfg, env_off, cflag, NULL), WF_CONFIG_OK);
+  ASSERT_EQ(cfg.node.etcd_http2, WF_HTTP2_OFF);  /* env > file */
+  wf_config_finish(&cfg);
+
+  expect_bad(load(&cfg, no_env, "--etcd-http2", "maybe", NULL), &cfg,
+             "--etcd-http2: \"maybe\" is not one of auto, off", NULL);
+  expect_bad(load(&cfg, no_env, "--etcd-http2=", NULL), &cfg, "--etcd-http2", "auto, off",
+             NULL);
+  expect_bad(load(&cfg, no_env, "--etcd-http2", "on", NULL), &cfg, "--etcd-http2", "\"on\"",
+             NULL);
+  expect_bad(load(&cfg, no_env, "--etcd-http2", NULL), &cfg, "--etcd-http2", "needs a value",
+             NULL);
+  char *env_bad[] = {"WORKFLOW_ETCD_HTTP2=h2", NULL};
+  expect_bad(load(&cfg, env_bad, NULL), &cfg,
+             "WORKFLOW_ETCD_HTTP2: \"h2\" is not one of auto, off", NULL);
+  write_cfg("etcd-http2: true\n");  /* YAML's true (or on, yes): not a mode */
+  expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"etcd-http2\": \"true\"",
+             "auto, off", NULL);
+  write_cfg("etcd-http2: 2\n");
+  expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"etcd-http2\": \"2\"", NULL);
+  write_cfg("etcd-http2: [off]\n");
+  expect_bad(load(&cfg, no_env, cflag, NULL), &cfg, "key \"etcd-http2\"", "single value",
+             NULL);
+  cfg_drop();
+}
+
 static const wf_test_t tests[] = {
     WF_TEST(defaults), WF_TEST(every_flag), WF_TEST(env), WF_TEST(precedence),
     WF_TEST(file_forms), WF_TEST(bad), WF_TEST(help_version), WF_TEST(etcd_parse),
-    WF_TEST(log_retention),
+    WF_TEST(log_retention), WF_TEST(etcd_http2),
 };
 
 int main(int argc, char **argv) { return WF_TEST_MAIN(argc, argv, tests); }

@@ -52,6 +52,7 @@ def main():
         (["--max-parallel", "99999999999999999999"], None, ["max-parallel"]),
         (["--log-format", "xml"], None, ["log-format", "xml"]),
         (["--log-level", "loud"], None, ["log-level", "loud"]),
+        (["--etcd-http2", "maybe"], None, ["--etcd-http2", "maybe", "auto, off"]),
         (["--name"], None, ["name"]),
         (["stray-argument"], None, ["stray-argument"]),
         (["--config", os.path.join(tmp, "missing.yaml")], None, ["missing.yaml"]),

@@ -3,11 +3,12 @@
  * options with the agent's variables (docs/configuration.md): TLS files for
  * https:// endpoints (--etcd-cacert, --etcd-cert, --etcd-key) and
  * authentication (--etcd-user with --etcd-password-file, or the variable
- * WORKFLOW_ETCD_PASSWORD; no password flag, which ps would show).  Towards
- * a node's log endpoint (logs and run only): --token-file, --cacert,
- * --node-cert, --node-key.  They are checked as the agent checks its own,
- * before anything is sent, and a mistake is a usage error (exit 2) naming
- * the flag or the variable it came from, never a secret.
+ * WORKFLOW_ETCD_PASSWORD; no password flag, which ps would show), and
+ * --etcd-http2 auto|off.  Towards a node's log endpoint (logs and run
+ * only): --token-file, --cacert, --node-cert, --node-key.  They are
+ * checked as the agent checks its own, before anything is sent, and a
+ * mistake is a usage error (exit 2) naming the flag or the variable it
+ * came from, never a secret.
  *
  * A TLS failure with etcd comes back from the etcd client as a bare
  * WF_ETLS; wf__access_explain_tls asks once more with a plain HTTP client
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "wf/cli.h"
@@ -38,6 +40,7 @@ static const struct {
     [ACC_ETCD_USER] = {"--etcd-user", "WORKFLOW_ETCD_USER", 0},
     [ACC_ETCD_PASSWORD_FILE] = {"--etcd-password-file", "WORKFLOW_ETCD_PASSWORD_FILE", 0},
     [ACC_ETCD_PASSWORD] = {NULL, "WORKFLOW_ETCD_PASSWORD", 0},
+    [ACC_ETCD_HTTP2] = {"--etcd-http2", "WORKFLOW_ETCD_HTTP2", 0},
     [ACC_TOKEN_FILE] = {"--token-file", "WFCTL_TOKEN_FILE", 1},
     [ACC_CACERT] = {"--cacert", "WFCTL_CACERT", 1},
     [ACC_NODE_CERT] = {"--node-cert", "WFCTL_NODE_CERT", 1},
@@ -136,6 +139,15 @@ static int check_etcd_auth(wf__ctl_t *c) {
   return -1;
 }
 
+/* --etcd-http2 as the agent reads it (config.c): auto (also when unset or
+ * empty) or off, in any case; -1 for anything else. */
+static int http2_mode(const wf__ctl_t *c) {
+  const char *v = c->acc[ACC_ETCD_HTTP2];
+  if (!v || strcasecmp(v, "auto") == 0) return WF_HTTP2_AUTO;
+  if (strcasecmp(v, "off") == 0) return WF_HTTP2_OFF;
+  return -1;
+}
+
 static int check_node(wf__ctl_t *c) {
   int rc = check_pair_and_files(c, ACC_CACERT, ACC_NODE_CERT, ACC_NODE_KEY);
   if (rc >= 0) return rc;
@@ -152,6 +164,10 @@ int wf__access_setup(wf__ctl_t *c, wf_etcd_opts_t *eo) {
   if ((rc = check_etcd_tls(c)) >= 0) return rc;
   if ((rc = check_etcd_auth(c)) >= 0) return rc;
   if ((rc = check_node(c)) >= 0) return rc;
+  if (http2_mode(c) < 0)
+    return usage("%s: \"%.200s\" is not one of auto, off", c->acc_src[ACC_ETCD_HTTP2],
+                 c->acc[ACC_ETCD_HTTP2]);
+  eo->http2 = http2_mode(c);
   eo->tls_ca_file = c->acc[ACC_ETCD_CACERT];
   eo->tls_cert_file = c->acc[ACC_ETCD_CERT];
   eo->tls_key_file = c->acc[ACC_ETCD_KEY];
@@ -182,7 +198,7 @@ int wf__access_check_node_tls(wf__ctl_t *c) {
 
 int wf__access_explain_create(wf__ctl_t *c) {
   wf_http_tls_opts_t tls = {c->acc[ACC_ETCD_CACERT], c->acc[ACC_ETCD_CERT], c->acc[ACC_ETCD_KEY]};
-  wf_http_client_opts_t ho = {.tls = &tls};
+  wf_http_client_opts_t ho = {.tls = &tls, .http2 = http2_mode(c)};
   char why[512] = "";
   for (size_t i = 0; i < c->nendpoints && !why[0]; i++) {
     wf_http_client_t *h = wf_http_client_create_ex(&c->loop, c->endpoints[i], &ho, why,
@@ -213,7 +229,8 @@ void wf__access_explain_tls(wf__ctl_t *c) {
   const char *url = c->tls_failed_endpoint;
   if (!url || strncmp(url, "https://", 8) != 0) return;
   wf_http_tls_opts_t tls = {c->acc[ACC_ETCD_CACERT], c->acc[ACC_ETCD_CERT], c->acc[ACC_ETCD_KEY]};
-  wf_http_client_opts_t ho = {.connect_timeout_ms = 5000, .tls = &tls};
+  /* The same ALPN offer as the etcd client made, so the same handshake. */
+  wf_http_client_opts_t ho = {.connect_timeout_ms = 5000, .tls = &tls, .http2 = http2_mode(c)};
   char why[512] = "";
   explain_t x = {0};
   x.h = wf_http_client_create_ex(&c->loop, url, &ho, why, sizeof why);

@@ -192,6 +192,8 @@ static void usage(FILE *out) {
           "  --etcd-user NAME            env WORKFLOW_ETCD_USER; etcd user (authentication)\n"
           "  --etcd-password-file FILE   env WORKFLOW_ETCD_PASSWORD_FILE; the user's password\n"
           "                              (or the password itself in WORKFLOW_ETCD_PASSWORD)\n"
+          "  --etcd-http2 auto|off       env WORKFLOW_ETCD_HTTP2; default auto: HTTP/2 with\n"
+          "                              https:// etcd that offers it; off: HTTP/1.1 only\n"
           "  -h, --help                  this help\n"
           "\n"
           "node access (logs, run: reading a log from the node's --listen endpoint):\n"
@@ -232,6 +234,7 @@ static const flag_t global_flags[] = {
     {"--etcd-key", NULL, 1, F_ACC + ACC_ETCD_KEY},
     {"--etcd-user", NULL, 1, F_ACC + ACC_ETCD_USER},
     {"--etcd-password-file", NULL, 1, F_ACC + ACC_ETCD_PASSWORD_FILE},
+    {"--etcd-http2", NULL, 1, F_ACC + ACC_ETCD_HTTP2},
     {"--help", "-h", 0, F_HELP}, {NULL, NULL, 0, 0},
 };
 /* Reading a log from its node (logs, run). */

@@ -59,10 +59,12 @@ enum wf__out { OUT_TABLE, OUT_JSON, OUT_YAML, OUT_NAME };
 
 /* The access options (access.c): each a flag or an environment variable;
  * ACC_ETCD_PASSWORD is a variable only (a password on the command line is
- * visible in ps).  The node ones are read by logs and run only. */
+ * visible in ps).  ACC_ETCD_HTTP2 is auto|off, not a file.  The node ones
+ * are read by logs and run only. */
 enum wf__acc {
   ACC_ETCD_CACERT, ACC_ETCD_CERT, ACC_ETCD_KEY, ACC_ETCD_USER, ACC_ETCD_PASSWORD_FILE,
-  ACC_ETCD_PASSWORD, ACC_TOKEN_FILE, ACC_CACERT, ACC_NODE_CERT, ACC_NODE_KEY, ACC_N
+  ACC_ETCD_PASSWORD, ACC_ETCD_HTTP2, ACC_TOKEN_FILE, ACC_CACERT, ACC_NODE_CERT, ACC_NODE_KEY,
+  ACC_N
 };
 
 /* Where a step's log is (tail.c's answer). */
