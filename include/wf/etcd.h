@@ -100,6 +100,11 @@ typedef void (*wf_etcd_stat_cb)(const char *endpoint, const char *op, uint64_t r
  * "deleterange", "compaction", "lease_grant", "lease_keepalive",
  * "lease_revoke"), zeros included; strings borrowed for the call. */
 void wf_etcd_stats(const wf_etcd_t *e, wf_etcd_stat_cb cb, void *data);
+/* Calls cb once per endpoint with the protocol its requests go over now:
+ * "h2" (one HTTP/2 connection carries them all) or "http/1.1"; strings
+ * borrowed for the call. */
+typedef void (*wf_etcd_endpoint_cb)(const char *endpoint, const char *protocol, void *data);
+void wf_etcd_endpoints(const wf_etcd_t *e, wf_etcd_endpoint_cb cb, void *data);
 /* Watch streams that broke (or never became live) and were retried. */
 uint64_t wf_etcd_watch_reconnects(const wf_etcd_t *e);
 /* 1 if the last unary attempt got an answer from etcd that is not a 5xx

@@ -602,5 +602,9 @@ void wf_etcd_stats(const wf_etcd_t *e, wf_etcd_stat_cb cb, void *data) {
     }
 }
 
+void wf_etcd_endpoints(const wf_etcd_t *e, wf_etcd_endpoint_cb cb, void *data) {
+  for (size_t i = 0; i < e->n; i++) cb(e->urls[i], wf_http_client_protocol(e->clients[i]), data);
+}
+
 uint64_t wf_etcd_watch_reconnects(const wf_etcd_t *e) { return e->watch_reconnects; }
 int wf_etcd_reachable(const wf_etcd_t *e) { return e->reachable; }

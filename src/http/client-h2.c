@@ -745,8 +745,11 @@ void wf__http_h2_start(wf__http_conn_t *conn) {
     wf__http_conn_fail(conn, UV_ENOMEM);
     return;
   }
-  wf_debug(NULL, "http %s: HTTP/2 (ALPN h2): one connection carries every request",
-           c->origin);
+  /* Said once per client at info (operators want to know which protocol
+   * runs); every reconnect after that at debug. */
+  wf_log(c->h2_said ? WF_LOG_DEBUG : WF_LOG_INFO, NULL,
+         "http %s: HTTP/2 (ALPN h2): one connection carries every request", c->origin);
+  c->h2_said = 1;
   take_waiters(c, &waiters);
   attach(conn->h2, req);
   while (!wf__http_list_empty(&waiters)) {

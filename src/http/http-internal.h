@@ -165,6 +165,7 @@ struct wf_http_client_s {
   wf__http_conn_t *h2conn; /* H2_LIVE: the session new requests go on */
   wf_http_req_t *h2_probe; /* H2_PROBING: the request whose connection offers h2 */
   wf__http_link_t h2_wait; /* H2_PROBING: requests waiting to know (req->h2_link) */
+  int h2_said;             /* the first session was logged at info */
 
   int closing;
   int idle_closed;

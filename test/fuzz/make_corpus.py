@@ -11,6 +11,7 @@ with the control bytes its fuzz-<name>.c header describes.
 Run from anywhere: python3 test/fuzz/make_corpus.py  (rewrites the corpus).
 """
 import os
+import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, 'corpus')
@@ -305,6 +306,61 @@ def drop_stale():
                 os.remove(os.path.join(d, name))
 
 
+def h2_frame(t, flags, sid, payload=b''):
+    """One HTTP/2 frame: 24-bit length, type, flags, stream id."""
+    return struct.pack('>I', len(payload))[1:] + bytes([t, flags]) + struct.pack('>I', sid) + payload
+
+
+def http2_seeds():
+    """fuzz-http2: [flags, cut1, cut2, cut3] + what a server sends on the
+    connection whose streams 1 (buffered POST), 3 (streamed POST) and 5
+    (HEAD) are ours.  Heads are HPACK with the static table: 0x88 is
+    ":status 200"; a literal without indexing carries content-type as etcd
+    sends it (docs/peers.md section 4)."""
+    DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, WU, CONT = 0, 1, 3, 4, 6, 7, 8, 9
+    ES, EH, ACK = 1, 4, 1
+    f = h2_frame
+    st200 = b'\x88'
+    ct = b'\x0f\x10\x10application/json'
+    pre = (f(SETTINGS, 0, 0, struct.pack('>HI', 3, 4294967295) + struct.pack('>HI', 4, 1048576)) +
+           f(WU, 0, 0, struct.pack('>I', 983041)) + f(SETTINGS, ACK, 0))
+
+    def good(extra=b''):
+        return (pre + f(HEADERS, EH, 1, st200 + ct) + f(DATA, ES, 1, b'{"kvs":[]}') +
+                f(HEADERS, EH, 3, st200) + f(DATA, 0, 3, b'{"result":{"created":true}}\n') +
+                f(DATA, 0, 3, b'{"result":{"events":[{"kv":{}}]}}\n') + extra +
+                f(HEADERS, EH | ES, 5, st200))
+    seeds = {
+        'ok': b'\x00\x40\x80\xc0' + good(),
+        'ok-pause': b'\x01\x10\x80\xf0' + good(f(DATA, ES, 3, b'x' * 3000)),
+        'ok-cancels': b'\x06\x00\x00\x00' + good(),
+        'goaway': b'\x00\x80\x80\x80' + pre + f(HEADERS, EH, 1, st200) +
+                  f(GOAWAY, 0, 0, struct.pack('>II', 1, 0)) + f(DATA, ES, 1, b'{}'),
+        'rst': b'\x00\x20\x40\x60' + pre + f(RST, 0, 3, struct.pack('>I', 8)) +
+               f(RST, 0, 1, struct.pack('>I', 7)) + f(HEADERS, EH | ES, 5, st200),
+        'ping': b'\x00\x00\x00\x00' + pre + f(PING, 0, 0, b'12345678') +
+                f(PING, ACK, 0, b'\x01' + b'\x00' * 7),
+        'interim': b'\x00\x00\x00\x00' + pre + f(HEADERS, EH, 1, b'\x08\x03100') +
+                   f(HEADERS, EH, 1, st200) + f(DATA, ES, 1, b'{}'),
+        'continuation': b'\x00\x00\x00\x00' + pre + f(HEADERS, 0, 1, st200) + f(CONT, EH, 1, ct) +
+                        f(DATA, ES, 1, b'{}'),
+        'bighead': b'\x00\x00\x00\x00' + pre + f(HEADERS, EH, 5, st200 +
+                   b'\x0f\x10\x7f\x81\x03' + b'a' * 400 + b'\x0f\x10\x7f\x81\x03' + b'b' * 400),
+        'bigbody': b'\x00\x00\x00\x00' + pre + f(HEADERS, EH, 1, st200) + f(DATA, 0, 1, b'y' * 5000) +
+                   f(DATA, ES, 1, b'z'),
+        'windowupdate': b'\x00\x00\x00\x00' + pre + f(WU, 0, 0, struct.pack('>I', 1000)) +
+                        f(WU, 0, 1, struct.pack('>I', 1000)) + f(HEADERS, EH | ES, 1, st200),
+        'watch-shutdown': b'\x01\x20\x60\xa0' + pre + f(HEADERS, EH, 3, st200 + ct) +
+                          f(DATA, 0, 3, b'{"result":{"created":true}}\n') +
+                          f(GOAWAY, 0, 0, struct.pack('>II', 5, 0)) +
+                          f(DATA, ES, 3, b'{"error":{"grpc_code":13,"http_code":500,"message":'
+                            b'"server closed the stream without sending trailers"}}'),
+        'garbage': b'\x00\x10\x20\x30' + b'HTTP/1.1 200 OK\r\n\r\n',
+    }
+    for name, data in seeds.items():
+        write('http2', name, data)
+
+
 def main():
 
     # http-response: [flags, pieces|cancel|small, cut1, cut2] + response
@@ -499,6 +555,7 @@ def main():
         write('http-request', name, bytes([b0, c1, c2, c3]) + req.encode())
     write('http-request', 'tls-hello', bytes([0, 0, 0, 0]) +
           b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' + bytes(range(32)) + b'\r\n\r\n')
+    http2_seeds()
     drop_stale()
 
 
