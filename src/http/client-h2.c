@@ -60,6 +60,9 @@
 #define CONN_WINDOW (8 * 1024 * 1024)
 #define WRITE_BOUND (256 * 1024)
 #define MAX_PINGS 8
+/* A stream timed out: the session is asked a PING answered within this, or
+ * dropped (a frozen peer is found in 2 s, not at the next watch's probe). */
+#define CHECK_PING_MS 2000
 #define MAX_NV 64
 
 typedef struct ping_s {
@@ -532,6 +535,14 @@ static int flush(wf__http_conn_t *conn) {
   return 0;
 }
 
+static void check_ping_done(int err, void *data) {
+  (void)err; /* an unanswered one drops the connection in on_timer */
+  (void)data;
+}
+
+static int submit_ping(wf__http_h2_t *s, uint64_t timeout_ms, void (*cb)(int, void *),
+                       void *data);
+
 /* ---- the timer: deliveries, deadlines, idle -------------------------------------------- */
 static void arm(wf__http_conn_t *conn) {
   wf__http_h2_t *s = conn->h2;
@@ -627,8 +638,14 @@ void wf__http_h2_on_timer(wf__http_conn_t *conn) {
     wf_http_req_t *req = container_of(l, wf_http_req_t, h2_link);
     next = l->next;
     if (req->timeout_ms && !req->paused && now >= req->h2_rx + req->timeout_ms) {
+      int asking = 0;
       nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, req->sid, NGHTTP2_CANCEL);
       finish(s, req, UV_ETIMEDOUT);
+      /* A slow answer, or a dead peer that keeps the connection open (a
+       * frozen etcd): a PING tells them apart for every stream at once. */
+      for (int i = 0; i < MAX_PINGS; i++)
+        asking |= s->pings[i].cb == check_ping_done && s->pings[i].result == 1;
+      if (!asking) (void)submit_ping(s, CHECK_PING_MS, check_ping_done, NULL);
       continue;
     }
     if (req->held.len > req->held_off && !req->paused) {
@@ -956,25 +973,32 @@ int wf_http_client_ping(wf_http_client_t *c, uint64_t timeout_ms,
                         void (*cb)(int err, void *data), void *data) {
   wf__http_conn_t *conn;
   wf__http_h2_t *s;
-  uint8_t opaque[8];
+  int r;
 
   if (!c || c->closing || !cb || c->h2_state != H2_LIVE || !c->h2conn) return UV_ENOTSUP;
   conn = c->h2conn;
   s = conn->h2;
+  r = submit_ping(s, timeout_ms, cb, data);
+  if (r == 0) h2_after(conn);
+  return r;
+}
+
+static int submit_ping(wf__http_h2_t *s, uint64_t timeout_ms, void (*cb)(int, void *),
+                       void *data) {
+  uint8_t opaque[8];
   for (int i = 0; i < MAX_PINGS; i++) {
     ping_t *p = &s->pings[i];
     if (p->cb) continue;
     p->cb = cb;
     p->data = data;
     p->id = ++s->ping_seq;
-    p->deadline = uv_now(c->loop) + timeout_ms;
+    p->deadline = uv_now(s->conn->client->loop) + timeout_ms;
     p->result = 1;
     memcpy(opaque, &p->id, sizeof(opaque));
     if (nghttp2_submit_ping(s->ng, NGHTTP2_FLAG_NONE, opaque) != 0) {
       p->cb = NULL;
       return UV_ENOMEM;
     }
-    h2_after(conn);
     return 0;
   }
   return UV_EBUSY;

@@ -10,7 +10,6 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from e2e import Scenario, run, check, sh, status_of, log  # noqa: E402
-from proxy import TcpProxy  # noqa: E402
 
 
 def main():
@@ -19,7 +18,7 @@ def main():
         os.makedirs(marks)
         s.put_action("mark", sh('echo "$X" >> %s/$WORKFLOW_STEP_KEY' % marks),
                      run_params=[{"key_name": "X", "default_value": "default"}])
-        p = TcpProxy("127.0.0.1", s.etcd.client_port).start()
+        p = s.etcd_proxy()   # in front of etcd's https listener with WF_E2E_ETCD=https
         a = s.agent(etcd_url=p.url)
         s.put_step("warm", "mark@v1")
         check(status_of(s.wait_step("warm"))["status"] == "SUCCEEDED", "warm-up step")

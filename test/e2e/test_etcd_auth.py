@@ -115,6 +115,7 @@ def main():
     with Scenario("etcd_auth", etcd_args=["--auth-token", "simple",
                                           "--auth-token-ttl", str(TOKEN_TTL)]) as s:
         s.etcd.enable_auth(USER, PASSWORD)
+        s.tls_client_without_cn()   # WF_E2E_ETCD=https: etcd refuses a CN with auth on
         s.c = AuthClient(s.etcd.url, USER, PASSWORD)
         check(s.c.get("anything") is None, "the authenticated test client works")
         try:  # auth really is on: a request without a token is refused

@@ -7,6 +7,7 @@ test/meson.build); without it, <source root>/build is used.
               workdir="/tmp/x", args=["--max-parallel", "8"]).start()
     a.wait_registered(client)
     a.rss_kb(); a.mapped("/libssl.so"); a.pause(); a.resume(); a.kill9()
+    a.tcp_connections(etcd.tls_port)   # inodes of its ESTABLISHED sockets there
     a.stop()      # SIGTERM, waits, checks exit status 0 and no sanitizer report
 """
 import os
@@ -193,6 +194,13 @@ class Agent:
             pass
         return sorted(paths)
 
+    def tcp_connections(self, remote_port):
+        """The inodes of the agent's ESTABLISHED TCP sockets to remote_port
+        on any address (from /proc/PID/fd and /proc/net/tcp{,6}; an empty
+        set if it is gone).  Sampled often, this counts the connections an
+        agent keeps to one etcd listener."""
+        return tcp_connections(self.proc.pid if self.proc else None, remote_port)
+
     def rss_kb(self):
         """VmRSS of the agent process in kB (0 if it is gone)."""
         try:
@@ -203,6 +211,41 @@ class Agent:
         except (OSError, AttributeError):
             pass
         return 0
+
+
+def tcp_connections(pid, remote_port):
+    """See Agent.tcp_connections: ESTABLISHED sockets of pid to remote_port."""
+    if not pid:
+        return set()
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return set()
+    for fd in fds:
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    # The process's own network namespace, in case it differs from ours.
+    for table in ("/proc/%d/net/tcp" % pid, "/proc/%d/net/tcp6" % pid):
+        try:
+            with open(table) as f:
+                next(f, None)  # the header
+                for line in f:
+                    cols = line.split()
+                    # sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                    if len(cols) < 10 or cols[3] != "01":
+                        continue
+                    if int(cols[2].rsplit(":", 1)[1], 16) == remote_port and cols[9] in inodes:
+                        found.add(cols[9])
+        except OSError:
+            pass
+    return found
 
 
 def run_wfctl(args, etcd_url, prefix, timeout=60, env=None, cwd=None, stdin_data=None):

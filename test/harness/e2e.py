@@ -15,6 +15,16 @@ Every test is a standalone script:
 On failure the script prints the reason, the agents' stderr tails and keeps
 its temp dir (the path is printed); it exits 1.  Exit 77 means skipped.
 WF_KEEP_TMP=1 keeps the temp dir of a passing test too.
+
+WF_E2E_ETCD=https runs the scenario's etcd with TLS as well (a second,
+https listener with --client-cert-auth, certificates from certs.py): every
+agent started by s.agent() and every s.wfctl() then talks to it at
+s.etcd.tls_url with --etcd-cacert/--etcd-cert/--etcd-key, while the test's
+own python client (s.c) stays on the plain http listener.  Tests that build
+an agent's command line themselves use s.agent_etcd_args(); tests that put a
+TcpProxy between agent and etcd use s.etcd_proxy().  meson registers such
+runs as e2e-h2-<name> (test/e2e/meson.build): with TLS the agent offers
+HTTP/2 by ALPN.
 """
 import json
 import os
@@ -75,16 +85,37 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+def etcd_mode():
+    """"https" when WF_E2E_ETCD=https asks for etcd over TLS, else "http"."""
+    mode = os.environ.get("WF_E2E_ETCD", "http").strip().lower() or "http"
+    if mode not in ("http", "https"):
+        raise ValueError("WF_E2E_ETCD=%r: want http or https" % mode)
+    return mode
+
+
 class Scenario:
-    def __init__(self, name, start_etcd=True, etcd_args=()):
+    def __init__(self, name, start_etcd=True, etcd_args=(), etcd_tls=None):
+        """etcd_tls: True or False forces etcd over TLS on or off; None
+        (the default) follows WF_E2E_ETCD."""
         self.name = name
         self.tmp = tempfile.mkdtemp(prefix="wf-e2e-%s-" % name)
         self.prefix = "t-%s-%s" % (name, uuid.uuid4().hex[:8])
         self.node = "node-" + name
         self.log_dir = os.path.join(self.tmp, "runner_log")
         self.start_etcd = start_etcd
-        self.etcd = Etcd(data_dir=os.path.join(self.tmp, "etcd"), extra_args=etcd_args) \
-            if start_etcd else None
+        # WF_E2E_ETCD=https: the certificates are made in __enter__ (their
+        # paths are fixed now, so that Etcd picks its https port here and
+        # keeps it across restarts).
+        self.etcd_mode = etcd_mode() if etcd_tls is None else ("https" if etcd_tls else "http")
+        self.tls_dir = os.path.join(self.tmp, "etcd-tls")
+        self.pem = None   # certs.make_certs() paths once made
+        tls = None
+        if self.etcd_mode == "https":
+            tls = {"ca": os.path.join(self.tls_dir, "ca.crt"),
+                   "cert": os.path.join(self.tls_dir, "server.crt"),
+                   "key": os.path.join(self.tls_dir, "server.key")}
+        self.etcd = Etcd(data_dir=os.path.join(self.tmp, "etcd"), extra_args=etcd_args,
+                         tls=tls) if start_etcd else None
         self.agents = []
         self.pid_files = []  # files holding pids of processes to kill at the end
         self.c = None
@@ -94,9 +125,16 @@ class Scenario:
         log("scenario %s: tmp %s, prefix %s", self.name, self.tmp, self.prefix)
         if self.etcd:
             os.makedirs(self.etcd.dir, exist_ok=True)
+            if self.etcd.tls and self.etcd.tls["cert"].startswith(self.tls_dir + "/"):
+                from certs import make_certs  # certs imports this module
+                self.pem = make_certs(self.tls_dir)
             self.etcd.start()
             self.c = EtcdClient(self.etcd.url)
             log("etcd %s pid %d", self.etcd.url, self.etcd.pid)
+            if self.pem:
+                log("etcd mode https: agents and wfctl use %s with "
+                    "client certificates; the test's own client stays on %s",
+                    self.etcd.tls_url, self.etcd.url)
         return self
 
     def __exit__(self, etype, exc, tb):
@@ -135,20 +173,111 @@ class Scenario:
                     except OSError:
                         pass
 
+    # -- how agents and wfctl reach etcd ---------------------------------
+    @property
+    def tls(self):
+        """True when agents talk https to this scenario's etcd
+        (WF_E2E_ETCD=https)."""
+        return self.pem is not None and self.etcd is not None and self.etcd.tls_url is not None
+
+    @property
+    def etcd_url_for_agent(self):
+        """The etcd URL agents and wfctl use: https in TLS mode, else http."""
+        return self.etcd.tls_url if self.tls else self.etcd.url
+
+    @property
+    def etcd_port_for_agent(self):
+        return self.etcd.tls_port if self.tls else self.etcd.client_port
+
+    def agent_tls_args(self, url=None):
+        """--etcd-cacert/--etcd-cert/--etcd-key when url (default: the
+        agents' URL) is https to this scenario's etcd in TLS mode, else []."""
+        url = url or self.etcd_url_for_agent
+        if not self.tls or not url.startswith("https://"):
+            return []
+        return ["--etcd-cacert", self.pem["ca.crt"], "--etcd-cert", self.pem["client.crt"],
+                "--etcd-key", self.pem["client.key"]]
+
+    def agent_etcd_args(self, url=None):
+        """--etcd URL and, in TLS mode, the certificate flags: for tests
+        that build an agent's command line themselves."""
+        url = url or self.etcd_url_for_agent
+        return ["--etcd", url] + self.agent_tls_args(url)
+
+    def etcd_proxy(self, cls=None):
+        """A started TcpProxy (or cls, a subclass) in front of the etcd
+        listener agents use; its url is https in TLS mode (the proxy only
+        moves bytes, so TLS and HTTP/2 pass through; it cannot tell requests
+        apart inside them)."""
+        if cls is None:
+            from proxy import TcpProxy as cls
+        p = cls("127.0.0.1", self.etcd_port_for_agent)
+        if self.tls:
+            p.url = "https://127.0.0.1:%d" % p.port
+        return p.start()
+
+    def tls_client_without_cn(self):
+        """In TLS mode, switches agents and wfctl to a client certificate
+        whose subject has no CommonName (signed by the same CA).  etcd with
+        --client-cert-auth answers HTTP 400 "CommonName of client sending a
+        request against gateway will be ignored and not used as expected" to
+        every /v3/ request over a certificate with a CN once auth is enabled
+        (etcd's embed/serve.go): a test that enables auth calls this."""
+        if not self.tls:
+            return
+        from certs import openssl
+        d = self.tls_dir
+        with open(os.path.join(d, "nocn.ext"), "w") as f:
+            f.write("extendedKeyUsage=clientAuth\n")
+        openssl(d, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", "client-nocn.key", "-out", "client-nocn.csr", "-subj", "/O=wf-e2e")
+        openssl(d, "x509", "-req", "-in", "client-nocn.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", "nocn.ext",
+                "-out", "client-nocn.crt")
+        self.pem["client.crt"] = os.path.join(d, "client-nocn.crt")
+        self.pem["client.key"] = os.path.join(d, "client-nocn.key")
+        log("TLS mode: agents use a client certificate without a CommonName (%s)",
+            self.pem["client.crt"])
+
+    def wfctl_env(self, url=None):
+        """Environment for wfctl on this scenario's etcd (and certificates
+        in TLS mode)."""
+        url = url or self.etcd_url_for_agent
+        e = {"WORKFLOW_ETCD": url, "WORKFLOW_PREFIX": self.prefix}
+        if self.tls and url.startswith("https://"):
+            e.update(WORKFLOW_ETCD_CACERT=self.pem["ca.crt"],
+                     WORKFLOW_ETCD_CERT=self.pem["client.crt"],
+                     WORKFLOW_ETCD_KEY=self.pem["client.key"])
+        return e
+
+    def wfctl(self, args, etcd_url=None, env=None, **kw):
+        """run_wfctl on this scenario's etcd and prefix (TLS mode aware)."""
+        e = self.wfctl_env(etcd_url)
+        if env:
+            e.update(env)
+        return run_wfctl(args, e["WORKFLOW_ETCD"], self.prefix, env=e, **kw)
+
     # -- agents ---------------------------------------------------------
     def agent(self, name=None, args=(), etcd_url=None, env=None, start=True, register=True,
               prefix=None, log_dir=None, defaults=True):
         """A workflow-node on this scenario's etcd and prefix.  defaults adds
-        short --stop-grace/--drain-timeout so that teardown is quick."""
+        short --stop-grace/--drain-timeout so that teardown is quick.  In TLS
+        mode (WF_E2E_ETCD=https) the agent gets the https URL and the
+        certificate flags, unless etcd_url is given; an https etcd_url (a
+        proxy from etcd_proxy()) gets the certificate flags too, unless args
+        name their own --etcd-cacert."""
         name = name or self.node
         extra = []
         given = " ".join(args)
+        url = etcd_url or self.etcd_url_for_agent
+        if "--etcd-cacert" not in given and "--etcd-cert" not in given:
+            extra += self.agent_tls_args(url)
         if defaults:
             if "--stop-grace" not in given:
                 extra += ["--stop-grace", "2"]
             if "--drain-timeout" not in given:
                 extra += ["--drain-timeout", "2"]
-        a = Agent(etcd_url or self.etcd.url, name, prefix=prefix or self.prefix,
+        a = Agent(url, name, prefix=prefix or self.prefix,
                   log_dir=log_dir or self.log_dir, workdir=self.tmp, args=extra + list(args),
                   env=env, stderr_path=os.path.join(self.tmp, "agent-%s-%d.stderr"
                                                     % (name, len(self.agents))))

@@ -129,7 +129,8 @@ class Etcd:
 
     def restart(self, down_seconds=0.0, sig=signal.SIGTERM, timeout=20):
         """Stops etcd (by PID), optionally stays down for down_seconds, then
-        starts it again on the same data dir and the same ports."""
+        starts it again on the same data dir and the same ports (the https
+        one too: agents in WF_E2E_ETCD=https mode reconnect to tls_url)."""
         self.stop(sig)
         if down_seconds:
             time.sleep(down_seconds)
