@@ -8,6 +8,7 @@ Starts one private etcd (and for part 6 a private dockerd, for part 10 a
 private Podman service), runs the parts in order, prints the table and
 writes it with the raw figures to OUT.json.  Every process it starts it stops by PID.
 """
+import contextlib
 import json
 import os
 import platform
@@ -27,7 +28,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "test", "harness"))
 
 from benchlib import (Loop, Gateway, WatchStream, now, percentile, median, cpu_seconds, cpu_split,  # noqa: E402,E501
                       proc_status_kb, reference_step, user_step, pipeline_step, pipeline,
-                      local_action, status_of_value, dumps, b64, SOURCE_ROOT, CLK_TCK)
+                      local_action, status_of_value, dumps, b64, SOURCE_ROOT, CLK_TCK,
+                      ConnSampler)
 from etcd import Etcd, free_port  # noqa: E402
 from agent import Agent  # noqa: E402
 
@@ -68,7 +70,16 @@ FOLLOW_REPS = knob("BENCH_FOLLOW_REPS", 1, 1)
 FOLLOW_HASH = knob("BENCH_FOLLOW_HASH", 1, 1)  # 0: the followers count bytes only
 ZLIB_MIB = knob("BENCH_ZLIB_MIB", 32, 8)        # part 12: each corpus
 ZLIB_SERVE_MIB = knob("BENCH_ZLIB_SERVE_MIB", 256, 64)
-PARTS = os.environ.get("BENCH_PARTS", "1 2 3 4 5 6 7 8 9 10 11 12").split()
+# part 13: HTTP/2 against HTTP/1.1 to etcd over TLS (each count is per mode)
+H2_DISPATCH_N = knob("BENCH_H2_DISPATCH_N", 500, 150)
+H2_BURST_N = knob("BENCH_H2_BURST_N", 2000, 500)
+H2_BURST_REPS = knob("BENCH_H2_BURST_REPS", 3, 1)
+H2_RELIST_N = knob("BENCH_H2_RELIST_N", N_RELIST, N_RELIST)
+H2_RELIST_REPS = knob("BENCH_H2_RELIST_REPS", 3, 2)
+H2_AGENTS = knob("BENCH_H2_AGENTS", 50, 50)
+H2_MANY_STEPS = knob("BENCH_H2_MANY_STEPS", 2000, 300)
+H2_MANY_REPS = knob("BENCH_H2_MANY_REPS", 2, 1)
+PARTS = os.environ.get("BENCH_PARTS", "1 2 3 4 5 6 7 8 9 10 11 12 13").split()
 
 
 def log(fmt, *a):
@@ -113,15 +124,35 @@ class Bench:
 
     # ---- lifetime ---------------------------------------------------------------
     def start(self):
+        # Part 13 needs etcd's https listener too (test/harness/etcd.py: a
+        # second listener with --client-cert-auth; the bench's own client
+        # stays on the plain one).  Only when part 13 runs, so that the
+        # other parts alone run on the etcd they always had.
+        tls = None
+        self.pem, self.tls_error = None, None
+        if "13" in PARTS:
+            try:
+                from certs import make_certs  # imports e2e (for Skip)
+                self.pem = make_certs(os.path.join(self.tmp, "tls"))
+                tls = {"ca": self.pem["ca.crt"], "cert": self.pem["server.crt"],
+                       "key": self.pem["server.key"]}
+            except Exception as e:  # e2e.Skip: no openssl
+                self.tls_error = "%s: %s" % (type(e).__name__, e)
         self.etcd = Etcd(data_dir=self.etcd_dir, extra_args=[
             "--max-txn-ops", "1000", "--quota-backend-bytes", str(8 << 30),
-            "--auto-compaction-retention", "0"])
+            "--auto-compaction-retention", "0"], tls=tls)
         os.makedirs(self.etcd_dir, exist_ok=True)
         self.etcd.start()
         self.loop = Loop()
         self.gw = Gateway(self.loop, self.etcd.url)
-        log("etcd %s pid %d, data on %s; tmp %s", self.etcd.url, self.etcd.pid, self.etcd_on,
-            self.tmp)
+        log("etcd %s%s pid %d, data on %s; tmp %s", self.etcd.url,
+            " and " + self.etcd.tls_url if tls else "", self.etcd.pid, self.etcd_on, self.tmp)
+
+    def tls_args(self, http2):
+        """The agent's flags for etcd's https listener (client certificate
+        for --client-cert-auth) with --etcd-http2 http2 (auto or off)."""
+        return ["--etcd-cacert", self.pem["ca.crt"], "--etcd-cert", self.pem["client.crt"],
+                "--etcd-key", self.pem["client.key"], "--etcd-http2", http2]
 
     def stop(self):
         for a in self.agents:
@@ -153,8 +184,10 @@ class Bench:
             "" if met is None else ("  (met)" if met else "  (MISSED)"))
         return r
 
-    def agent(self, name, prefix, args=(), ready=True, timeout=120, log_dir=None):
-        a = Agent(self.etcd.url, name, prefix=prefix,
+    def agent(self, name, prefix, args=(), ready=True, timeout=120, log_dir=None, url=None):
+        """Starts an agent on etcd's plain URL, or on url (part 13: the
+        https one, with tls_args() in args)."""
+        a = Agent(url or self.etcd.url, name, prefix=prefix,
                   log_dir=log_dir or os.path.join(self.tmp, "logs", name),
                   workdir=self.tmp, args=["--stop-grace", "1", "--drain-timeout", "1"] + list(args),
                   binary=NODE_BIN, stderr_path=os.path.join(self.tmp, "agent-%s.stderr" % name))
@@ -220,6 +253,13 @@ class Bench:
             raise PartError("step %s: statuses seen %s\n%s" % (full, sorted(d), a.stderr_tail()))
         return ms(d["PENDDING"] - t0), ms(d["RUNNING"] - t0), ms(d["SUCCEEDED"] - t0)
 
+    def dispatch_step(self, a, seen, P, node, key):
+        """Part 1's measure of one step (also part 13's): a PENDDING LOCAL
+        `true@v1` user step for node at key under P's steps prefix, which
+        watch_statuses(P) records in seen; see timed_step."""
+        return self.timed_step(a, seen, self.steps_prefix(P) + key,
+                               user_step(key, node, "true@v1"))
+
     def watch_statuses(self, prefix):
         """A watch on the steps prefix recording, per key, when each status
         was first seen: {key: {status: t}}."""
@@ -274,11 +314,9 @@ class Bench:
         self.put_action(P, "true", "true")
         a = self.agent(node, P)
         w, seen, _ = self.watch_statuses(P)
-        sp = self.steps_prefix(P)
 
         def one(i):
-            key = "d%05d" % i
-            return self.timed_step(a, seen, sp + key, user_step(key, node, "true@v1"))
+            return self.dispatch_step(a, seen, P, node, "d%05d" % i)
 
         for i in range(10):  # warm-up: connections, page cache
             one(100000 + i)
@@ -360,17 +398,23 @@ class Bench:
     # ---- part 2: throughput and CPU ---------------------------------------------------
     def part2(self):
         P, node = "b2", "bench-2"
-        # Log dir on tmpfs, as in part 3: on this VM's ext4, after earlier
-        # parts (and runs) created and deleted thousands of files, ext4's
-        # inode allocator (find_inode_bit / recently_deleted in perf) cost
-        # 0.02 to 0.8 ms of kernel time per new file from one run to the
-        # next, in the threadpool, whoever creates the file.  The floor
-        # below still measures a file creation in the same dir.
+        with self.burst_log_root() as (root, on_disk):
+            self._part2(P, node, root, on_disk)
+
+    @contextlib.contextmanager
+    def burst_log_root(self):
+        """(root, on_disk): the log dir of part 2's (and part 13's) bursts.
+        On tmpfs, as in part 3: on this VM's ext4, after earlier parts (and
+        runs) created and deleted thousands of files, ext4's inode allocator
+        (find_inode_bit / recently_deleted in perf) cost 0.02 to 0.8 ms of
+        kernel time per new file from one run to the next, in the
+        threadpool, whoever creates the file.  Part 2's floor still
+        measures a file creation in the same dir."""
         on_disk = os.environ.get("BENCH_LOG_DISK") == "1"
         root = os.path.join(self.tmp, "logs") if on_disk else \
             tempfile.mkdtemp(prefix="wf-bench-logs-", dir="/dev/shm")
         try:
-            self._part2(P, node, root, on_disk)
+            yield root, on_disk
         finally:
             if not on_disk:
                 shutil.rmtree(root, ignore_errors=True)
@@ -379,34 +423,10 @@ class Bench:
         self.put_action(P, "true", "true")
         a = self.agent(node, P, ["--max-parallel", "32"], log_dir=os.path.join(root, node))
         w, seen, counts = self.watch_statuses(P)
-        sp = self.steps_prefix(P)
         # THROUGHPUT_REPS rounds of N steps on the same agent; medians are
         # reported (one round's figure swung 20% with the machine's load).
-        reps = []
-        for r in range(THROUGHPUT_REPS):
-            items = [(sp + "r%d-t%05d" % (r, i), user_step("r%d-t%05d" % (r, i), node, "true@v1"))
-                     for i in range(N_THROUGHPUT)]
-            bodies = [dumps(self.gw.txn_puts_body(items[i:i + 100]))
-                      for i in range(0, len(items), 100)]
-            goal = (r + 1) * N_THROUGHPUT
-            done = lambda: sum(counts.get(s, 0) for s in FINAL) >= goal  # noqa: E731
-            cpu0, ecpu0 = cpu_seconds(a.pid), cpu_seconds(self.etcd.pid)
-            split0 = cpu_split(a.pid)
-            t0 = now()
-            for b in bodies:
-                self.gw.conn.request("/v3/kv/txn", b, lambda s, d, t: None)
-            self.loop.run_until(done, 600, "%d steps to finish" % N_THROUGHPUT)
-            keys = dict(items)
-            t_end = max(min(v[s] for s in FINAL if s in v) for k, v in seen.items() if k in keys)
-            time.sleep(0.3)  # let the agent digest the echo of its last writes
-            cpu1, ecpu1 = cpu_seconds(a.pid), cpu_seconds(self.etcd.pid)
-            split1 = cpu_split(a.pid)
-            reps.append({
-                "rate": N_THROUGHPUT / (t_end - t0),
-                "cpu_ms": ms(cpu1 - cpu0) / N_THROUGHPUT,
-                "etcd_ms": ms(ecpu1 - ecpu0) / N_THROUGHPUT,
-                "split": {k: [ms(split1[k][i] - split0[k][i]) / N_THROUGHPUT for i in (0, 1)]
-                          for k in split0}})
+        reps = [self.burst(a, P, node, "r%d-" % r, N_THROUGHPUT, seen, counts)
+                for r in range(THROUGHPUT_REPS)]
         rss = proc_status_kb(a.pid, "VmRSS")
         failed = counts.get("FAILED", 0) + counts.get("CANCELED", 0)
         w.close()
@@ -468,6 +488,37 @@ class Bench:
                       "%.3f (creating a file there costs the kernel %.3f); etcd %.3f ms/step"
                       % (split["main"][0], split["main"][1], split["pool"][0], split["pool"][1],
                          create_ms, etcd_ms))
+
+    def burst(self, a, P, node, tag, n, seen, counts):
+        """One round of part 2 (also part 13's): n LOCAL `true` steps for
+        agent a (node, prefix P) written at once in txns of 100 (keys
+        <tag>t<i>), run until watch_statuses(P)'s seen/counts show all of
+        them final.  Returns {"rate": steps/s from the first write to the
+        last final status, "cpu_ms": the agent's CPU per step, "etcd_ms":
+        etcd's, "split": the agent's loop / threadpool CPU per step}."""
+        sp = self.steps_prefix(P)
+        items = [(sp + "%st%05d" % (tag, i), user_step("%st%05d" % (tag, i), node, "true@v1"))
+                 for i in range(n)]
+        bodies = [dumps(self.gw.txn_puts_body(items[i:i + 100]))
+                  for i in range(0, len(items), 100)]
+        goal = sum(counts.get(s, 0) for s in FINAL) + n
+        done = lambda: sum(counts.get(s, 0) for s in FINAL) >= goal  # noqa: E731
+        cpu0, ecpu0 = cpu_seconds(a.pid), cpu_seconds(self.etcd.pid)
+        split0 = cpu_split(a.pid)
+        t0 = now()
+        for b in bodies:
+            self.gw.conn.request("/v3/kv/txn", b, lambda s, d, t: None)
+        self.loop.run_until(done, 600, "%d steps to finish" % n)
+        keys = dict(items)
+        t_end = max(min(v[s] for s in FINAL if s in v) for k, v in seen.items() if k in keys)
+        time.sleep(0.3)  # let the agent digest the echo of its last writes
+        cpu1, ecpu1 = cpu_seconds(a.pid), cpu_seconds(self.etcd.pid)
+        split1 = cpu_split(a.pid)
+        return {"rate": n / (t_end - t0),
+                "cpu_ms": ms(cpu1 - cpu0) / n,
+                "etcd_ms": ms(ecpu1 - ecpu0) / n,
+                "split": {k: [ms(split1[k][i] - split0[k][i]) / n for i in (0, 1)]
+                          for k in split0}}
 
     # ---- part 3: log throughput ---------------------------------------------------------
     def part3(self):
@@ -624,21 +675,8 @@ class Bench:
     # ---- part 5: re-list at scale ---------------------------------------------------------
     def part5(self):
         P, node = "b5", "bench-5"
+        own = self.relist_fill(P, node, N_RELIST)
         sp = self.steps_prefix(P)
-        own = 0
-        t = now()
-        batch = []
-        for i in range(N_RELIST):
-            k = "ns1.s%06d" % i
-            n = node if i % 100 == 0 else "other-%d" % (i % 97)
-            own += n == node
-            batch.append((sp + k, reference_step(k, n, "SUCCEEDED" if i % 3 else "FAILED")))
-            if len(batch) == 5000:
-                self.gw.put_many(batch)
-                batch = []
-        if batch:
-            self.gw.put_many(batch)
-        log("  wrote %d steps (%d of %s) in %.1fs", N_RELIST, own, node, now() - t)
         # floors: the gateway's own paginated list (pages of 1000, pinned
         # revision, values not even decoded) and the Go client (etcdctl, gRPC)
         gw_floor, floor, go_kb = [], [], []
@@ -651,33 +689,11 @@ class Bench:
         # start-up list
         startup, hwm_start, startup_cpu = [], [], []
         for r in range(3):
-            t0 = now()
-            a = self.agent(node, P, ready=False)
-            self.wait_ready(a, 300, poll=0.001)
-            startup.append(now() - t0)
-            startup_cpu.append(cpu_seconds(a.pid))
-            cache = re.findall(r"step cache ready: (\d+) steps", a.stderr_text()[a.ready_from:])
-            hwm_start.append(proc_status_kb(a.pid, "VmHWM"))
-            self.stop_agent(a)
-            if not cache or int(cache[-1]) != own:
-                raise PartError("step cache ready says %s, want %d" % (cache, own))
-        # --resync 1: the informer logs "watch on P is live" (debug) at the
-        # end of every list; consecutive lines are 1 s + one list apart.
-        a = self.agent(node, P, ["--resync", "1", "--log-level", "debug"], ready=True, timeout=300)
-        want = 6
-        deadline = time.time() + 120
-        pat = re.compile(r"^(\S+) debug watch on %s is live" % re.escape(sp), re.M)
-        while time.time() < deadline:
-            stamps = pat.findall(a.stderr_text()[a.ready_from:])
-            if len(stamps) >= want:
-                break
-            time.sleep(0.2)
-        hwm_resync = proc_status_kb(a.pid, "VmHWM")
-        self.stop_agent(a)
-        stamps = [parse_stamp(s) for s in pat.findall(a.stderr_text()[a.ready_from:])]
-        resync = [b - a_ - 1.0 for a_, b in zip(stamps, stamps[1:])][1:]  # skip start-up
-        if not resync:
-            raise PartError("no re-list seen with --resync 1")
+            dt, cpu, hwm = self.relist_startup(P, node, own)
+            startup.append(dt)
+            startup_cpu.append(cpu)
+            hwm_start.append(hwm)
+        resync, hwm_resync = self.relist_resync(P, node, 6)
         gm, fm, sm, rm = median(gw_floor), median(floor), median(startup), median(resync)
         hwm = max(hwm_start + [hwm_resync])
         self.details["5"] = {"n": N_RELIST, "own": own, "gateway_list_s": gw_floor,
@@ -700,6 +716,67 @@ class Bench:
                  median(go_kb) / 1024.0, "etcdctl get peak RSS", hwm / median(go_kb),
                  "x Go client", "< 32 MB", hwm < 32 * 1024)
         self.clean_etcd("%s/" % P)
+
+    def relist_fill(self, P, node, n):
+        """Part 5's steps (also part 13's): n completed Go-format steps under
+        P, 1 % of them node's; returns how many are node's."""
+        sp = self.steps_prefix(P)
+        own = 0
+        t = now()
+        batch = []
+        for i in range(n):
+            k = "ns1.s%06d" % i
+            nd = node if i % 100 == 0 else "other-%d" % (i % 97)
+            own += nd == node
+            batch.append((sp + k, reference_step(k, nd, "SUCCEEDED" if i % 3 else "FAILED")))
+            if len(batch) == 5000:
+                self.gw.put_many(batch)
+                batch = []
+        if batch:
+            self.gw.put_many(batch)
+        log("  wrote %d steps (%d of %s) in %.1fs", n, own, node, now() - t)
+        return own
+
+    def relist_startup(self, P, node, own, args=(), url=None):
+        """Part 5's start-up list: an agent started on P's steps, from exec
+        to "step cache ready" (which must count own steps).  Returns
+        (seconds, the agent's CPU seconds by then, its VmHWM kB); the agent
+        is stopped."""
+        t0 = now()
+        a = self.agent(node, P, args, ready=False, url=url)
+        self.wait_ready(a, 300, poll=0.001)
+        dt = now() - t0
+        cpu = cpu_seconds(a.pid)
+        cache = re.findall(r"step cache ready: (\d+) steps", a.stderr_text()[a.ready_from:])
+        hwm = proc_status_kb(a.pid, "VmHWM")
+        self.stop_agent(a)
+        if not cache or int(cache[-1]) != own:
+            raise PartError("step cache ready says %s, want %d" % (cache, own))
+        return dt, cpu, hwm
+
+    def relist_resync(self, P, node, want, args=(), url=None):
+        """Part 5's re-list under --resync 1: the informer logs "watch on P
+        is live" (debug) at the end of every list; consecutive lines are
+        1 s + one list apart.  Runs one agent until it has logged want such
+        lines; returns (the re-lists' seconds, the first interval skipped
+        as start-up, and the agent's VmHWM kB); the agent is stopped."""
+        sp = self.steps_prefix(P)
+        a = self.agent(node, P, ["--resync", "1", "--log-level", "debug"] + list(args),
+                       ready=True, timeout=300, url=url)
+        deadline = time.time() + 120
+        pat = re.compile(r"^(\S+) debug watch on %s is live" % re.escape(sp), re.M)
+        while time.time() < deadline:
+            stamps = pat.findall(a.stderr_text()[a.ready_from:])
+            if len(stamps) >= want:
+                break
+            time.sleep(0.2)
+        hwm = proc_status_kb(a.pid, "VmHWM")
+        self.stop_agent(a)
+        stamps = [parse_stamp(s) for s in pat.findall(a.stderr_text()[a.ready_from:])]
+        resync = [b - a_ - 1.0 for a_, b in zip(stamps, stamps[1:])][1:]  # skip start-up
+        if not resync:
+            raise PartError("no re-list seen with --resync 1")
+        return resync, hwm
 
     # ---- part 6: docker --------------------------------------------------------------------
     def part6(self):
@@ -1112,13 +1189,305 @@ class Bench:
                               "levels": res, "serve_mib": ZLIB_SERVE_MIB,
                               "serve_level": SERVE_LEVEL, "serve": serve}
 
+    # ---- part 13: HTTP/2 against HTTP/1.1 to etcd over TLS ----------------------------------
+    H2_MODES = ("off", "auto")   # --etcd-http2; "auto" is HTTP/2 (ALPN h2) on etcd 3.4
+
+    @staticmethod
+    def h2_order(i):
+        """The two modes, first one then the other: repetition i of an
+        interleaved measure runs them in this order (off first on even i)."""
+        return Bench.H2_MODES if i % 2 == 0 else Bench.H2_MODES[::-1]
+
+    def part13(self):
+        """Parts 1, 2 (with the connections counted), 5 and 7's 50-agent point
+        with the agents on etcd's https listener (client certificates), once
+        with --etcd-http2 off (HTTP/1.1: a keep-alive pool, a connection
+        per concurrent request and per watch) and once with auto (HTTP/2:
+        one connection), interleaved repetition by repetition on the same
+        etcd.  Each row: HTTP/2's figure, HTTP/1.1's as the baseline, the
+        ratio h2/h1."""
+        if not self.pem:
+            raise PartError("no TLS listener for etcd: %s" % self.tls_error)
+        url, port = self.etcd.tls_url, self.etcd.tls_port
+        self.details["13"] = {"url": url}
+        try:
+            self._h2_dispatch(url, port)
+            self._h2_burst(url, port)
+            self._h2_relist(url)
+            self._h2_many(url, port)
+        finally:
+            issues = self.h2_stderr_check()
+            self.details["13"]["stderr"] = issues
+        bad = {m: v for m, v in issues.items() if v["warn_error_lines"] or v["problems"]}
+        for m, v in bad.items():
+            for l in v["problems"] + v["warn_error_lines"][:20]:
+                log("  part 13 (%s): %s", m, l)
+        a, o = issues["auto"], issues["off"]
+        nlines = sum(len(v["warn_error_lines"]) for v in issues.values())
+        self.row("13", "agent starts with auto that logged \"HTTP/2 (ALPN h2)\"", a["h2_said"],
+                 "of %d" % a["starts"], target="all with auto, none with off, no warn/error",
+                 met=not bad and a["h2_said"] == a["starts"] > 0,
+                 note="with off: %d of %d; warn/error lines: %d (without Docker's %d)%s"
+                 % (o["h2_said"], o["starts"], nlines,
+                    sum(v["no_docker_warnings"] for v in issues.values()),
+                    "".join("; %s: %s" % (m, (v["problems"] + v["warn_error_lines"])[0][:160])
+                            for m, v in bad.items())))
+
+    def h2_row(self, figure, res, key, unit, target="(report)", met=None, note=""):
+        """A row of part 13: res[mode][key] for auto as the value, for off as
+        the baseline, the ratio h2/h1."""
+        h2, h1 = res["auto"][key], res["off"][key]
+        return self.row("13", figure, h2, unit, h1, "HTTP/1.1 (--etcd-http2 off)",
+                        h2 / h1 if h1 else None, "x h1 (h2/h1)", target, met, note=note)
+
+    def _h2_dispatch(self, url, port):
+        """Part 1 on the two modes: two agents (one per mode, each its own
+        prefix, so that the other's steps never reach it), the steps
+        alternating between them one by one."""
+        agents, watches, samplers = {}, {}, {}
+        try:
+            for m in self.H2_MODES:
+                P, node = "b13d-" + m, "bench-13d-" + m
+                self.put_action(P, "true", "true")
+                samplers[m] = ConnSampler(port)
+                agents[m] = self.agent(node, P, self.tls_args(m), ready=False, url=url)
+                samplers[m].add(agents[m].pid)
+                self.wait_ready(agents[m])
+                watches[m] = self.watch_statuses(P)
+            res = {m: {"floor": [], "running": [], "succeeded": []} for m in self.H2_MODES}
+            for i in range(10):  # warm-up, as part 1
+                for m in self.H2_MODES:
+                    self.dispatch_step(agents[m], watches[m][1], "b13d-" + m, agents[m].name,
+                                       "w%05d" % i)
+            for i in range(H2_DISPATCH_N):
+                for m in self.h2_order(i):
+                    f, r, s = self.dispatch_step(agents[m], watches[m][1], "b13d-" + m,
+                                                 agents[m].name, "d%05d" % i)
+                    res[m]["floor"].append(f)
+                    res[m]["running"].append(r)
+                    res[m]["succeeded"].append(s)
+        finally:
+            for m in watches:
+                watches[m][0].close()
+            for m in samplers:
+                samplers[m].stop()
+            for a in agents.values():
+                self.stop_agent(a)
+        for m in self.H2_MODES:
+            x = res[m]
+            x.update({"running_p50": percentile(x["running"], 50),
+                      "running_p99": percentile(x["running"], 99),
+                      "succeeded_p50": percentile(x["succeeded"], 50),
+                      "succeeded_p99": percentile(x["succeeded"], 99),
+                      "conns": samplers[m].figures()})
+        floor = res["off"]["floor"] + res["auto"]["floor"]
+        self.details["13"]["dispatch"] = {
+            "n": H2_DISPATCH_N, "floor_ms": summary(floor),
+            **{m: {"running_ms": summary(res[m]["running"]),
+                   "succeeded_ms": summary(res[m]["succeeded"]),
+                   "conns": res[m]["conns"]} for m in self.H2_MODES}}
+        fl = "put -> watch event on the plain listener p50 %.2f / p99 %.2f ms" % (
+            percentile(floor, 50), percentile(floor, 99))
+        c = {m: res[m]["conns"] for m in self.H2_MODES}
+        self.h2_row("put -> RUNNING p50, over TLS (%d steps each, alternating)" % H2_DISPATCH_N,
+                    res, "running_p50", "ms", note=fl)
+        self.h2_row("put -> RUNNING p99, over TLS", res, "running_p99", "ms",
+                    note="connections while one step at a time runs, at most at once: h2 %d, "
+                         "h1 %d" % (c["auto"]["max_at_once"], c["off"]["max_at_once"]))
+        self.h2_row("put -> SUCCEEDED p50 (LOCAL true), over TLS", res, "succeeded_p50", "ms")
+        self.h2_row("put -> SUCCEEDED p99 (LOCAL true), over TLS", res, "succeeded_p99", "ms")
+
+    def _h2_burst(self, url, port):
+        """Part 2 on the two modes, with the agents' connections to etcd's
+        https port sampled every 20 ms from their start: two agents with
+        --max-parallel 32 (one per mode, each its own prefix), H2_BURST_REPS
+        rounds each, alternating."""
+        agents, watches, samplers, reps = {}, {}, {}, {m: [] for m in self.H2_MODES}
+        with self.burst_log_root() as (root, on_disk):
+            try:
+                for m in self.H2_MODES:
+                    P, node = "b13b-" + m, "bench-13b-" + m
+                    self.put_action(P, "true", "true")
+                    samplers[m] = ConnSampler(port)
+                    agents[m] = self.agent(node, P, ["--max-parallel", "32"] + self.tls_args(m),
+                                           ready=False, url=url, log_dir=os.path.join(root, node))
+                    samplers[m].add(agents[m].pid)
+                    self.wait_ready(agents[m])
+                    watches[m] = self.watch_statuses(P)
+                for r in range(H2_BURST_REPS):
+                    for m in self.h2_order(r):
+                        reps[m].append(self.burst(agents[m], "b13b-" + m, agents[m].name,
+                                                  "r%d-" % r, H2_BURST_N, watches[m][1],
+                                                  watches[m][2]))
+                failed = {m: watches[m][2].get("FAILED", 0) + watches[m][2].get("CANCELED", 0)
+                          for m in self.H2_MODES}
+                rss = {m: proc_status_kb(agents[m].pid, "VmRSS") for m in self.H2_MODES}
+            finally:
+                for m in watches:
+                    watches[m][0].close()
+                for m in samplers:
+                    samplers[m].stop()
+                for a in agents.values():
+                    self.stop_agent(a)
+        res = {m: {"rate": median([x["rate"] for x in reps[m]]),
+                   "cpu_ms": median([x["cpu_ms"] for x in reps[m]]),
+                   "etcd_ms": median([x["etcd_ms"] for x in reps[m]]),
+                   "conns": samplers[m].figures(), "rss_kb": rss[m]} for m in self.H2_MODES}
+        for m in self.H2_MODES:
+            res[m]["max_at_once"] = res[m]["conns"]["max_at_once"]
+        self.details["13"]["burst"] = {"n": H2_BURST_N, "reps": reps, "failed": failed,
+                                       "log_dir_on": "disk" if on_disk else "tmpfs",
+                                       **{m: public(res[m]) for m in self.H2_MODES}}
+        if any(failed.values()):
+            raise PartError("burst: steps did not succeed: %s" % failed)
+        c = {m: res[m]["conns"] for m in self.H2_MODES}
+        self.h2_row("connections per agent to etcd's TLS port, most at once (a burst of %d "
+                    "steps, --max-parallel 32; sampled every 20 ms from exec)" % H2_BURST_N,
+                    res, "max_at_once", "conns", target="1 with auto",
+                    met=c["auto"]["max_at_once"] == 1,
+                    note="distinct connections over the agent's life: h2 %d, h1 %d (%d / %d "
+                         "samples)" % (c["auto"]["distinct"], c["off"]["distinct"],
+                                       c["auto"]["samples"], c["off"]["samples"]))
+        self.h2_row("steps/s over TLS (%d LOCAL true, --max-parallel 32; median of %d rounds: "
+                    "h2 %s, h1 %s)" % (H2_BURST_N, H2_BURST_REPS,
+                                       " / ".join("%.0f" % x["rate"] for x in reps["auto"]),
+                                       " / ".join("%.0f" % x["rate"] for x in reps["off"])),
+                    res, "rate", "/s")
+        self.h2_row("agent CPU per step over TLS (user+sys, the same bursts)", res, "cpu_ms", "ms",
+                    note="etcd CPU per step: h2 %.3f, h1 %.3f ms; agent VmRSS after: h2 %.1f, "
+                         "h1 %.1f MB" % (res["auto"]["etcd_ms"], res["off"]["etcd_ms"],
+                                         res["auto"]["rss_kb"] / 1024.0,
+                                         res["off"]["rss_kb"] / 1024.0))
+
+    def _h2_relist(self, url):
+        """Part 5 on the two modes, on one set of H2_RELIST_N steps: the
+        start-up list H2_RELIST_REPS times per mode and --resync 1 in
+        blocks of 3 re-lists, alternating."""
+        P, node = "b13r", "bench-13r"
+        own = self.relist_fill(P, node, H2_RELIST_N)
+        res = {m: {"startup": [], "startup_cpu": [], "hwm": [], "resync": []}
+               for m in self.H2_MODES}
+        for r in range(H2_RELIST_REPS):
+            for m in self.h2_order(r):
+                dt, cpu, hwm = self.relist_startup(P, node, own, self.tls_args(m), url)
+                res[m]["startup"].append(dt)
+                res[m]["startup_cpu"].append(cpu)
+                res[m]["hwm"].append(hwm)
+        for r in range(max(1, H2_RELIST_REPS - 1)):
+            for m in self.h2_order(r):
+                resync, hwm = self.relist_resync(P, node, 5, self.tls_args(m), url)
+                res[m]["resync"] += resync
+                res[m]["hwm"].append(hwm)
+        for m in self.H2_MODES:
+            x = res[m]
+            x.update({"startup_s": median(x["startup"]), "resync_s": median(x["resync"]),
+                      "cpu_s": median(x["startup_cpu"]), "hwm_kb": max(x["hwm"])})
+        self.details["13"]["relist"] = {"n": H2_RELIST_N, "own": own,
+                                        **{m: res[m] for m in self.H2_MODES}}
+        self.h2_row("re-list at start-up over TLS (%d steps, %d ours; median of %d each)"
+                    % (H2_RELIST_N, own, H2_RELIST_REPS), res, "startup_s", "s",
+                    note="agent CPU for it: h2 %.2f, h1 %.2f s" % (res["auto"]["cpu_s"],
+                                                                   res["off"]["cpu_s"]))
+        self.h2_row("re-list at --resync over TLS (median of %d / %d)"
+                    % (len(res["auto"]["resync"]), len(res["off"]["resync"])), res, "resync_s",
+                    "s", note="agent peak RSS over the re-lists (VmHWM): h2 %.1f, h1 %.1f MB"
+                    % (res["auto"]["hwm_kb"] / 1024.0, res["off"]["hwm_kb"] / 1024.0))
+        self.clean_etcd("%s/" % P)
+
+    def _h2_many(self, url, port):
+        """Part 7's largest point on the two modes: H2_AGENTS agents, their
+        steps in H2_MANY_REPS blocks per mode (each block its own agents
+        and prefix), alternating; the agents' connections sampled every
+        100 ms."""
+        blocks = {m: [] for m in self.H2_MODES}
+        per = max(1, H2_MANY_STEPS // H2_MANY_REPS)
+        for r in range(H2_MANY_REPS):
+            for m in self.h2_order(r):
+                blocks[m].append(self.many(H2_AGENTS, per, P="b13m-%s-%d" % (m, r),
+                                           args=self.tls_args(m), url=url, conns_port=port))
+        res = {}
+        for m in self.H2_MODES:
+            b = blocks[m]
+            raw = [x for p in b for x in p["_raw"]]
+            running = [x[1] for x in raw]
+            n = len(raw)
+            res[m] = {"running_p50": percentile(running, 50),
+                      "running_p99": percentile(running, 99),
+                      "floor_p50": percentile([x[0] for x in raw], 50),
+                      "etcd_ms": sum(p["etcd_cpu_ms_per_step"] * p["steps"] for p in b) / n,
+                      "agents_ms": sum(p["agents_cpu_ms_per_step"] * p["steps"] for p in b) / n,
+                      "total_conns": max(p["conns"]["total_max"] for p in b),
+                      "per_agent_max": max(p["conns"]["max_at_once"] for p in b),
+                      "steps": n}
+        self.details["13"]["many"] = {"agents": H2_AGENTS,
+                                      **{m: {"summary": res[m],
+                                             "blocks": [public(p) for p in blocks[m]]}
+                                         for m in self.H2_MODES}}
+        self.h2_row("%d agents over TLS: put -> RUNNING p50 (%d steps each, %d block(s))"
+                    % (H2_AGENTS, res["auto"]["steps"], H2_MANY_REPS), res, "running_p50", "ms",
+                    note="put -> watch event on the plain listener p50: h2 run %.2f, h1 run "
+                         "%.2f ms" % (res["auto"]["floor_p50"], res["off"]["floor_p50"]))
+        self.h2_row("%d agents over TLS: put -> RUNNING p99" % H2_AGENTS, res, "running_p99", "ms")
+        self.h2_row("%d agents over TLS: etcd CPU per step" % H2_AGENTS, res, "etcd_ms", "ms",
+                    note="all agents' CPU per step: h2 %.3f, h1 %.3f ms"
+                    % (res["auto"]["agents_ms"], res["off"]["agents_ms"]))
+        self.h2_row("%d agents over TLS: connections at etcd's TLS port, most at once (all "
+                    "agents)" % H2_AGENTS, res, "total_conns", "conns",
+                    target="<= %d with auto" % H2_AGENTS,
+                    met=res["auto"]["total_conns"] <= H2_AGENTS,
+                    note="one agent at most: h2 %d, h1 %d" % (res["auto"]["per_agent_max"],
+                                                              res["off"]["per_agent_max"]))
+
+    def h2_stderr_check(self):
+        """Every part-13 agent's stderr (the sections of agent-*.stderr whose
+        "==== start" line has --etcd-http2), per mode: its warn and error
+        lines, and problems: an auto start that never said "HTTP/2 (ALPN
+        h2)", an off start that did.  The two warnings of an agent without
+        a Docker engine (the bench starts none here) are only counted."""
+        out = {m: {"starts": 0, "h2_said": 0, "warn_error_lines": [], "problems": [],
+                   "no_docker_warnings": 0} for m in self.H2_MODES}
+        lvl = re.compile(r"^\S+ (warn|error) ")
+        no_docker = re.compile(r"docker engine at \S+ unreachable|cannot list this node's "
+                               r"containers")
+        for fn in sorted(os.listdir(self.tmp)):
+            if not (fn.startswith("agent-") and fn.endswith(".stderr")):
+                continue
+            try:
+                with open(os.path.join(self.tmp, fn), errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            for sec in text.split("==== start ")[1:]:
+                head, _, body = sec.partition("\n")
+                mm = re.search(r"--etcd-http2 (\S+)", head)
+                if not mm or mm.group(1) not in out:
+                    continue
+                m = mm.group(1)
+                o = out[m]
+                o["starts"] += 1
+                said = "HTTP/2 (ALPN h2)" in body
+                o["h2_said"] += said
+                who = fn[len("agent-"):-len(".stderr")]
+                if m == "auto" and not said:
+                    o["problems"].append("%s: no \"HTTP/2 (ALPN h2)\" line with auto" % who)
+                if m == "off" and said:
+                    o["problems"].append("%s: HTTP/2 with --etcd-http2 off" % who)
+                for l in body.splitlines():
+                    if not lvl.match(l):
+                        continue
+                    if no_docker.search(l):
+                        o["no_docker_warnings"] += 1
+                    else:
+                        o["warn_error_lines"].append("%s: %s" % (who, l))
+        return out
+
     # ---- part 7: many agents ------------------------------------------------------------------
     def part7(self):
         points = []
         for n in MANY_AGENTS:
             nsteps = MANY_STEPS if n == max(MANY_AGENTS) else MANY_STEPS_SMALL
             points.append(self.many(n, nsteps))
-        self.details["7"] = {"points": points}
+        self.details["7"] = {"points": [public(p) for p in points]}
         base = points[0]
         for p in points:
             self.row("7", "%d agents: put -> RUNNING p50 (%d steps)" % (p["agents"], p["steps"]),
@@ -1133,14 +1502,25 @@ class Bench:
                      p["etcd_cpu_ms_per_step"] / base["etcd_cpu_ms_per_step"], "x", "(report)",
                      None, note="all agents' CPU per step %.3f ms" % p["agents_cpu_ms_per_step"])
 
-    def many(self, nagents, nsteps):
-        P = "b7n%d" % nagents
+    def many(self, nagents, nsteps, P=None, args=(), url=None, conns_port=None):
+        """Part 7's point (also part 13's): nagents agents on prefix P (one
+        node name each; args and url as for agent()), nsteps sequential
+        steps round-robin, each timed as part 1 times one.  With conns_port,
+        the agents' ESTABLISHED connections to that port are sampled while
+        they run.  Returns the point's figures; the raw latencies in ms
+        under "_raw" ((floor, running, succeeded) per step)."""
+        stem = "m%d" % nagents if P is None else P  # the agents' node names: <stem>-<i>
+        P = P or "b7n%d" % nagents
         self.put_action(P, "true", "true")
         agents = []
-        log("  part 7: %d agents, %d steps", nagents, nsteps)
+        sampler = ConnSampler(conns_port, period=0.1) if conns_port else None
+        log("  %s: %d agents, %d steps%s", P, nagents, nsteps,
+            " (" + " ".join(args) + ")" if args else "")
         try:
             for i in range(nagents):
-                agents.append(self.agent("m%d-%02d" % (nagents, i), P, ready=False))
+                agents.append(self.agent("%s-%02d" % (stem, i), P, args, ready=False, url=url))
+                if sampler:
+                    sampler.add(agents[-1].pid)
             for a in agents:
                 self.wait_ready(a, 120, poll=0.02)
             time.sleep(0.5)
@@ -1173,19 +1553,25 @@ class Bench:
             rss = [proc_status_kb(a.pid, "VmRSS") for a in agents]
             w.close()
         finally:
+            if sampler:
+                sampler.stop()
             for a in agents:
                 self.stop_agent(a)
         self.clean_etcd("%s/" % P)
         floor = [r[0] for r in res]
         running = [r[1] for r in res]
         succ = [r[2] for r in res]
-        return {"agents": nagents, "steps": nsteps, "seconds": wall,
-                "floor_p50_ms": percentile(floor, 50), "floor_p99_ms": percentile(floor, 99),
-                "running_p50_ms": percentile(running, 50), "running_p99_ms": percentile(running, 99),
-                "succeeded_p50_ms": percentile(succ, 50), "succeeded_p99_ms": percentile(succ, 99),
-                "etcd_cpu_ms_per_step": ms(e1 - e0) / nsteps,
-                "agents_cpu_ms_per_step": ms(cpu1 - cpu0) / nsteps,
-                "agent_rss_kb_median": median(rss)}
+        out = {"agents": nagents, "steps": nsteps, "seconds": wall,
+               "floor_p50_ms": percentile(floor, 50), "floor_p99_ms": percentile(floor, 99),
+               "running_p50_ms": percentile(running, 50),
+               "running_p99_ms": percentile(running, 99),
+               "succeeded_p50_ms": percentile(succ, 50), "succeeded_p99_ms": percentile(succ, 99),
+               "etcd_cpu_ms_per_step": ms(e1 - e0) / nsteps,
+               "agents_cpu_ms_per_step": ms(cpu1 - cpu0) / nsteps,
+               "agent_rss_kb_median": median(rss), "_raw": res}
+        if sampler:
+            out["conns"] = sampler.figures()
+        return out
 
     # ---- part 8: instruction counts ---------------------------------------------------------------
     def part8(self):
@@ -1347,6 +1733,11 @@ class Bench:
         print("\n%s; %d CPUs, load at end %.1f; etcd data on %s; %.0f s%s; JSON: %s" % (
             doc["date"], doc["cpus"], doc["load_avg_at_end"][0], self.etcd_on, doc["seconds"],
             " (BENCH_QUICK)" if QUICK else "", self.out))
+
+
+def public(d):
+    """d without its keys that start with "_" (raw figures, objects)."""
+    return {k: v for k, v in d.items() if not k.startswith("_")}
 
 
 def rss_of_mappings(pid, names):

@@ -68,7 +68,9 @@ typedef struct wf_http_req_opts_s {
   int stream;            /* 1: deliver the body through on_data, never buffer it */
   int fresh;             /* 1: open a new connection for this request and close it
                             afterwards (never a pooled one): tells whether the server
-                            still accepts connections, not just serves old ones */
+                            still accepts connections, not just serves old ones.
+                            Ignored over HTTP/2: the request is a stream of the one
+                            session (wf_http_client_ping asks whether it lives) */
 } wf_http_req_opts_t;
 
 typedef struct wf_http_cbs_s {

@@ -116,6 +116,9 @@ static void on_idle(uv_idle_t *h) {
   wf_http_client_t *c = h->data;
   wf__http_link_t batch;
 
+  /* PING results first: a watch that asked learns of a stall before its
+   * stream fails with the connection (client-h2-route.c). */
+  wf__http_h2_deliver_pings(c);
   /* Deliver only what was due when we started: requests finished from
    * inside an on_done wait for the next iteration. */
   wf__http_list_init(&batch);
@@ -131,12 +134,14 @@ static void on_idle(uv_idle_t *h) {
     wf__http_list_remove(&req->done_link);
     deliver(req);
   }
-  if (wf__http_list_empty(&c->done)) {
+  if (wf__http_list_empty(&c->done) && !wf__http_h2_pings_due(c)) {
     uv_idle_stop(h);
     if (c->closing && !uv_is_closing((uv_handle_t *)h))
       uv_close((uv_handle_t *)h, on_idle_closed);
   }
 }
+
+void wf__http_kick(wf_http_client_t *c) { uv_idle_start(&c->idle, on_idle); }
 
 void wf__http_queue_done(wf_http_req_t *req, int err) {
   wf_http_client_t *c = req->client;
@@ -746,10 +751,9 @@ void wf__http_dispatch(wf_http_client_t *c, wf_http_req_t *req) {
 void wf_http_req_pause(wf_http_req_t *req) {
   if (!req || req->paused) return;
   req->paused = 1;
-  if (req->conn && req->conn->state == CONN_H2) {
-    wf__http_h2_pause(req);
-    return;
-  }
+  /* Over HTTP/2 the DATA that arrives is held (client-h2.c) and the
+   * stream's window, not given back, stops the server. */
+  if (req->conn && req->conn->state == CONN_H2) return;
   /* Inside the parser the body callback sees the flag and stops llhttp;
    * the read callback then stops reading. */
   if (req->conn && req->conn->state == CONN_ACTIVE && !req->conn->in_feed)

@@ -14,6 +14,8 @@
  *   client-h2.c       HTTP/2: an https:// connection whose handshake chose
  *                     ALPN h2 becomes one nghttp2 session carrying every
  *                     request of the client as a stream;
+ *   client-h2-route.c which requests go over HTTP/2 (the ALPN probe and
+ *                     the requests waiting for it), and PINGs;
  *   origin.c          "http://host:port", "https://..." and "unix:///path"
  *                     parsed into a wf__http_origin_t (and the port parser
  *                     server.c shares).
@@ -140,6 +142,22 @@ enum wf__http_req_state {
 
 typedef struct wf__http_conn_s wf__http_conn_t;
 
+/* An HTTP/2 PING in flight or answered (client-h2-route.c).  Kept by the
+ * client, not the session: a session that closes marks its PINGs due with
+ * the reason, and the client's idle handle delivers every result, so a
+ * callback always runs on a later loop iteration and never goes missing. */
+#define WF__HTTP_MAX_PINGS 8
+enum wf__http_ping_state { PING_FREE, PING_WAITING, PING_DUE };
+typedef struct wf__http_ping_s {
+  enum wf__http_ping_state state;
+  void (*cb)(int err, void *data); /* NULL: the session's own check (no one to tell) */
+  void *data;
+  wf__http_conn_t *conn; /* PING_WAITING: the session it went out on */
+  uint64_t id;           /* the opaque data sent, echoed by the ACK */
+  uint64_t deadline;     /* uv_now after which it failed */
+  int result;            /* PING_DUE: 0 or the error */
+} wf__http_ping_t;
+
 struct wf_http_client_s {
   uv_loop_t *loop;
   char *origin;        /* as given to create, for wf_http_client_origin and logs */
@@ -166,6 +184,8 @@ struct wf_http_client_s {
   wf_http_req_t *h2_probe; /* H2_PROBING: the request whose connection offers h2 */
   wf__http_link_t h2_wait; /* H2_PROBING: requests waiting to know (req->h2_link) */
   int h2_said;             /* the first session was logged at info */
+  wf__http_ping_t h2_pings[WF__HTTP_MAX_PINGS];
+  uint64_t h2_ping_seq;
 
   int closing;
   int idle_closed;
@@ -265,6 +285,7 @@ struct wf_http_req_s {
   size_t h2_hbytes;        /* head bytes so far, against max_header */
   uint64_t h2_rx;          /* uv_now of submit or of its last frame */
   int h2_got;              /* a frame of the response arrived */
+  int h2_eos;              /* a frame with END_STREAM arrived */
   int h2_ended;            /* the stream ended; on_done once held is delivered */
   int h2_redispatched;     /* sent again after a GOAWAY or refusal */
 };
@@ -335,6 +356,9 @@ void wf__http_on_eof(wf__http_conn_t *conn, int err);
  * session, into the wait for one, or over HTTP/1.1 (pool or a new
  * connection).  For client-h2.c's retries and released waiters. */
 void wf__http_dispatch(wf_http_client_t *c, wf_http_req_t *req);
+/* Starts the client's idle handle, which delivers what is due (PING
+ * results, then on_done). */
+void wf__http_kick(wf_http_client_t *c);
 /* Queues req's on_done with err (later iteration); it must hold no connection. */
 void wf__http_queue_done(wf_http_req_t *req, int err);
 /* Arms conn's one timer. */
@@ -369,10 +393,10 @@ int wf__http_tls_flush(wf__http_conn_t *conn);
  * never (uv_try_write).  A no-op for plain connections and failed sessions. */
 void wf__http_tls_close_notify(wf__http_conn_t *conn);
 
-/* ---- HTTP/2 (client-h2.c) ------------------------------------------------------ */
-/* The next request of an https:// client in WF_HTTP2_AUTO: 1 when client-h2.c
- * took it (a stream of the live session, or a wait for the probe's ALPN),
- * 0 when it goes over HTTP/1.1 (then, in H2_PROBING, it is the probe:
+/* ---- HTTP/2: negotiation and PINGs (client-h2-route.c) ------------------------ */
+/* The next request of an https:// client in WF_HTTP2_AUTO: 1 when it was
+ * taken (a stream of the live session, or a wait for the probe's ALPN), 0
+ * when it goes over HTTP/1.1 (then, in H2_PROBING, it is the probe:
  * client->h2_probe). */
 int wf__http_h2_route(wf_http_client_t *c, wf_http_req_t *req);
 /* conn (CONN_CONNECTING, conn->req attached) finished its TLS handshake and
@@ -386,36 +410,66 @@ void wf__http_h2_declined(wf_http_client_t *c);
  * was known: the waiting requests fail with err, or after a cancel the next
  * one probes. */
 void wf__http_h2_probe_done(wf_http_client_t *c, int err);
+/* PINGs of session conn: an ACK with id came (0 if it was none of ours);
+ * every one waiting on conn is due with err (the session is going); the
+ * earliest deadline of those waiting (UINT64_MAX: none); those past their
+ * deadline at now become due with UV_ETIMEDOUT (returns how many); 1 if
+ * any waits on conn. */
+void wf__http_h2_ping_acked(wf_http_client_t *c, uint64_t id);
+void wf__http_h2_pings_fail(wf_http_client_t *c, wf__http_conn_t *conn, int err);
+uint64_t wf__http_h2_ping_deadline(const wf_http_client_t *c, const wf__http_conn_t *conn);
+int wf__http_h2_pings_expire(wf_http_client_t *c, wf__http_conn_t *conn, uint64_t now);
+int wf__http_h2_pings_waiting(const wf_http_client_t *c, const wf__http_conn_t *conn);
+/* The session's own check after a stream timed out: a PING that must come
+ * back within ms, unless one such is out already. */
+void wf__http_h2_check_ping(wf__http_conn_t *conn, uint64_t ms);
+/* Runs the callbacks of every due PING; from the client's idle handle,
+ * before the requests' on_done (a watch that asked learns of the stall
+ * before its stream fails with the connection). */
+void wf__http_h2_deliver_pings(wf_http_client_t *c);
+/* 1 while a PING result waits for delivery. */
+int wf__http_h2_pings_due(const wf_http_client_t *c);
+
+/* ---- HTTP/2: the session (client-h2.c) ------------------------------------------ */
+/* Makes conn (connected; through its TLS handshake, or plain in the test
+ * seam) the client's session and sends the preface.  0 or UV_ENOMEM. */
+int wf__http_h2_become(wf__http_conn_t *conn);
+/* Puts req on session conn as a stream (or, when the session cannot take
+ * it, dispatches it again). */
+void wf__http_h2_attach(wf__http_conn_t *conn, wf_http_req_t *req);
+/* After a change from outside nghttp2's callbacks: sends what is queued and
+ * re-arms the timer; closes a session that is done. */
+void wf__http_h2_after(wf__http_conn_t *conn);
+/* Queues a PING with opaque data id on session conn.  0 or UV_ENOMEM. */
+int wf__http_h2_send_ping(wf__http_conn_t *conn, uint64_t id);
 /* Plaintext OpenSSL holds for a CONN_H2: into nghttp2, until none is left. */
 void wf__http_h2_pump(wf__http_conn_t *conn);
 /* n bytes of plaintext read on a CONN_H2 (the pump's, or a plain socket's
  * in the test seam) into nghttp2; a protocol error fails conn. */
 void wf__http_h2_recv_plain(wf__http_conn_t *conn, const char *p, size_t n);
-/* The test seam's half: conn (connected, no TLS) becomes the client's
- * session and sends its preface.  0 or UV_ENOMEM. */
-int wf__http_h2_become(wf__http_conn_t *conn);
-/* The transport of a CONN_H2 failed (EOF, a read or write error, TLS): each
- * stream is failed with err or, when it saw nothing of its answer on a
- * session that had served before, sent again once; conn closes. */
+/* The session on conn ends (its transport failed: EOF, a read or write
+ * error, TLS, a PING not answered, a protocol error; or it is done): no new
+ * stream goes on it, its PINGs are due with err, each stream fails with err
+ * or, when it saw nothing of its answer on a session that had served
+ * before, is sent again once; conn closes. */
 void wf__http_h2_fail(wf__http_conn_t *conn, int err);
 /* A uv_write of a CONN_H2 completed: nghttp2 may send more. */
 void wf__http_h2_written(wf__http_conn_t *conn);
 /* The TM_H2 deadline of conn came. */
 void wf__http_h2_on_timer(wf__http_conn_t *conn);
-/* wf_http_req_pause/resume/cancel for a stream or a waiting request; cancel
+/* wf_http_req_resume/cancel for a stream or a waiting request; cancel
  * returns 1 when req was one (and is no longer), 0 otherwise. */
-void wf__http_h2_pause(wf_http_req_t *req);
 void wf__http_h2_resume(wf_http_req_t *req);
 int wf__http_h2_cancel(wf_http_req_t *req);
-/* wf_http_client_close: every session and pending PING goes. */
+/* wf_http_client_close: every session ends, every PING is due. */
 void wf__http_h2_client_closing(wf_http_client_t *c);
 /* Frees conn->h2 (conn_maybe_free). */
 void wf__http_h2_free(wf__http_conn_t *conn);
-/* Test seam (test/fuzz/fuzz-http2.c, test/http/test-h2.c): makes fd, a
- * connected stream socket, a CONN_H2 of c without TLS (HTTP/2 with prior
- * knowledge) so that what the other end writes is parsed as a server's
- * frames.  c must be an https:// client in WF_HTTP2_AUTO with no
- * connection yet.  0, or a libuv error (fd is then closed). */
+/* Test seam (test/fuzz/fuzz-http2.c): makes fd, a connected stream socket,
+ * a CONN_H2 of c without TLS (HTTP/2 with prior knowledge) so that what the
+ * other end writes is parsed as a server's frames.  c must be an https://
+ * client in WF_HTTP2_AUTO with no connection yet (client.c).  0, or a libuv
+ * error (fd is then closed). */
 int wf__http_h2_adopt(wf_http_client_t *c, uv_os_sock_t fd);
 
 /* ---- the server's test seam (server.c) ------------------------------------------ */

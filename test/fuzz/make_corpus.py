@@ -356,6 +356,13 @@ def http2_seeds():
                           f(DATA, ES, 3, b'{"error":{"grpc_code":13,"http_code":500,"message":'
                             b'"server closed the stream without sending trailers"}}'),
         'garbage': b'\x00\x10\x20\x30' + b'HTTP/1.1 200 OK\r\n\r\n',
+        # nghttp2 ends the session itself (GOAWAY PROTOCOL_ERROR): the
+        # streams must fail, not wait for a peer that may never close.
+        'window-update-zero': b'\x00\x00\x00\x00' + pre + f(HEADERS, EH, 1, st200) +
+                              f(WU, 0, 0, struct.pack('>I', 0)),
+        # A server that ignores the stream window of a paused stream.
+        'over-window': b'\x01\x08\x10\x20' + pre + f(HEADERS, EH, 3, st200) +
+                       b''.join(f(DATA, 0, 3, b'w' * 16384) for _ in range(40)),
     }
     for name, data in seeds.items():
         write('http2', name, data)

@@ -64,10 +64,10 @@ static void on_data(wf_http_req_t *req, const char *p, size_t n, void *data) {
   }
 }
 
-static wf_http_client_t *client(int http2) {
+static wf_http_client_t *client_idle(int http2, uint64_t idle_close_ms) {
   wf_http_tls_opts_t tls = {getenv("WF_TEST_ETCD_CA"), getenv("WF_TEST_ETCD_CERT"),
                             getenv("WF_TEST_ETCD_KEY")};
-  wf_http_client_opts_t o = {.tls = &tls, .http2 = http2, .idle_close_ms = 60000};
+  wf_http_client_opts_t o = {.tls = &tls, .http2 = http2, .idle_close_ms = idle_close_ms};
   char err[256];
   const char *url = getenv("WF_TEST_ETCD_TLS");
   wf_http_client_t *c;
@@ -76,6 +76,8 @@ static wf_http_client_t *client(int http2) {
   if (!c) WF_FAIL("client: %s", err);
   return c;
 }
+
+static wf_http_client_t *client(int http2) { return client_idle(http2, 60000); }
 
 static void b64(const char *s, char *out) { wf_b64_encode(s, strlen(s), out); }
 
@@ -295,6 +297,27 @@ static void test_flow_control(void) {
   wf_test_close_loop(&loop);
 }
 
+/* SIGSTOP is delivered asynchronously: until every thread of etcd is
+ * stopped it may still answer. */
+static void wait_stopped(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  for (int i = 0; i < 2000; i++) {
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    char *rp;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    rp = strrchr(buf, ')');
+    if (rp && rp[1] == ' ' && rp[2] == 'T') {
+      usleep(50 * 1000); /* and a little more for the other threads */
+      return;
+    }
+    usleep(1000);
+  }
+  WF_FAIL("etcd (pid %d) did not stop", (int)pid);
+}
+
 static int ping_err = 1, pings_done = 0;
 static void on_ping(int err, void *data) {
   res_t *w = data;
@@ -325,6 +348,8 @@ static void test_ping(void) {
 
   /* A frozen etcd answers nothing: the ping fails, then the watch. */
   ASSERT_OK(kill(pid, SIGSTOP));
+  wait_stopped(pid);
+  uv_update_time(&loop); /* the deadline counts from the loop's time */
   t0 = uv_hrtime();
   ASSERT_OK(wf_http_client_ping(c, 500, on_ping, &w));
   RUN_UNTIL(pings_done == 2, 3000);
@@ -423,9 +448,149 @@ static void test_dead_connection(void) {
   wf_test_close_loop(&loop);
 }
 
+/* A session with no stream closes after idle_close_ms; the client is then
+ * back to "no session", and the next request opens a new one (the old one
+ * is freed: ASan would see a request put on it). */
+static void on_keep(uv_timer_t *t) { (void)t; }
+
+static void test_idle_close(void) {
+  wf_http_client_t *c = client_idle(WF_HTTP2_AUTO, 200);
+  res_t r;
+  uv_timer_t keep;
+  /* An idle session does not keep the loop alive (like a pooled
+   * connection); something else must for its timer to run. */
+  uv_timer_init(&loop, &keep);
+  uv_timer_start(&keep, on_keep, 10, 10);
+  for (int round = 0; round < 2; round++) {
+    post(c, "/v3/kv/range", "{\"key\":\"eA==\"}", &r, 0, 5000);
+    RUN_UNTIL(r.done, 5000);
+    ASSERT_OK(r.err);
+    ASSERT_EQ(r.status, 200);
+    free(r.body);
+    ASSERT_STR_EQ(wf_http_client_protocol(c), "h2");
+    ASSERT_EQ(connections_to(tls_port()), 1);
+    RUN_UNTIL(connections_to(tls_port()) == 0, 3000);
+    ASSERT_STR_EQ(wf_http_client_protocol(c), "http/1.1");
+  }
+  uv_close((uv_handle_t *)&keep, NULL);
+  close_client(c);
+  wf_test_close_loop(&loop);
+}
+
+/* A PING in flight when the client closes is answered (UV_ECANCELED, or 0
+ * if the ACK won), never lost; so is one whose session closes idle. */
+static void test_ping_close(void) {
+  wf_http_client_t *c = client_idle(WF_HTTP2_AUTO, 100);
+  res_t r;
+  int closed = 0;
+
+  post(c, "/v3/kv/range", "{\"key\":\"eA==\"}", &r, 0, 5000);
+  RUN_UNTIL(r.done, 5000);
+  free(r.body);
+  pings_done = 0;
+  ping_err = 1;
+  ASSERT_OK(wf_http_client_ping(c, 5000, on_ping, NULL));
+  ASSERT_EQ(pings_done, 0); /* never inside the call */
+  wf_http_client_close(c, closed_cb, &closed);
+  ASSERT_EQ(pings_done, 0);
+  RUN_UNTIL(closed, 5000);
+  ASSERT_EQ(pings_done, 1);
+  ASSERT(ping_err == UV_ECANCELED || ping_err == 0);
+  /* The session may close idle (100 ms) while a PING waits: it waits for
+   * the answer first. */
+  c = client_idle(WF_HTTP2_AUTO, 100);
+  post(c, "/v3/kv/range", "{\"key\":\"eA==\"}", &r, 0, 5000);
+  RUN_UNTIL(r.done, 5000);
+  free(r.body);
+  ASSERT_OK(wf_http_client_ping(c, 5000, on_ping, NULL));
+  RUN_UNTIL(pings_done == 2, 5000);
+  ASSERT_OK(ping_err);
+  close_client(c);
+  wf_test_close_loop(&loop);
+}
+
+/* A watch with a response timeout, paused for longer than it: the resume
+ * restarts the clock (as over HTTP/1.1), the held bytes come, then the
+ * next event. */
+static res_t pt;
+static void on_pt_resume(uv_timer_t *t) {
+  wf_http_req_resume(pt.req);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_pause_past_timeout(void) {
+  wf_http_client_t *c = client(WF_HTTP2_AUTO), *p = client(WF_HTTP2_AUTO);
+  uv_timer_t t;
+  char k[64], body[256];
+
+  b64("ppt/k", k);
+  snprintf(body, sizeof body, "{\"create_request\":{\"key\":\"%s\"}}", k);
+  pt.pause_first = 1;
+  pt.events = 0;
+  post(c, "/v3/watch", body, &pt, 1, 400);
+  RUN_UNTIL(pt.streamed > 0, 5000); /* "created", then paused */
+  put(p, "ppt/k", "held");
+  uv_timer_init(&loop, &t);
+  uv_timer_start(&t, on_pt_resume, 900, 0);
+  RUN_UNTIL(pt.events == 1, 3000); /* delivered after the resume */
+  ASSERT(!pt.done);
+  /* Within 400 ms of the resume another event keeps it alive... */
+  put(p, "ppt/k", "again");
+  RUN_UNTIL(pt.events == 2, 3000);
+  ASSERT(!pt.done);
+  /* ...and 400 ms of silence ends it. */
+  RUN_UNTIL(pt.done, 3000);
+  ASSERT_EQ(pt.err, UV_ETIMEDOUT);
+  close_client(c);
+  close_client(p);
+  wf_test_close_loop(&loop);
+}
+
+/* A consumer that pauses at every piece and resumes on the next loop turn
+ * (backpressure as a log writer does it) reads 6 MiB through a 256 KiB
+ * window without the held bytes growing past it. */
+static res_t pe;
+static uv_timer_t pe_timer;
+static void on_pe_tick(uv_timer_t *t) {
+  (void)t;
+  if (pe.req && !pe.done) wf_http_req_resume(pe.req);
+}
+static void on_pe_data(wf_http_req_t *req, const char *p, size_t n, void *data) {
+  on_data(req, p, n, data);
+  wf_http_req_pause(req);
+}
+
+static void test_pause_every_piece(void) {
+  wf_http_client_t *c = client(WF_HTTP2_AUTO), *p = client(WF_HTTP2_AUTO);
+  static char big[150 * 1024];
+  char k[64], body[256];
+  wf_http_req_opts_t o = {.method = "POST", .path = "/v3/watch", .body = body, .stream = 1};
+  wf_http_cbs_t cbs = {.on_data = on_pe_data, .on_done = on_done};
+
+  memset(big, 'p', sizeof big - 1);
+  b64("pe/k", k);
+  snprintf(body, sizeof body, "{\"create_request\":{\"key\":\"%s\"}}", k);
+  o.body_len = strlen(body);
+  memset(&pe, 0, sizeof pe);
+  pe.req = wf_http_request(c, &o, &cbs, &pe);
+  uv_timer_init(&loop, &pe_timer);
+  uv_timer_start(&pe_timer, on_pe_tick, 1, 1);
+  RUN_UNTIL(pe.streamed > 0, 5000);
+  for (int i = 0; i < 30; i++) put(p, "pe/k", big);
+  RUN_UNTIL(pe.events == 30, 30000);
+  ASSERT(!pe.done);
+  ASSERT(pe.streamed > 30 * 150 * 1024);
+  uv_close((uv_handle_t *)&pe_timer, NULL);
+  close_client(c);
+  close_client(p);
+  wf_test_close_loop(&loop);
+}
+
 static const wf_test_t tests[] = {
     WF_TEST(alpn),   WF_TEST(one_connection), WF_TEST(flow_control),       WF_TEST(ping),
     WF_TEST(stream_timeout), WF_TEST(cancel_and_close), WF_TEST(dead_connection),
+    WF_TEST(idle_close), WF_TEST(ping_close), WF_TEST(pause_past_timeout),
+    WF_TEST(pause_every_piece),
 };
 
 int main(int argc, char **argv) {
