@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "http-internal.h"
 
@@ -55,6 +56,33 @@ void wf__http_tls_close_notify(wf__http_conn_t *conn) {
   (void)uv_try_write(&conn->io.stream, &b, 1);
 }
 
+/* A write failed (EPIPE, ECONNRESET): the peer closed, and often said why
+ * first, in an alert still waiting in the socket (a TLS 1.3 server refuses
+ * our certificate after our side of the handshake is done, and our next
+ * write meets its close).  Reads what is there, without waiting, and fails
+ * conn with the alert's reason; 0 when there was none (conn untouched). */
+static int explain_write_error(wf__http_conn_t *conn) {
+  uv_os_fd_t fd;
+  char buf[4096];
+
+  if (uv_fileno(&conn->io.handle, &fd) != 0) return 0;
+  for (int i = 0; i < 16; i++) {
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) break;
+    if (wf__tls_feed(conn->tls, buf, (size_t)n) < 0) break;
+  }
+  for (;;) {
+    ssize_t n = wf__tls_read(conn->tls, conn->rbuf, sizeof(conn->rbuf));
+    if (n > 0) continue; /* an answer that came before the close: too late */
+    if (n == WF_ETLS) {
+      conn->tls_dead = 1;
+      wf__http_tls_fail(conn, wf__tls_error(conn->tls));
+      return 1;
+    }
+    return 0;
+  }
+}
+
 static void on_tls_write(uv_write_t *w, int status) {
   tls_wreq_t *wr = container_of(w, tls_wreq_t, req);
   wf__http_conn_t *conn = wr->conn;
@@ -64,6 +92,7 @@ static void on_tls_write(uv_write_t *w, int status) {
   conn->write_pending--;
   if (conn->state == CONN_CLOSING) return;
   if (status < 0) {
+    if ((status == UV_EPIPE || status == UV_ECONNRESET) && explain_write_error(conn)) return;
     conn->tls_dead = 1;
     wf__http_conn_fail(conn, status); /* closes an idle one, fails a request */
     return;

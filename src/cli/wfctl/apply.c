@@ -26,7 +26,7 @@ static void on_apply_put(int err, int64_t rev, void *data) {
     return;
   }
   printf("%s applied\n", c->put_labels[c->iput]);
-  fflush(stdout);
+  wf__ctl_flush_stdout();
   c->iput++;
   put_next(c);
 }

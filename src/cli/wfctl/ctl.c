@@ -12,6 +12,8 @@
  * Exit codes: 0 done, 1 the command failed (or `run`'s step did not
  * succeed), 2 usage error.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,6 +504,12 @@ static int parse_args(wf__ctl_t *c, int argc, char **argv) {
   return -1;
 }
 
+void wf__ctl_flush_stdout(void) {
+  if (fflush(stdout) == 0 || errno != EPIPE) return;
+  signal(SIGPIPE, SIG_DFL);
+  raise(SIGPIPE);
+}
+
 int wf_wfctl_main(int argc, char **argv) {
   wf__ctl_t c;
   memset(&c, 0, sizeof c);
@@ -511,6 +519,7 @@ int wf_wfctl_main(int argc, char **argv) {
   wf_params_init(&c.d_offer_origins);
   /* The etcd client logs its retries; wfctl reports what matters itself. */
   wf_log_setup(WF_LOG_ERROR, 0);
+  signal(SIGPIPE, SIG_IGN);
   int rc = parse_args(&c, argc, argv);
   if (rc >= 0) goto out;
   wf_etcd_opts_t eo = {.endpoints = (const char *const *)c.endpoints, .nendpoints = c.nendpoints};

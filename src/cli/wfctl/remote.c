@@ -153,7 +153,7 @@ static void on_data(wf_http_req_t *req, const char *p, size_t n, void *data) {
     return;
   }
   fwrite(p, 1, n, stdout);
-  fflush(stdout);
+  wf__ctl_flush_stdout();
   c->r_off += (int64_t)n;
   c->r_att_bytes += (int64_t)n;
   if (c->r_follow && c->r_complete && c->rstate == REMOTE_STREAM) timer_arm(c, END_GRACE_MS);

@@ -150,7 +150,7 @@ static void on_put(int err, int succeeded, int64_t rev, const wf_etcd_kv_t *cur,
     return;
   }
   printf("%s\n", c->step_key);
-  fflush(stdout);
+  wf__ctl_flush_stdout();
   c->last_status = wf_strdup("PENDDING");
   fprintf(stderr, "wfctl: step %s PENDDING for node %s\n", c->step_key, c->node);
   wf_etcd_watch_cbs_t cbs = {on_events, on_compacted, on_watch_state};

@@ -62,7 +62,7 @@ int wf__tail_pump(wf__ctl_t *c) {
     fwrite(buf, 1, (size_t)n, stdout);
     c->off += n;
   }
-  fflush(stdout);
+  wf__ctl_flush_stdout();
   return 0;
 }
 

@@ -229,6 +229,12 @@ void wf__ctl_fail(wf__ctl_t *c, int err, const char *fmt, ...)
 /* "wfctl: " + the message + a newline on stderr (the one line format of
  * every message for people). */
 void wf__ctl_vsay(const char *fmt, va_list ap);
+/* fflush(stdout); when the reader is gone (EPIPE: `wfctl logs -f | head`)
+ * wfctl dies of SIGPIPE, as it would have without ignoring it.  wfctl
+ * ignores SIGPIPE so that a socket closed by a peer (etcd refusing a
+ * certificate after a TLS 1.3 handshake) is an error, not a kill; stdout
+ * gets the old behaviour back here. */
+void wf__ctl_flush_stdout(void);
 
 /* Remembers the step a command is about: step_key and etcd_key. */
 void wf__ctl_set_step_key(wf__ctl_t *c, const char *key);
