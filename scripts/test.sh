@@ -19,6 +19,11 @@
 #                               unit, etcd, docker, e2e, podman)
 #   WF_SKIP_ASAN=1              skip the sanitizer run (ignored when CI=true)
 #   WF_TEST_ARGS="..."          extra arguments for `meson test`
+#   WF_TEST_JOBS=N              tests run at once (default 3 on 2 cores: most
+#                               end-to-end tests wait on etcd, tokens, timers
+#                               and child processes rather than compute; the
+#                               ones that measure time or memory are
+#                               is_parallel: false and run alone)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -86,7 +91,8 @@ run() {
   echo "==== $dir: test ${suite_args[*]:-(all suites)}" >&2
   rm -f "$dir/meson-logs/testlog.json"
   # shellcheck disable=SC2086
-  meson test -C "$dir" --print-errorlogs "${suite_args[@]}" ${WF_TEST_ARGS:-} "${TEST_EXTRA[@]}" >&2
+  meson test -C "$dir" --print-errorlogs --num-processes "${WF_TEST_JOBS:-3}" "${suite_args[@]}" \
+    ${WF_TEST_ARGS:-} "${TEST_EXTRA[@]}" >&2
   count "$dir"
   echo "==== $dir: done in $(( $(date +%s) - t0 ))s" >&2
 }
@@ -103,7 +109,7 @@ else
   unset WF_ASAN
 fi
 
-# Fuzz smoke run: every libFuzzer target for 30 s on a copy of its seed
+# Fuzz smoke run: every libFuzzer target for 20 s on a copy of its seed
 # corpus, in a clang ASan+UBSan build (docs/fuzzing.md).  WF_SKIP_FUZZ=1
 # skips it locally.
 if [ "${WF_SKIP_FUZZ:-0}" = 1 ] && [ "${CI:-}" != true ]; then
