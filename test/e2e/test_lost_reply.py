@@ -64,16 +64,7 @@ class TlsProxy(TcpProxy):
                         self.drop_responses = True
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(2)
-            except OSError:
-                pass
-        with self.lock:
-            for s in (src, dst):
-                if s in self.conns:
-                    self.conns.discard(s)
-                    s.close()
+        self._end_pair(src, dst)
 
 
 def wait_etcd_status(s, key, statuses, timeout):

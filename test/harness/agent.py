@@ -213,23 +213,31 @@ class Agent:
         return 0
 
 
-def tcp_connections(pid, remote_port):
-    """See Agent.tcp_connections: ESTABLISHED sockets of pid to remote_port."""
-    if not pid:
-        return set()
-    inodes = set()
+def socket_inodes(pid):
+    """The inodes of pid's sockets (from /proc/PID/fd; empty if it is gone)."""
     fd_dir = "/proc/%d/fd" % pid
+    out = set()
     try:
         fds = os.listdir(fd_dir)
     except OSError:
-        return set()
+        return out
     for fd in fds:
         try:
             target = os.readlink(os.path.join(fd_dir, fd))
         except OSError:
             continue  # closed meanwhile
         if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+            out.add(target[8:-1])
+    return out
+
+
+def tcp_connections(pid, remote_port):
+    """See Agent.tcp_connections: ESTABLISHED sockets of pid to remote_port."""
+    if not pid:
+        return set()
+    inodes = socket_inodes(pid)
+    if not inodes:
+        return set()
     found = set()
     # The process's own network namespace, in case it differs from ours.
     for table in ("/proc/%d/net/tcp" % pid, "/proc/%d/net/tcp6" % pid):

@@ -101,6 +101,11 @@ class TcpProxy:
                     src.sendall(ERROR_REPLY)
         except OSError:
             pass
+        self._end_pair(src, dst)
+
+    def _end_pair(self, src, dst):
+        """One direction ended: both sockets of the pair go (for _pump and
+        the _pump of subclasses)."""
         for s in (src, dst):
             try:
                 s.shutdown(socket.SHUT_RDWR)
