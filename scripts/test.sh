@@ -19,11 +19,12 @@
 #                               unit, etcd, docker, e2e, podman)
 #   WF_SKIP_ASAN=1              skip the sanitizer run (ignored when CI=true)
 #   WF_TEST_ARGS="..."          extra arguments for `meson test`
-#   WF_TEST_JOBS=N              tests run at once (default 3 on 2 cores: most
-#                               end-to-end tests wait on etcd, tokens, timers
-#                               and child processes rather than compute; the
-#                               ones that measure time or memory are
-#                               is_parallel: false and run alone)
+#   WF_TEST_JOBS=N              tests run at once (default 4 in build/, 3 under
+#                               ASan, on 2 cores: most end-to-end tests wait
+#                               on etcd, tokens, timers and child processes
+#                               rather than compute; the ones that measure
+#                               time or memory are is_parallel: false and run
+#                               alone)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -91,14 +92,16 @@ run() {
   echo "==== $dir: test ${suite_args[*]:-(all suites)}" >&2
   rm -f "$dir/meson-logs/testlog.json"
   # shellcheck disable=SC2086
-  meson test -C "$dir" --print-errorlogs --num-processes "${WF_TEST_JOBS:-3}" "${suite_args[@]}" \
+  meson test -C "$dir" --print-errorlogs --num-processes "${WF_TEST_JOBS:-$JOBS}" "${suite_args[@]}" \
     ${WF_TEST_ARGS:-} "${TEST_EXTRA[@]}" >&2
   count "$dir"
   echo "==== $dir: done in $(( $(date +%s) - t0 ))s" >&2
 }
 
 TEST_EXTRA=()
+JOBS=4
 run build
+JOBS=3
 
 if [ "${WF_SKIP_ASAN:-0}" = 1 ] && [ "${CI:-}" != true ]; then
   echo "==== build-asan: skipped (WF_SKIP_ASAN=1)" >&2
