@@ -1,10 +1,12 @@
 /*
- * http: an HTTP/1.1 client on libuv + llhttp, over TCP, TLS or a unix socket.
- * It knows nothing of etcd or Docker.
+ * http: an HTTP client on libuv, over TCP, TLS or a unix socket: HTTP/1.1
+ * (llhttp) everywhere, and HTTP/2 (nghttp2) on an https:// origin whose
+ * server picks ALPN h2.  It knows nothing of etcd or Docker.
  *
  * A client is bound to one origin ("http://host:port", "https://host:port"
- * or "unix:///path") and
- * keeps a small pool of idle keep-alive connections.  Each request either
+ * or "unix:///path").  Over HTTP/1.1 it keeps a small pool of idle
+ * keep-alive connections; over HTTP/2 one connection carries every request
+ * as a stream (see wf_http_client_opts_t.http2).  Each request either
  * buffers the whole body (bounded by max_body) and hands it to on_done, or
  * streams it through on_data as it arrives (chunked bodies are de-chunked;
  * trailers are accepted and ignored).  Every failure (connect refused, reset,

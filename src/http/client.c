@@ -59,6 +59,12 @@
  *   between it and the parser and runs the handshake while the connection
  *   is CONN_CONNECTING.
  *
+ * - HTTP/2 (https:// in WF_HTTP2_AUTO): every request passes through
+ *   wf__http_dispatch, where client-h2-route.c may take it: as a stream of
+ *   the live session (a CONN_H2 connection, client-h2.c), or into the wait
+ *   for the first handshake's ALPN answer.  What it does not take goes the
+ *   HTTP/1.1 way below.
+ *
  * - Errors: llhttp parse errors and a 101 are WF_EPROTO; head over
  *   max_header or buffered body over max_body are WF_ETOOBIG; a connection
  *   closed before the response ended is UV_EOF; a TLS failure is WF_ETLS
