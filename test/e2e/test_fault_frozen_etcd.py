@@ -29,6 +29,14 @@ def main():
         check(status_of(s.wait_step("before"))["status"] == "SUCCEEDED", "step before")
         s.put_step("across", "slow@v1")
         s.wait_step("across", "RUNNING", timeout=20)
+        # RUNNING in etcd is the claim applied; the agent may still wait for
+        # the claim's answer (a loaded host), and a freeze then would catch
+        # the claim instead of the final write.  The step's own mark says the
+        # agent has it running.
+        deadline = time.time() + T(20)
+        while not os.path.exists(os.path.join(marks, "across")) and time.time() < deadline:
+            time.sleep(0.05)
+        check(os.path.exists(os.path.join(marks, "across")), "step across did not start")
         stalls_before = len(a.stderr_lines_with("stalled"))
         t0 = time.time()
         s.etcd.pause()
