@@ -7,6 +7,11 @@ builds build-bench/ first; see bench/README.md for what each part measures.
 Starts one private etcd (and for part 6 a private dockerd, for part 10 a
 private Podman service), runs the parts in order, prints the table and
 writes it with the raw figures to OUT.json.  Every process it starts it stops by PID.
+
+One file over 900 lines on purpose: the parts are methods of one Bench
+that share its etcd, its agents' life cycle and its helpers (part 13 runs
+parts 1, 2, 5 and 7's measures again over TLS), and each part reads on its
+own; bench/README.md lists them, benchlib.py holds what has no state.
 """
 import contextlib
 import json
@@ -1192,6 +1197,16 @@ class Bench:
     # ---- part 13: HTTP/2 against HTTP/1.1 to etcd over TLS ----------------------------------
     H2_MODES = ("off", "auto")   # --etcd-http2; "auto" is HTTP/2 (ALPN h2) on etcd 3.4
 
+    def h2_teardown(self, watches, samplers, agents):
+        """Part 13's measures end alike: their watch streams closed, their
+        connection samplers stopped, their agents stopped."""
+        for m in watches:
+            watches[m][0].close()
+        for m in samplers:
+            samplers[m].stop()
+        for a in agents.values():
+            self.stop_agent(a)
+
     @staticmethod
     def h2_order(i):
         """The two modes, first one then the other: repetition i of an
@@ -1267,12 +1282,7 @@ class Bench:
                     res[m]["running"].append(r)
                     res[m]["succeeded"].append(s)
         finally:
-            for m in watches:
-                watches[m][0].close()
-            for m in samplers:
-                samplers[m].stop()
-            for a in agents.values():
-                self.stop_agent(a)
+            self.h2_teardown(watches, samplers, agents)
         for m in self.H2_MODES:
             x = res[m]
             x.update({"running_p50": percentile(x["running"], 50),
@@ -1323,12 +1333,7 @@ class Bench:
                           for m in self.H2_MODES}
                 rss = {m: proc_status_kb(agents[m].pid, "VmRSS") for m in self.H2_MODES}
             finally:
-                for m in watches:
-                    watches[m][0].close()
-                for m in samplers:
-                    samplers[m].stop()
-                for a in agents.values():
-                    self.stop_agent(a)
+                self.h2_teardown(watches, samplers, agents)
         res = {m: {"rate": median([x["rate"] for x in reps[m]]),
                    "cpu_ms": median([x["cpu_ms"] for x in reps[m]]),
                    "etcd_ms": median([x["etcd_ms"] for x in reps[m]]),

@@ -766,10 +766,6 @@ void wf__http_h2_pump(wf__http_conn_t *conn) {
   wf__http_h2_after(conn);
 }
 
-static int retryable(int err) {
-  return err == UV_EOF || err == UV_ECONNRESET || err == UV_EPIPE || err == UV_ECONNABORTED;
-}
-
 void wf__http_h2_fail(wf__http_conn_t *conn, int err) {
   wf__http_h2_t *s = conn->h2;
   wf_http_client_t *c = conn->client;
@@ -798,7 +794,7 @@ void wf__http_h2_fail(wf__http_conn_t *conn, int err) {
   while (!wf__http_list_empty(&gone)) {
     wf_http_req_t *req = container_of(gone.next, wf_http_req_t, h2_link);
     wf__http_list_remove(&req->h2_link);
-    if (!req->h2_got && s->served && !req->retried && !c->closing && retryable(err)) {
+    if (!req->h2_got && s->served && !req->retried && !c->closing && wf__http_retryable(err)) {
       req->retried = 1;
       wf__http_dispatch(c, req);
     } else {

@@ -312,10 +312,6 @@ void wf__http_complete_req(wf__http_conn_t *conn, int err) {
   }
 }
 
-static int retryable(int err) {
-  return err == UV_EOF || err == UV_ECONNRESET || err == UV_EPIPE || err == UV_ECONNABORTED;
-}
-
 /* A reused connection that died before answering was most likely closed by
  * the server while idle, so the request gets one more try on a fresh
  * connection. */
@@ -331,7 +327,8 @@ void wf__http_conn_fail(wf__http_conn_t *conn, int err) {
     wf__http_conn_close(conn);
     return;
   }
-  if (retryable(err) && conn->served > 0 && !conn->got_bytes && !req->retried && !c->closing) {
+  if (wf__http_retryable(err) && conn->served > 0 && !conn->got_bytes && !req->retried &&
+      !c->closing) {
     wf_debug(NULL, "http %s: reused connection failed (%s), retrying", c->origin,
              wf__http_errstr(err));
     detach(conn);

@@ -297,6 +297,13 @@ static inline int wf__http_gone(const wf__http_conn_t *conn, const wf_http_req_t
   return conn->state != CONN_ACTIVE || conn->req != req;
 }
 
+/* A transport error after which a request that saw nothing of its answer,
+ * on a connection that had served before, is sent once more (the server
+ * closed the idle connection under it). */
+static inline int wf__http_retryable(int err) {
+  return err == UV_EOF || err == UV_ECONNRESET || err == UV_EPIPE || err == UV_ECONNABORTED;
+}
+
 /* Text for our log lines: WF_E* codes and libuv's own. */
 static inline const char *wf__http_errstr(int err) {
   return err <= WF_EPROTO ? wf_strerror(err) : uv_strerror(err);
