@@ -851,11 +851,7 @@ void wf__http_h2_client_closing(wf_http_client_t *c) {
     if (!conn->h2->in_recv && !conn->h2->in_send) (void)flush(conn);
     if (conn->state == CONN_H2) wf__http_h2_fail(conn, UV_ECANCELED);
   }
-  c->h2conn = NULL;
-  /* PINGs of sessions that are gone already are due, or free. */
-  for (int i = 0; i < WF__HTTP_MAX_PINGS; i++)
-    if (c->h2_pings[i].state == PING_WAITING) wf__http_h2_pings_fail(c, c->h2_pings[i].conn,
-                                                                     UV_ECANCELED);
+  c->h2conn = NULL; /* each session's PINGs became due in wf__http_h2_fail */
 }
 
 void wf__http_h2_free(wf__http_conn_t *conn) {

@@ -47,24 +47,16 @@ class TlsProxy(TcpProxy):
             self.arm = 0
         self.drop_responses = False
 
-    def _pump(self, src, dst, is_response):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if is_response and self.drop_responses:
-                    continue
-                dst.sendall(data)
-                with self.arm_lock:
-                    if is_response and self.arm == 1:
-                        self.arm = 2
-                    elif not is_response and self.arm == 2:
-                        self.arm = 0
-                        self.drop_responses = True
-        except OSError:
-            pass
-        self._end_pair(src, dst)
+    def _forward(self, src, dst, data, is_response):
+        if is_response and self.drop_responses:
+            return
+        dst.sendall(data)
+        with self.arm_lock:
+            if is_response and self.arm == 1:
+                self.arm = 2
+            elif not is_response and self.arm == 2:
+                self.arm = 0
+                self.drop_responses = True
 
 
 def wait_etcd_status(s, key, statuses, timeout):

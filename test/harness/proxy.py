@@ -86,26 +86,30 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
-                if not is_response:  # the last 8 KiB of requests on this connection
-                    self.first_request[src] = (self.first_request.get(src, b"") + data)[-8192:]
-                if is_response and (self.drop_responses or self.error_replies) and \
-                        self._watch_request(dst) is None:
-                    continue
-                if is_response and self.delays:
-                    d = self._delay_for(dst)
-                    if d:
-                        time.sleep(d)
-                dst.sendall(data)
-                if not is_response and self.error_replies and data.startswith(b"POST ") and \
-                        not data.startswith(b"POST /v3/watch"):
-                    src.sendall(ERROR_REPLY)
+                self._forward(src, dst, data, is_response)
         except OSError:
             pass
         self._end_pair(src, dst)
 
+    def _forward(self, src, dst, data, is_response):
+        """One chunk read from src, on its way to dst (subclasses change
+        what passes)."""
+        if not is_response:  # the last 8 KiB of requests on this connection
+            self.first_request[src] = (self.first_request.get(src, b"") + data)[-8192:]
+        if is_response and (self.drop_responses or self.error_replies) and \
+                self._watch_request(dst) is None:
+            return
+        if is_response and self.delays:
+            d = self._delay_for(dst)
+            if d:
+                time.sleep(d)
+        dst.sendall(data)
+        if not is_response and self.error_replies and data.startswith(b"POST ") and \
+                not data.startswith(b"POST /v3/watch"):
+            src.sendall(ERROR_REPLY)
+
     def _end_pair(self, src, dst):
-        """One direction ended: both sockets of the pair go (for _pump and
-        the _pump of subclasses)."""
+        """One direction ended: both sockets of the pair go."""
         for s in (src, dst):
             try:
                 s.shutdown(socket.SHUT_RDWR)
